@@ -1,0 +1,308 @@
+"""Language-model adapters: the base model, and the engine under the counterfactual model.
+
+Behaviour is chosen from the model's config (``is_encoder_decoder``, the auto-model mappings), never
+from its name. Every adapter turns prompts (plain strings or chat message lists) into answer strings
+with greedy decoding by default, so the same input always gives the same output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union, runtime_checkable
+
+import torch
+
+from serac.config import BaseModelConfig
+from serac.errors import ModelNotAvailableError, PromptTooLongError
+from serac.models import resolve_model
+
+logger = logging.getLogger(__name__)
+
+Message = Mapping[str, str]
+Prompt = Union[str, Sequence[Message]]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Per-call decoding settings; ``None`` fields fall back to the adapter's defaults."""
+
+    max_new_tokens: int | None = None
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    seed: int | None = None
+
+
+GREEDY = GenerationOptions()
+
+
+@runtime_checkable
+class TextModel(Protocol):
+    """What the router needs from a base model: prompts in, answers out, in order."""
+
+    def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[str]: ...
+
+
+def query_text(prompt: Prompt) -> str:
+    """The text the scope classifier should read: the prompt, or a chat's last user message."""
+    if isinstance(prompt, str):
+        return prompt
+    for message in reversed(list(prompt)):
+        if message.get("role") == "user":
+            return message.get("content", "")
+    raise ValueError("a chat prompt needs at least one message with role 'user'")
+
+
+def _truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    # fork_rng keeps the caller's global RNG state untouched.
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+class HFTextModel:
+    """Shared machinery of the Hugging Face adapters (tokenise, batch, decode, check length)."""
+
+    is_encoder_decoder = False
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        chat_template: bool | None = None,
+        system_prompt: str | None = None,
+        max_new_tokens: int = 32,
+        batch_size: int = 1,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        has_template = getattr(tokenizer, "chat_template", None) is not None
+        if chat_template and not has_template:
+            raise ModelNotAvailableError(
+                "chat_template=True but the tokenizer has no chat template; set chat_template to "
+                "None/False or use a tokenizer that defines one"
+            )
+        self.use_chat_template = has_template if chat_template is None else chat_template
+        self.system_prompt = system_prompt
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.context_length = self._context_length()
+
+    def _context_length(self) -> int:
+        config = self.model.config
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        value = getattr(self.tokenizer, "model_max_length", None)
+        return value if isinstance(value, int) and 0 < value < 10**8 else 2048
+
+    # -- prompt formatting -------------------------------------------------------------------------
+    def format(self, prompt: Prompt) -> str:
+        """The exact text fed to the tokenizer for ``prompt``."""
+        if self.use_chat_template:
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+            if self.system_prompt and messages[0].get("role") != "system":
+                messages = [{"role": "system", "content": self.system_prompt}, *messages]
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if isinstance(prompt, str):
+            return prompt
+        return "\n".join(m.get("content", "") for m in prompt)
+
+    def _encode(self, texts: list[str], max_new_tokens: int) -> dict[str, torch.Tensor]:
+        # Chat templates already carry the BOS/special tokens they need.
+        encoded = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=not self.use_chat_template
+        )
+        longest = int(encoded["attention_mask"].sum(dim=1).max())
+        limit = self.context_length - (0 if self.is_encoder_decoder else max_new_tokens)
+        if longest > limit:
+            raise PromptTooLongError(
+                f"prompt is {longest} tokens; with max_new_tokens={max_new_tokens} the model's context "
+                f"of {self.context_length} tokens allows at most {limit}; shorten the prompt or lower max_new_tokens"
+            )
+        return encoded
+
+    # -- generation --------------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[str]:
+        texts = [self.format(p) for p in prompts]
+        max_new = options.max_new_tokens or self.max_new_tokens
+        answers: list[str] = []
+        for start in range(0, len(texts), self.batch_size):
+            answers.extend(self._generate_batch(texts[start : start + self.batch_size], max_new, options))
+        return answers
+
+    def _generation_kwargs(self, max_new: int, options: GenerationOptions) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": options.temperature > 0,
+        }
+        if options.temperature > 0:
+            kwargs.update(temperature=options.temperature, top_p=options.top_p)
+        else:  # silence sampling defaults from generation_config when decoding greedily
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if options.stop:
+            kwargs.update(stop_strings=list(options.stop), tokenizer=self.tokenizer)
+        return kwargs
+
+    @torch.inference_mode()
+    def _generate_batch(self, texts: list[str], max_new: int, options: GenerationOptions) -> list[str]:
+        encoded = self._encode(texts, max_new)
+        with _seeded(options.seed):
+            output = self.model.generate(**encoded, **self._generation_kwargs(max_new, options))
+        if not self.is_encoder_decoder:
+            output = output[:, encoded["input_ids"].shape[1] :]
+        decoded = self.tokenizer.batch_decode(output, skip_special_tokens=True)
+        return [_truncate_at_stop(text, options.stop).strip() for text in decoded]
+
+    def stream(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Iterator[str]:
+        """Yield text pieces as they are generated (for SSE); joined they equal ``generate``'s
+        answer before its final strip."""
+        from threading import Thread
+
+        from transformers import TextIteratorStreamer
+
+        max_new = options.max_new_tokens or self.max_new_tokens
+        encoded = self._encode([self.format(prompt)], max_new)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = {**encoded, **self._generation_kwargs(max_new, options), "streamer": streamer}
+
+        def run() -> None:
+            with torch.inference_mode(), _seeded(options.seed):
+                self.model.generate(**kwargs)
+
+        thread = Thread(target=run, daemon=True)
+        thread.start()
+        emitted = ""
+        for piece in streamer:
+            candidate = emitted + piece
+            cut = _truncate_at_stop(candidate, options.stop)
+            if len(cut) < len(candidate):
+                if cut[len(emitted) :]:
+                    yield cut[len(emitted) :]
+                break
+            emitted = candidate
+            if piece:
+                yield piece
+        thread.join()
+
+    # -- teacher forcing ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def teacher_forced(self, prompts: Sequence[Prompt], targets: Sequence[str]) -> list[float]:
+        """Per row, the share of target tokens the model predicts (argmax) given the prompt and
+        the gold tokens before them: the metric most published editing numbers use."""
+        scores = []
+        for prompt, target in zip(prompts, targets):
+            scores.append(self._token_accuracy(self.format(prompt), target))
+        return scores
+
+    def _target_ids(self, prompt_text: str, target: str) -> list[int]:
+        separator = "" if self.use_chat_template or prompt_text.endswith((" ", "\n")) else " "
+        return self.tokenizer(separator + target, add_special_tokens=False)["input_ids"]
+
+    def _token_accuracy(self, prompt_text: str, target: str) -> float:
+        prompt_ids = self.tokenizer(prompt_text, add_special_tokens=not self.use_chat_template)["input_ids"]
+        target_ids = self._target_ids(prompt_text, target)
+        if not target_ids:
+            return 0.0
+        ids = torch.tensor([prompt_ids + target_ids])
+        logits = self.model(input_ids=ids).logits[0]
+        predicted = logits[len(prompt_ids) - 1 : -1].argmax(dim=-1)
+        return float((predicted == torch.tensor(target_ids)).float().mean())
+
+
+class HFCausalLM(HFTextModel):
+    """Any ``AutoModelForCausalLM``; uses its chat template when the tokenizer has one."""
+
+    def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
+        tokenizer.padding_side = "left"  # generation continues from the right edge
+        super().__init__(model, tokenizer, **kwargs)
+
+
+class HFSeq2SeqLM(HFTextModel):
+    """Any ``AutoModelForSeq2SeqLM`` (``config.is_encoder_decoder``)."""
+
+    is_encoder_decoder = True
+
+    def _token_accuracy(self, prompt_text: str, target: str) -> float:
+        encoded = self.tokenizer(prompt_text, return_tensors="pt")
+        labels = self.tokenizer(target, return_tensors="pt")["input_ids"]
+        logits = self.model(**encoded, labels=labels).logits[0]
+        return float((logits.argmax(dim=-1) == labels[0]).float().mean())
+
+
+class CallableModel:
+    """Wraps any Python callable as a base model: ``fn(list_of_prompts) -> list_of_answers`` or,
+    with ``batched=False``, ``fn(prompt) -> answer``. Use it for remote endpoints."""
+
+    def __init__(self, fn: Callable[..., Any], batched: bool = True) -> None:
+        self.fn = fn
+        self.batched = batched
+
+    def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[str]:
+        answers = list(self.fn(list(prompts))) if self.batched else [self.fn(p) for p in prompts]
+        if len(answers) != len(prompts):
+            raise ValueError(f"the base callable returned {len(answers)} answers for {len(prompts)} prompts")
+        return [str(a) for a in answers]
+
+
+def _model_kind(config: Any) -> str:
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False) or config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return "seq2seq"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "causal"
+    raise ModelNotAvailableError(
+        f"model type {config.model_type!r} is neither a causal nor a seq2seq language model; set "
+        "kind='causal' or 'seq2seq' explicitly, or wrap it with serac.CallableModel"
+    )
+
+
+def load_text_model(spec: str, kind: str = "auto", **kwargs: Any) -> HFTextModel:
+    """Load a model id/path/``embedded:`` preset as the right adapter for its config."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    path = resolve_model(spec)
+    try:
+        config = AutoConfig.from_pretrained(path)
+        kind = _model_kind(config) if kind == "auto" else kind
+        auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+        model = auto.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ModelNotAvailableError):
+            raise
+        raise ModelNotAvailableError(
+            f"could not load model {spec!r} from {path}: {exc}. Pass a local model directory or "
+            "a Hugging Face model id available offline"
+        ) from None
+    adapter = HFSeq2SeqLM if kind == "seq2seq" else HFCausalLM
+    return adapter(model, tokenizer, **kwargs)
+
+
+def load_base_model(config: BaseModelConfig) -> HFTextModel:
+    return load_text_model(
+        config.model,
+        config.kind,
+        chat_template=config.chat_template,
+        system_prompt=config.system_prompt,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.batch_size,
+    )

@@ -1,0 +1,200 @@
+"""EditedModel: the SERAC router over an untouched base model.
+
+Per batch: sync the edit index with the store, one scope decision for every row, the counterfactual
+model on in-scope rows only, the base model on the rest only, answers merged back in input order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+from serac.base import GREEDY, GenerationOptions, Prompt, TextModel, load_base_model, query_text
+from serac.config import SeracConfig
+from serac.counterfactual import CounterfactualModel, LMCounterfactual
+from serac.edits import Edit, EditRequest, to_requests, validate_edit
+from serac.errors import ConfigError
+from serac.models import serac_home
+from serac.scope import Candidate, ScopeClassifier, ScopeDecision
+from serac.store import EditStore, EditStoreProtocol
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "serac_config.json"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer and why: which model produced it and, if an edit fired, which and how strongly."""
+
+    text: str
+    source: Literal["base", "counterfactual"]
+    edit: Edit | None = None
+    score: float | None = None  # best scope score (also reported for out-of-scope rows)
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+
+    @property
+    def edit_id(self) -> int | None:
+        return self.edit.id if self.edit else None
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "edit_id": self.edit_id,
+            "score": self.score,
+            "edit": self.edit.to_dict() if self.edit else None,
+        }
+
+
+class EditedModel:
+    """A base model plus an edit memory. Edits take effect on the next call, no retraining."""
+
+    def __init__(
+        self,
+        base: TextModel,
+        scope: ScopeClassifier,
+        counterfactual: CounterfactualModel,
+        store: EditStoreProtocol | None = None,
+        config: SeracConfig | None = None,
+    ) -> None:
+        self.base = base
+        self.scope = scope
+        self.counterfactual = counterfactual
+        self.store = store if store is not None else EditStore(":memory:")
+        self.config = config
+        self._lock = threading.RLock()
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls, config: SeracConfig | None = None, store: str | Path | EditStoreProtocol | None = None
+    ) -> "EditedModel":
+        """Load every part a config names. ``store`` is a path (created if missing), a store
+        object, or None for an in-memory store."""
+        config = config or SeracConfig()
+        base = load_base_model(config.base)
+        counterfactual = LMCounterfactual.from_config(config.counterfactual)
+        scope = ScopeClassifier.from_config(config.scope)
+        return cls(base, scope, counterfactual, _open_store(store), config)
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path | None = None, store: str | Path | EditStoreProtocol | None = None
+    ) -> "EditedModel":
+        """Load an artifact directory written by ``serac train`` (it holds ``serac_config.json``
+        whose relative paths are resolved against the directory), or the defaults when None."""
+        if directory is None:
+            return cls.from_config(SeracConfig(), store)
+        return cls.from_config(load_artifact_config(directory), store)
+
+    # -- edits ------------------------------------------------------------------------------------
+    def add(self, input: str, target: str, metadata: Mapping[str, Any] | None = None) -> Edit:
+        return self.add_many([validate_edit(input, target, metadata)])[0]
+
+    def add_many(self, edits: Iterable[EditRequest | tuple | Mapping[str, Any]]) -> list[Edit]:
+        """Validate all, embed the keys, then store edits and vectors in one transaction."""
+        requests = to_requests(edits)
+        if not requests:
+            return []
+        vectors = self.scope.embed_keys([r.input for r in requests])
+        with self._lock:
+            stored = self.store.add_many(requests, embeddings=(self.scope.encoder.id, vectors))
+            self.scope.sync(self.store)
+        return stored
+
+    def remove(self, edit_id: int) -> int:
+        with self._lock:
+            version = self.store.remove(edit_id)
+            self.scope.sync(self.store)
+        return version
+
+    def rollback(self, version: int) -> int:
+        with self._lock:
+            new_version = self.store.rollback(version)
+            self.scope.sync(self.store)
+        return new_version
+
+    @property
+    def edits(self) -> list[Edit]:
+        return self.store.list()
+
+    @property
+    def version(self) -> int:
+        return self.store.version
+
+    # -- inference --------------------------------------------------------------------------------
+    def route(self, prompts: Sequence[Prompt]) -> list[ScopeDecision]:
+        with self._lock:
+            self.scope.sync(self.store)  # picks up edits made by other processes too
+            return self.scope.decide([query_text(p) for p in prompts])
+
+    def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[Answer]:
+        if isinstance(prompts, str):
+            raise TypeError("generate takes a list of prompts; wrap a single prompt as [prompt]")
+        # 1. scope: one encoder pass and one index search for the whole batch
+        decisions = self.route(prompts)
+        edited_rows = [i for i, d in enumerate(decisions) if d.in_scope]
+        base_rows = [i for i, d in enumerate(decisions) if not d.in_scope]
+        texts: list[str | None] = [None] * len(prompts)
+        # 2. counterfactual model on in-scope rows only, reading the retrieved edits
+        if edited_rows:
+            outputs = self.counterfactual.generate(
+                [prompts[i] for i in edited_rows],
+                [[c.edit for c in decisions[i].candidates] for i in edited_rows],
+                options,
+            )
+            for i, text in zip(edited_rows, outputs):
+                texts[i] = text
+        # 3. base model on out-of-scope rows only: their answers are exactly the base model's
+        if base_rows:
+            for i, text in zip(base_rows, self.base.generate([prompts[i] for i in base_rows], options)):
+                texts[i] = text
+        # 4. merge in input order, each with its provenance
+        answers = []
+        for text, decision in zip(texts, decisions):
+            answer = Answer(
+                text=text or "",
+                source="counterfactual" if decision.in_scope else "base",
+                edit=decision.edit,
+                score=decision.score,
+                candidates=decision.candidates,
+            )
+            logger.debug("routed to %s (edit %s, score %s)", answer.source, answer.edit_id, answer.score)
+            answers.append(answer)
+        return answers
+
+    def __call__(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Answer:
+        return self.generate([prompt], options)[0]
+
+
+def _open_store(store: str | Path | EditStoreProtocol | None) -> EditStoreProtocol:
+    if store is None:
+        return EditStore(":memory:")
+    if isinstance(store, (str, Path)):
+        return EditStore(store)
+    return store
+
+
+def default_store_path() -> Path:
+    return serac_home() / "edits.db"
+
+
+def load_artifact_config(directory: str | Path) -> SeracConfig:
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(
+            f"{directory} has no {CONFIG_FILE}; pass a directory written by `serac train`, or omit it "
+            "to use the embedded defaults"
+        )
+    config = SeracConfig.load(path)
+    # Relative model paths in an artifact are relative to the artifact directory.
+    for part, name in ((config.scope, "encoder"), (config.scope, "cross_encoder"), (config.counterfactual, "adapter"),
+                       (config.counterfactual, "model"), (config.base, "model")):
+        value = getattr(part, name)
+        if value and not value.startswith("embedded:") and (directory / value).exists():
+            setattr(part, name, str(directory / value))
+    return config

