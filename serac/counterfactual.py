@@ -27,6 +27,12 @@ class CounterfactualModel(Protocol):
         """``edits[i]`` holds the edits retrieved for ``queries[i]``, best match first."""
         ...
 
+    def teacher_forced(
+        self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], targets: Sequence[str]
+    ) -> list[float]:
+        """Per row, the share of target tokens predicted given the edits, query and gold prefix."""
+        ...
+
 
 FEW_SHOT_SYSTEM = "You answer from the given fact only. Reply with the answer only."
 # (edit input, edit target, query): worked examples shown before the real one. They teach the
@@ -98,6 +104,12 @@ class LMCounterfactual:
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.generate(prompts, options)
 
+    def teacher_forced(
+        self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], targets: Sequence[str]
+    ) -> list[float]:
+        prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
+        return self.lm.teacher_forced(prompts, targets)
+
 
 def _with_adapter(model: Any, adapter: str) -> Any:
     try:
@@ -109,3 +121,4 @@ def _with_adapter(model: Any, adapter: str) -> Any:
             f"could not load the counterfactual adapter from {adapter}: {exc}; point "
             "counterfactual.adapter at a directory written by `serac train`"
         ) from None
+

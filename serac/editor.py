@@ -166,6 +166,26 @@ class EditedModel:
             answers.append(answer)
         return answers
 
+    def teacher_forced(self, prompts: Sequence[Prompt], targets: Sequence[str]) -> list[float]:
+        """Teacher-forced token accuracy of ``targets``, each row scored by the model the router
+        sends it to (the counterfactual model with its edits, or the base model)."""
+        decisions = self.route(prompts)
+        scores: list[float] = [0.0] * len(prompts)
+        edited = [i for i, d in enumerate(decisions) if d.in_scope]
+        plain = [i for i, d in enumerate(decisions) if not d.in_scope]
+        if edited:
+            values = self.counterfactual.teacher_forced(
+                [prompts[i] for i in edited],
+                [[c.edit for c in decisions[i].candidates] for i in edited],
+                [targets[i] for i in edited],
+            )
+            for i, value in zip(edited, values):
+                scores[i] = value
+        if plain:
+            for i, value in zip(plain, self.base.teacher_forced([prompts[i] for i in plain], [targets[i] for i in plain])):
+                scores[i] = value
+        return scores
+
     def __call__(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Answer:
         return self.generate([prompt], options)[0]
 
