@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union, 
 
 import torch
 
-from serac.config import BaseModelConfig
-from serac.errors import ModelNotAvailableError, PromptTooLongError
+from serac.config import MODEL_KINDS, BaseModelConfig
+from serac.errors import ConfigError, ModelNotAvailableError, PromptTooLongError
 from serac.models import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -279,6 +279,8 @@ def load_text_model(spec: str, kind: str = "auto", **kwargs: Any) -> HFTextModel
     """Load a model id/path/``embedded:`` preset as the right adapter for its config."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"model kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
     path = resolve_model(spec)
     try:
         config = AutoConfig.from_pretrained(path)

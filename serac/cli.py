@@ -11,10 +11,12 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from serac.config import SeracConfig
-from serac.errors import SeracError
+from serac.errors import EditValidationError, SeracError
 
 app = typer.Typer(help="SERAC model editing: edit a model's answers without touching its weights.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -51,7 +53,8 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except SeracError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        # escape: messages quote user text and paths, which may contain [markup]; soft_wrap: one line
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -96,7 +99,7 @@ def edit_add(
         for item in meta:
             key, sep, value = item.partition("=")
             if not sep or not key:
-                raise typer.BadParameter(f"--meta takes KEY=VALUE, got {item!r}")
+                raise EditValidationError(f"--meta takes KEY=VALUE, got {item!r}")
             metadata[key] = value
         request = validate_edit(input, target, metadata)
         with console.status("Embedding the edit key..."):
@@ -120,15 +123,16 @@ def edit_list(
     with _errors(), EditStore(_store_path(store)) as edit_store:
         edits = edit_store.list(offset, limit)
         if as_json:
-            for edit in edits:
-                console.print_json(json.dumps(edit.to_dict()))
+            for edit in edits:  # one JSON document per line, unstyled and never wrapped
+                typer.echo(json.dumps(edit.to_dict(), ensure_ascii=False))
             return
         table = Table(title=f"{edit_store.count()} live edits (version {edit_store.version})")
         for column in ("id", "input", "target", "created", "metadata"):
             table.add_column(column)
         for edit in edits:
-            table.add_row(str(edit.id), edit.input, edit.target, edit.created.strftime("%Y-%m-%d %H:%M"),
-                          json.dumps(dict(edit.metadata)) if edit.metadata else "")
+            # Text(): edit text is shown literally, never parsed as rich markup
+            table.add_row(str(edit.id), Text(edit.input), Text(edit.target), edit.created.strftime("%Y-%m-%d %H:%M"),
+                          Text(json.dumps(dict(edit.metadata)) if edit.metadata else ""))
         console.print(table)
 
 
@@ -185,10 +189,10 @@ def ask(
     with _errors():
         editor = _load_editor(model, _store_path(store))
         answer = editor.generate([question], GenerationOptions(max_new_tokens=max_new_tokens))[0]
-        console.print(answer.text)
+        console.print(answer.text, markup=False, highlight=False)
         if answer.edit is not None:
             console.print(f"[green]edit {answer.edit.id} fired[/green] (score {answer.score:.3f}): "
-                          f"{answer.edit.input!r} -> {answer.edit.target!r}", highlight=False)
+                          f"{escape(repr(answer.edit.input))} -> {escape(repr(answer.edit.target))}", highlight=False)
         else:
             best = "no edits stored" if answer.score is None else f"best score {answer.score:.3f}"
             console.print(f"[dim]no edit in scope ({best}); the base model answered[/dim]")

@@ -113,6 +113,9 @@ class SeracConfig:
             raise ConfigError(
                 f"config format_version {version} is not supported (this serac reads {FORMAT_VERSION})"
             )
+        unknown = sorted(set(data) - {"base", "scope", "counterfactual", "format_version"})
+        if unknown:
+            logger.warning("ignoring unknown top-level config keys: %s", ", ".join(unknown))
         parts = {}
         for name, part_cls in (
             ("base", BaseModelConfig),
@@ -123,15 +126,17 @@ class SeracConfig:
         return cls(**parts)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> "SeracConfig":
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 

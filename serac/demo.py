@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from serac.editor import EditedModel
 
@@ -35,7 +37,7 @@ def run_demo(editor: EditedModel, console: Console) -> None:
         editor.add(edit_input, target, {"source": "serac demo"})
     console.print(f"Applied {len(DEMO_EDITS)} edits (store version {editor.version}):")
     for edit in editor.edits:
-        console.print(f"  [bold]{edit.id}[/bold]  {edit.input}  ->  {edit.target}", highlight=False)
+        console.print(f"  [bold]{edit.id}[/bold]  {escape(edit.input)}  ->  {escape(edit.target)}", highlight=False)
     start = time.perf_counter()
     with console.status("Answering after the edits..."):
         after = editor.generate(prompts)
@@ -48,8 +50,8 @@ def run_demo(editor: EditedModel, console: Console) -> None:
     for (kind, question), old, new in zip(rows, before, after):
         routed = (f"edit {new.edit_id} (score {new.score:.2f})" if new.edit_id is not None
                   else f"base model (best score {new.score:.2f})")
-        changed = "" if old.text == new.text else " [yellow](changed)[/yellow]"
-        table.add_row(kind, question, old.text, new.text + changed, routed)
+        shown = Text(new.text) if old.text == new.text else Text.assemble(new.text, (" (changed)", "yellow"))
+        table.add_row(kind, question, Text(old.text), shown, routed)
     console.print(table)
     unchanged = sum(o.text == n.text for (k, _), o, n in zip(rows, before, after) if k == "unrelated")
     console.print(f"Unrelated questions unchanged: {unchanged}/{len(UNRELATED)}. "

@@ -146,11 +146,14 @@ class EditedModel:
                 [[c.edit for c in decisions[i].candidates] for i in edited_rows],
                 options,
             )
+            _check_count("counterfactual", outputs, edited_rows)
             for i, text in zip(edited_rows, outputs):
                 texts[i] = text
         # 3. base model on out-of-scope rows only: their answers are exactly the base model's
         if base_rows:
-            for i, text in zip(base_rows, self.base.generate([prompts[i] for i in base_rows], options)):
+            outputs = self.base.generate([prompts[i] for i in base_rows], options)
+            _check_count("base", outputs, base_rows)
+            for i, text in zip(base_rows, outputs):
                 texts[i] = text
         # 4. merge in input order, each with its provenance
         answers = []
@@ -169,6 +172,8 @@ class EditedModel:
     def teacher_forced(self, prompts: Sequence[Prompt], targets: Sequence[str]) -> list[float]:
         """Teacher-forced token accuracy of ``targets``, each row scored by the model the router
         sends it to (the counterfactual model with its edits, or the base model)."""
+        if len(prompts) != len(targets):
+            raise ValueError(f"got {len(prompts)} prompts but {len(targets)} targets; pass one target per prompt")
         decisions = self.route(prompts)
         scores: list[float] = [0.0] * len(prompts)
         edited = [i for i, d in enumerate(decisions) if d.in_scope]
@@ -188,6 +193,12 @@ class EditedModel:
 
     def __call__(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Answer:
         return self.generate([prompt], options)[0]
+
+
+def _check_count(model: str, outputs: Sequence[Any], rows: Sequence[int]) -> None:
+    # zip would silently drop rows and leave them answered with ""
+    if len(outputs) != len(rows):
+        raise ValueError(f"the {model} model returned {len(outputs)} answers for {len(rows)} prompts")
 
 
 def _open_store(store: str | Path | EditStoreProtocol | None) -> EditStoreProtocol:

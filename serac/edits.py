@@ -96,9 +96,10 @@ def _clean_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         encoded = json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise EditValidationError(f"edit metadata must be JSON-serialisable: {exc}") from None
-    if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
+    size = len(encoded.encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
         raise EditValidationError(
-            f"edit metadata is {len(encoded)} bytes as JSON, over the {MAX_METADATA_BYTES}-byte limit; "
+            f"edit metadata is {size} bytes as JSON, over the {MAX_METADATA_BYTES}-byte limit; "
             "store large documents elsewhere and keep a reference here"
         )
     return json.loads(encoded)

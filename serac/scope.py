@@ -47,7 +47,9 @@ class SentenceEncoder:
         path = resolve_model(spec)
         self.model = SentenceTransformer(path, device="cpu")
         self.batch_size = batch_size
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        # sentence-transformers renamed the method (the old name warns, and will go)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self.id = f"{Path(path).name}:{_fingerprint(path)}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -107,35 +107,48 @@ class EditStore:
     """
 
     def __init__(self, path: str | Path = ":memory:", busy_timeout_s: float = 10.0) -> None:
-        self.path = str(path)
+        self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
         self._lock = threading.RLock()
         if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "opening") from None
+        try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             self._init_schema()
-        except sqlite3.DatabaseError as exc:
-            raise self._translate(exc, "opening") from None
+        except BaseException as exc:
+            self._conn.close()  # a store that failed to open holds no file handle or lock
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc, "opening") from None
+            raise
 
     # -- setup -----------------------------------------------------------------------------
     def _init_schema(self) -> None:
         conn = self._conn
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if app_id == 0 and not tables:
+
+        def blank() -> bool:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            return app_id == 0 and not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+
+        if blank():
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
             with self._write():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif app_id != APPLICATION_ID:
+                # Check again under the write lock: another process opening the same new file at
+                # the same time may have created the schema since.
+                if blank():
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
             raise StoreCorruptError(
                 f"{self.path} is an SQLite database but not a serac edit store "
                 f"(application_id {app_id:#x}); point serac at a new file or an existing store"
@@ -182,7 +195,8 @@ class EditStore:
             try:
                 yield self._conn
             except BaseException as exc:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                    self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc, "writing") from None
                 raise
@@ -190,7 +204,8 @@ class EditStore:
                 try:
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as exc:
-                    self._conn.execute("ROLLBACK")
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
                     raise self._translate(exc, "committing") from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

@@ -1,0 +1,215 @@
+"""Scope: the faiss index, threshold decisions, and staying in step with a (shared) store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import HashingEncoder
+from serac.scope import ScopeClassifier, ScopeIndex
+from serac.store import EditStore
+
+
+def unit(*rows):
+    array = np.asarray(rows, dtype=np.float32)
+    return array / np.linalg.norm(array, axis=1, keepdims=True)
+
+
+def test_index_search_orders_best_first():
+    index = ScopeIndex(3)
+    index.add([10, 20, 30], unit([1, 0, 0], [0, 1, 0], [1, 1, 0]))
+    assert len(index) == 3
+    scores, ids = index.search(unit([1, 0.2, 0]), k=3)
+    assert ids.tolist() == [[10, 30, 20]]
+    assert np.all(np.diff(scores[0]) <= 0)
+    np.testing.assert_allclose(scores[0, 0], unit([1, 0.2, 0])[0] @ [1, 0, 0], rtol=1e-6)
+    # k larger than the index is clipped; several queries at once
+    scores, ids = index.search(unit([0, 1, 0], [1, 0, 0]), k=10)
+    assert ids.shape == (2, 3)
+    assert ids[:, 0].tolist() == [20, 10]
+
+
+def test_index_remove():
+    index = ScopeIndex(2)
+    index.add([1, 2, 3], unit([1, 0], [0, 1], [1, 1]))
+    index.remove([1, 3])
+    assert len(index) == 1
+    _, ids = index.search(unit([1, 0]), k=5)
+    assert ids.tolist() == [[2]]
+    index.remove([])  # no-op
+    index.remove([99])  # unknown id: no-op
+    assert len(index) == 1
+
+
+def test_empty_index():
+    index = ScopeIndex(4)
+    assert len(index) == 0
+    scores, ids = index.search(unit([1, 0, 0, 0], [0, 1, 0, 0]), k=5)
+    assert scores.shape == (2, 0) and ids.shape == (2, 0)
+    assert ids.dtype == np.int64 and scores.dtype == np.float32
+
+
+def make(store, threshold=0.7, top_k=3, encoder=None):
+    scope = ScopeClassifier(encoder or HashingEncoder(), threshold=threshold, top_k=top_k)
+    scope.sync(store)
+    return scope
+
+
+def test_decide_with_no_edits(hashing_encoder):
+    scope = make(EditStore(), encoder=hashing_encoder)
+    decisions = scope.decide(["anything", "else"])
+    assert [d.in_scope for d in decisions] == [False, False]
+    assert decisions[0].edit is None and decisions[0].score is None and decisions[0].candidates == ()
+    assert hashing_encoder.calls == 0  # nothing to compare with: no encoder pass
+    assert scope.decide([]) == []
+
+
+def test_threshold_decisions():
+    store = EditStore()
+    pm = store.add("who is the prime minister of the united kingdom", "Keir Starmer")
+    capital = store.add("what is the capital of australia", "Sydney")
+    encoder = HashingEncoder()
+    queries = [
+        "Who is the prime minister of the United Kingdom?",  # same words: cosine 1
+        "the united kingdom prime minister is who",  # reordered: bag of words, cosine 1
+        "who is the prime minister of canada",  # partial overlap
+        "quick brown fox",  # nothing shared
+    ]
+    expected = encoder.encode(queries) @ encoder.encode([pm.input, capital.input]).T
+    best = expected.max(axis=1)
+    assert best[0] == pytest.approx(1.0) and best[3] == pytest.approx(0.0)
+    threshold = float(best[2]) + 0.01  # just above the partial match
+    decisions = make(store, threshold=threshold).decide(queries)
+    assert [d.in_scope for d in decisions] == [True, True, False, False]
+    assert [d.score for d in decisions] == pytest.approx(best.tolist(), abs=1e-5)
+    assert decisions[0].edit == pm and decisions[1].edit == pm
+    assert decisions[2].edit is None  # out of scope: no edit even though candidates exist
+    assert decisions[2].candidates[0].edit == pm
+    # the threshold is inclusive
+    decisions = make(store, threshold=float(best[2])).decide(queries[2:3])
+    assert decisions[0].in_scope and decisions[0].edit == pm
+
+
+def test_candidates_best_first_and_top_k():
+    store = EditStore()
+    store.add_many([("capital of australia", "a"), ("capital of france", "b"), ("capital city", "c")])
+    decision = make(store, top_k=2).decide(["what is the capital of australia"])[0]
+    assert len(decision.candidates) == 2
+    assert decision.candidates[0].edit.input == "capital of australia"
+    assert decision.candidates[0].score >= decision.candidates[1].score
+    assert decision.score == decision.candidates[0].score
+
+
+def test_decide_uses_given_query_vectors(hashing_encoder):
+    store = EditStore()
+    edit = store.add("alpha beta", "x")
+    scope = make(store, encoder=hashing_encoder)
+    calls = hashing_encoder.calls
+    vectors = hashing_encoder.encode(["alpha beta"])
+    decision = scope.decide(["text that is ignored"], query_vectors=vectors)[0]
+    assert decision.edit == edit
+    assert hashing_encoder.calls == calls + 1  # only our own encode above
+
+
+def test_one_encoder_pass_per_batch(hashing_encoder):
+    store = EditStore()
+    store.add_many([("alpha", "1"), ("beta", "2")])
+    scope = make(store, encoder=hashing_encoder)
+    calls = hashing_encoder.calls
+    scope.decide(["alpha", "beta", "gamma", "delta"])
+    assert hashing_encoder.calls == calls + 1
+
+
+def test_sync_follows_another_store_object_on_the_same_file(tmp_path):
+    path = tmp_path / "edits.db"
+    mine, theirs = EditStore(path), EditStore(path)  # "theirs" stands for another process
+    scope = make(mine, threshold=0.99)
+
+    def answer(query):
+        scope.sync(mine)
+        decision = scope.decide([query])[0]
+        return decision.edit.target if decision.in_scope else None
+
+    a = theirs.add("alpha question", "A")
+    assert answer("alpha question") == "A"
+    b = theirs.add("beta question", "B")
+    assert answer("beta question") == "B"
+    theirs.add("ALPHA   question", "A2")  # supersedes a
+    assert answer("alpha question") == "A2"
+    assert len(scope.index) == 2
+    theirs.remove(b.id)
+    assert answer("beta question") is None
+    assert len(scope.index) == 1
+    theirs.rollback(2)  # a and b, before the supersession and the removal
+    assert answer("alpha question") == "A"
+    assert answer("beta question") == "B"
+    assert set(scope.edits) == {a.id, b.id} and len(scope.index) == 2
+    theirs.rollback(0)
+    assert answer("alpha question") is None and len(scope.index) == 0
+    theirs.rollback(5)  # undo the rollback to 0
+    assert answer("beta question") == "B"
+    assert scope.synced_version == theirs.version
+
+
+def test_sync_is_a_no_op_when_the_version_is_unchanged(hashing_encoder):
+    store = EditStore()
+    store.add("alpha", "1")
+    scope = make(store, encoder=hashing_encoder)
+    calls = hashing_encoder.calls
+    snapshot = dict(scope.edits)
+    scope.sync(store)
+    scope.sync(store)
+    assert hashing_encoder.calls == calls and scope.edits == snapshot and len(scope.index) == 1
+
+
+def test_embeddings_are_computed_once_at_insert(tmp_path):
+    path = tmp_path / "edits.db"
+    encoder = HashingEncoder()
+    scope = ScopeClassifier(encoder, threshold=0.7)
+    store = EditStore(path)
+    inputs = ["alpha one", "beta two", "gamma three"]
+    vectors = scope.embed_keys(inputs)
+    store.add_many([(i, "x") for i in inputs], embeddings=(encoder.id, vectors))
+    assert (encoder.calls, encoder.encoded) == (1, 3)
+    scope.sync(store)
+    assert (encoder.calls, encoder.encoded) == (1, 3)  # cached vectors, no re-encode
+    for _ in range(3):
+        scope.decide(["alpha one", "beta two"])
+    assert (encoder.calls, encoder.encoded) == (4, 9)  # only the queries were encoded
+
+    # Reopen (a new process would do exactly this): the cached vectors are used.
+    fresh_encoder = HashingEncoder()
+    fresh = make(EditStore(path), encoder=fresh_encoder)
+    assert fresh_encoder.calls == 0 and len(fresh.index) == 3
+    assert fresh.decide(["beta two"])[0].edit.input == "beta two"
+
+
+def test_missing_vectors_are_computed_once_and_cached(tmp_path):
+    path = tmp_path / "edits.db"
+    store = EditStore(path)
+    store.add_many([("alpha", "1"), ("beta", "2")])  # no embeddings given
+    encoder = HashingEncoder()
+    make(store, encoder=encoder)
+    assert (encoder.calls, encoder.encoded) == (1, 2)
+    ids = [e.id for e in store.list()]
+    assert set(store.get_embeddings(ids, encoder.id)) == set(ids)
+    again = HashingEncoder()
+    make(EditStore(path), encoder=again)
+    assert again.calls == 0
+
+
+def test_stale_encoder_id_does_not_reuse_vectors(tmp_path):
+    path = tmp_path / "edits.db"
+    store = EditStore(path)
+    # Vectors cached by another encoder: deliberately wrong (all on one axis).
+    wrong = np.zeros((2, 256), dtype=np.float32)
+    wrong[:, 0] = 1.0
+    store.add_many([("alpha", "1"), ("beta", "2")], embeddings=("retired-encoder:0123", wrong))
+    encoder = HashingEncoder()
+    scope = make(store, encoder=encoder, threshold=0.99)
+    assert encoder.encoded == 2  # re-encoded under its own id
+    decisions = scope.decide(["alpha", "beta"])
+    assert [d.edit.target for d in decisions] == ["1", "2"]  # with the stale vectors both would tie
+    ids = [e.id for e in store.list()]
+    np.testing.assert_array_equal(store.get_embeddings(ids, "retired-encoder:0123")[ids[0]], wrong[0])
+    assert set(store.get_embeddings(ids, encoder.id)) == set(ids)
