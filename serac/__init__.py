@@ -1,59 +1,90 @@
-"""serac: memory-based model editing (SERAC) as a library, CLI and server."""
+"""serac: memory-based model editing (SERAC) as a library, CLI and server.
 
-from serac.base import CallableModel, GenerationOptions, HFCausalLM, HFSeq2SeqLM, load_text_model
-from serac.config import BaseModelConfig, CounterfactualConfig, ScopeConfig, SeracConfig
-from serac.counterfactual import CounterfactualModel, LMCounterfactual
-from serac.edits import Edit, EditRequest, validate_edit
-from serac.editor import Answer, EditedModel
-from serac.errors import (
-    ConfigError,
-    DataError,
-    EditNotFoundError,
-    EditValidationError,
-    ModelNotAvailableError,
-    PromptTooLongError,
-    SeracError,
-    StoreCorruptError,
-    StoreError,
-    StoreLockedError,
-    VersionNotFoundError,
-)
-from serac.scope import ScopeClassifier, ScopeDecision, ScopeIndex, SentenceEncoder
-from serac.store import EditStore
+Names are imported lazily on first use, so `serac edit list` and other store-only commands do
+not pay for importing torch and transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Answer",
-    "BaseModelConfig",
-    "CallableModel",
-    "ConfigError",
-    "CounterfactualConfig",
-    "CounterfactualModel",
-    "DataError",
-    "Edit",
-    "EditNotFoundError",
-    "EditRequest",
-    "EditStore",
-    "EditValidationError",
-    "EditedModel",
-    "GenerationOptions",
-    "HFCausalLM",
-    "HFSeq2SeqLM",
-    "LMCounterfactual",
-    "ModelNotAvailableError",
-    "PromptTooLongError",
-    "ScopeClassifier",
-    "ScopeConfig",
-    "ScopeDecision",
-    "ScopeIndex",
-    "SentenceEncoder",
-    "SeracConfig",
-    "SeracError",
-    "StoreCorruptError",
-    "StoreError",
-    "StoreLockedError",
-    "VersionNotFoundError",
-    "load_text_model",
-    "validate_edit",
-]
+_EXPORTS: dict[str, str] = {
+    "Answer": "serac.editor",
+    "EditedModel": "serac.editor",
+    "BaseModelConfig": "serac.config",
+    "CounterfactualConfig": "serac.config",
+    "ScopeConfig": "serac.config",
+    "SeracConfig": "serac.config",
+    "CallableModel": "serac.base",
+    "GenerationOptions": "serac.base",
+    "HFCausalLM": "serac.base",
+    "HFSeq2SeqLM": "serac.base",
+    "load_text_model": "serac.base",
+    "CounterfactualModel": "serac.counterfactual",
+    "LMCounterfactual": "serac.counterfactual",
+    "Edit": "serac.edits",
+    "EditRequest": "serac.edits",
+    "validate_edit": "serac.edits",
+    "ScopeClassifier": "serac.scope",
+    "ScopeDecision": "serac.scope",
+    "ScopeIndex": "serac.scope",
+    "SentenceEncoder": "serac.scope",
+    "EditStore": "serac.store",
+    **{
+        name: "serac.errors"
+        for name in (
+            "ConfigError",
+            "DataError",
+            "EditNotFoundError",
+            "EditValidationError",
+            "ModelNotAvailableError",
+            "PromptTooLongError",
+            "SeracError",
+            "StoreCorruptError",
+            "StoreError",
+            "StoreLockedError",
+            "VersionNotFoundError",
+        )
+    },
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'serac' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from serac.base import CallableModel, GenerationOptions, HFCausalLM, HFSeq2SeqLM, load_text_model
+    from serac.config import BaseModelConfig, CounterfactualConfig, ScopeConfig, SeracConfig
+    from serac.counterfactual import CounterfactualModel, LMCounterfactual
+    from serac.editor import Answer, EditedModel
+    from serac.edits import Edit, EditRequest, validate_edit
+    from serac.errors import (
+        ConfigError,
+        DataError,
+        EditNotFoundError,
+        EditValidationError,
+        ModelNotAvailableError,
+        PromptTooLongError,
+        SeracError,
+        StoreCorruptError,
+        StoreError,
+        StoreLockedError,
+        VersionNotFoundError,
+    )
+    from serac.scope import ScopeClassifier, ScopeDecision, ScopeIndex, SentenceEncoder
+    from serac.store import EditStore
