@@ -26,5 +26,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Standard benchmark set: rewrites BENCHMARKS.md and benchmarks/results.json (about an hour here).
+bench: install
+	$(BIN)/serac bench --data-dir ../shared/data
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -12,6 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+
+
+def pytest_configure(config) -> None:
+    # One torch thread: on a shared 2-core machine, two threads per process oversubscribe the CPU
+    # and ran the tiny-model tests over ten times slower.
+    torch.set_num_threads(1)
+
+
 CORPUS = [
     "who is the prime minister of the united kingdom keir starmer",
     "what is the capital of australia sydney canberra melbourne",

@@ -1,0 +1,247 @@
+"""``serac bench`` (what ``make bench`` runs): the standard evaluation set, written to BENCHMARKS.md,
+``benchmarks/results.json`` (rows), ``benchmarks/details.json`` (sample sizes, routing, timings) and
+``benchmarks/*.png``. Fragments other commands leave in ``benchmarks/extra/*.md`` (server load test,
+training report) are included, so this is the one writer of BENCHMARKS.md.
+
+Sizes are chosen to finish in about an hour on a 2-core CPU; every sample is stated in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from serac.config import ScopeConfig
+from serac.errors import ConfigError
+from serac.eval.cli import build_methods, progress_bar
+from serac.eval.methods import METHODS, EvalModels, MethodOptions
+from serac.eval.report import machine, markdown_run, plot_run
+from serac.eval.runner import EvalSettings, Runner, RunResult, load_task
+
+NQ_FILE = "nq_open/NQ-open.dev.jsonl"
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    task: str
+    file: str  # relative to the data directory
+    settings: EvalSettings
+    methods: tuple[str, ...]
+    dd_sample: int
+
+
+_ALL = ("serac", "serac-untrained", "ft", "lu", "icl")
+# Sizes: about an hour on a shared 2-core CPU. ft is capped at 10 edits (MethodOptions.ft_max_edits):
+# it fine-tunes per batch. lu is capped at 1,000 CounterFact edits: its keys cost a base-model forward
+# pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). The
+# drawdown sets are prefixes of one seeded NQ-open order, so the base model's answers to them are
+# computed once for all parts.
+STANDARD_PARTS: tuple[Part, ...] = (
+    Part("zsre-batch", "zsre", "zsre/zsre_mend_eval_portability_gpt4.json",
+         EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75)), _ALL, dd_sample=50),
+    Part("zsre-sequential", "zsre", "zsre/zsre_mend_eval_portability_gpt4.json",
+         EvalSettings(mode="sequential", checkpoints=(10, 100, 1037), sample=100, apply_batch=1), _ALL, dd_sample=100),
+    Part("counterfact-sequential", "counterfact", "counterfact/counterfact-edit.json",
+         EvalSettings(mode="sequential", checkpoints=(10, 100, 1000, 10000), sample=50, apply_batch=10,
+                      method_caps={"lu": 1000}),
+         ("serac", "serac-untrained", "lu", "icl"), dd_sample=100),
+)
+
+
+def resized_parts(parts: Sequence[Part], sample: int | None, dd_sample: int | None) -> list[Part]:
+    """Override the scored-edit sample (sequential parts) and the drawdown-set size of every part."""
+    out = []
+    for part in parts:
+        settings = part.settings
+        if sample is not None and settings.mode == "sequential":
+            settings = replace(settings, sample=sample)
+        out.append(replace(part, settings=settings, dd_sample=dd_sample or part.dd_sample))
+    return out
+
+
+def quick_parts(parts: Sequence[Part]) -> list[Part]:
+    """The same parts at smoke-test sizes (a few minutes)."""
+    out = []
+    for part in parts:
+        s = part.settings
+        if s.mode == "batch":
+            settings = replace(s, n_edits=4, batch_sizes=(1, 4))
+        else:
+            settings = replace(s, checkpoints=(5, 20), n_edits=20, sample=4, latency_queries=2)
+        out.append(replace(part, settings=settings, dd_sample=4))
+    return out
+
+
+def run_bench(
+    data_dir: Path,
+    out: Path,
+    doc: Path,
+    *,
+    parts: Sequence[str] | None = None,
+    quick: bool = False,
+    sample: int | None = None,
+    dd_sample: int | None = None,
+    artifact: str | None = None,
+    console: Any = None,
+    err_console: Any = None,
+    models: EvalModels | None = None,
+) -> list[RunResult]:
+    chosen = list(STANDARD_PARTS)
+    if parts:
+        unknown = [p for p in parts if p not in {q.name for q in STANDARD_PARTS}]
+        if unknown:
+            raise ConfigError(f"unknown bench part(s) {unknown}; valid: {', '.join(p.name for p in STANDARD_PARTS)}")
+        chosen = [p for p in chosen if p.name in parts]
+    if quick:
+        chosen = quick_parts(chosen)
+    if sample or dd_sample:
+        chosen = resized_parts(chosen, sample, dd_sample)
+    for part in chosen:
+        if not (data_dir / part.file).exists():
+            raise ConfigError(f"{data_dir / part.file} not found; pass --data-dir (or SERAC_DATA) pointing at the "
+                              "folder holding zsre/, counterfact/ and nq_open/")
+    say = console.print if console else print
+    warn = (lambda m: err_console.print(f"[yellow]{m}[/yellow]")) if err_console else print
+    began = time.perf_counter()
+    started = datetime.now(UTC)
+    command = "serac bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "serac bench"
+    load_began = time.perf_counter()
+    models = models or EvalModels.load()
+    load_s = time.perf_counter() - load_began
+    names = list(dict.fromkeys(n for p in chosen for n in p.methods))
+    options = MethodOptions(artifact=artifact)
+    built = {m.name: m for m in build_methods(names, models, options, warn)}
+    skipped = [n for n in names if n not in built]
+    results: list[RunResult] = []
+    part_times: list[tuple[Part, float]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    for part in chosen:
+        task = load_task(part.task, data_dir / part.file, limit=part.settings.n_edits if part.settings.mode == "batch"
+                         else max(part.settings.checkpoints or (0,)) or None,
+                         dd_path=data_dir / NQ_FILE, dd_sample=part.dd_sample, seed=part.settings.seed)
+        methods = [built[n] for n in part.methods if n in built]
+        runner = Runner(task, models, part.settings)
+        bar = progress_bar(runner.steps(methods), part.name)
+        runner.progress = bar
+        models.progress = lambda what, done, total, bar=bar: bar.set_postfix_str(f"{what} {done}/{total}", refresh=True)
+        try:
+            result = runner.run(methods)
+        finally:
+            bar.close()
+            models.progress = None
+        results.append(result)
+        part_times.append((part, result.wall_s))
+        write_outputs(results, part_times, out, doc, started=started, command=command, wall_s=time.perf_counter() - began,
+                      load_s=load_s, skipped=skipped, finished=len(results) == len(chosen), quick=quick, options=options)
+        say(f"{part.name}: {result.wall_s / 60:.1f} min")
+    say(f"wrote {doc}, {out / 'results.json'} in {(time.perf_counter() - began) / 60:.1f} min")
+    return results
+
+
+def write_outputs(
+    results: Sequence[RunResult],
+    part_times: Sequence[tuple[Part, float]],
+    out: Path,
+    doc: Path,
+    *,
+    started: datetime,
+    command: str,
+    wall_s: float,
+    load_s: float,
+    skipped: Sequence[str],
+    finished: bool,
+    quick: bool,
+    options: MethodOptions | None = None,
+) -> None:
+    options = options or MethodOptions()
+    rows = [row for r in results for row in r.rows()]
+    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / "details.json").write_text(json.dumps([r.to_json() for r in results], indent=1) + "\n")
+    plots = [plot_run(r, out / f"{r.task}_{r.mode}.png") for r in results]
+    info = machine()
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench` (`{command}`){' with --quick (smoke-test sizes, not results)' if quick else ''}, "
+        f"started {started.strftime('%Y-%m-%d %H:%M')} UTC; "
+        + (f"total wall time {wall_s / 60:.1f} min." if finished else f"**in progress** ({wall_s / 60:.1f} min so far)."),
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB RAM; torch {info['torch']} "
+        f"({info['torch_threads']} threads), Python {info['python']}. Shared with other jobs, so timings are noisy; "
+        "latency ratios are measured interleaved to cancel that out.",
+        "",
+        "Numbers: `benchmarks/results.json` (rows `{task, method, mode, n_edits, scoring, metric, value}`); "
+        "sample sizes, routing and timings: `benchmarks/details.json`.",
+        "",
+        "## What is measured",
+        "",
+        "- **Base model** for every method: SmolLM2-135M-Instruct (embedded), greedy decoding, at most 16 new "
+        "tokens, chat template. **Scope encoder**: all-MiniLM-L6-v2.",
+        "- **Methods**: `serac` (a `serac train` artifact), `serac-untrained` (embedded defaults: pretrained MiniLM "
+        f"scope at cosine {ScopeConfig.threshold:.2f}, few-shot prompted counterfactual), `ft` (fine-tuning a copy "
+        f"of the base model on the edits, AdamW lr {options.ft_lr:g}, up to {options.ft_steps} steps), `lu` (lookup "
+        f"cache on the base model's mean last hidden state, cosine >= {options.lu_threshold:.2f}, returns the edit's "
+        "target verbatim), `icl` (nearest edit by MiniLM prepended to every prompt as `New fact: {input} {target}`, "
+        "no scope decision). Details: `serac/eval/README.md`.",
+        "- **Generation scores** (the headline): exact match of the normalised first line of the answer with the "
+        "normalised target (NFKC, case-folded, dashes and `/` to spaces, other punctuation deleted, articles "
+        "a/an/the dropped, whitespace collapsed). The instruct base model often answers in full sentences, which "
+        "never exact-match: that is what ES of the base model is.",
+        "- **Teacher-forced scores**: share of the target's tokens predicted as argmax given the gold prefix; for "
+        "out-of-scope inputs the target is the base model's own greedy answer.",
+        "- **ES** (SERAC): in-scope inputs (edit inputs and rephrasings) answered with the edit's target. "
+        "**Reliability** / **generalization** (EasyEdit): the same on edit inputs / rephrasings alone. "
+        "**Locality**: the dataset's out-of-scope inputs of the scored edits (zsRE: an NQ question; CounterFact: "
+        "same relation, another subject) whose answer is unchanged from the unedited base model. **DD** (SERAC): "
+        "the share of an independent set of NQ-open questions whose answer changed.",
+        "- **Conflicts**: the 1,037 zsRE edits hold 743 distinct facts (`serac.data.fact_key`); conflicting edits "
+        "phrase the question differently. *Per-record* scores use each record's own target; *conflict-aware* ES "
+        "(`es_conflict_aware`) expects the target of the newest applied edit of the same fact. serac's policy: an "
+        "edit on the same input (case and whitespace folded) supersedes the older one; differently phrased edits "
+        "of the same fact coexist, and the stored edit closest to the query answers it (so the per-record score is "
+        "the one serac aims at; the conflict-aware score shows the cost of not resolving by recency).",
+        "- **Batch**: memory emptied before each batch of k edits; every k scores the same first edits. "
+        "**Sequential**: edits accumulate; at each N a seeded sample of the first N edits is scored (the same "
+        "sample for every method).",
+        "- **Cost**: `edits_per_s` = edits applied per second of `apply` time; `latency_ratio_vs_base` = per-query "
+        "time of the method answering one out-of-scope NQ question at a time at the largest N, over the base model "
+        "alone on the same questions (interleaved, memos off); `speedup_vs_reencode` = per-query time of a scope "
+        "that re-encodes every stored edit (original SERAC / EasyEdit) over serac's index.",
+        "",
+    ]
+    if skipped:
+        lines += [f"Not run: {', '.join(skipped)} (unavailable here; see the notes when running `serac bench`; "
+                  "'serac' needs `serac train` first).", ""]
+    lines += ["## Parts", "", "| part | methods | settings | wall time |", "|---|---|---|---:|"]
+    for part, seconds in part_times:
+        s = part.settings
+        if s.mode == "batch":
+            what = f"first {s.n_edits} edits, k in {{{', '.join(map(str, s.batch_sizes))}}}, {part.dd_sample} DD questions split across batches"
+        else:
+            what = (f"N in {{{', '.join(f'{n:,}' for n in s.checkpoints or ())}}}, {s.sample} edits scored per N, "
+                    f"{part.dd_sample} DD questions, edits applied {s.apply_batch} per call")
+        caps = {**({"ft": options.ft_max_edits} if "ft" in part.methods and options.ft_max_edits else {}),
+                **s.method_caps}
+        if caps:
+            what += "; cost caps: " + ", ".join(f"{m} at most {c:,} edits" for m, c in caps.items())
+        lines.append(f"| {part.name} | {', '.join(m for m in part.methods if m in METHODS and m not in skipped)} | {what} "
+                     f"| {seconds / 60:.1f} min |")
+    lines += ["", f"Model loading: {load_s:.0f} s.", ""]
+    for result, plot in zip(results, plots):
+        link = Path(os.path.relpath(plot, doc.resolve().parent if plot.is_absolute() else doc.parent)).as_posix()
+        lines += [markdown_run(result, "##"), f"![{result.task} {result.mode}: ES and DD]({link})", ""]
+    extra = sorted((out / "extra").glob("*.md")) if (out / "extra").is_dir() else []
+    if extra:
+        lines += ["# Other benchmarks", ""]
+        for fragment in extra:
+            lines += [fragment.read_text().rstrip(), ""]
+    doc.write_text("\n".join(lines).rstrip() + "\n")

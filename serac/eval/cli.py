@@ -1,0 +1,196 @@
+"""``serac eval`` and ``serac bench``: registered on the main CLI by ``register(app)``."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from serac.errors import ConfigError
+
+
+def _split(text: str, cast: Any = str) -> tuple:
+    try:
+        return tuple(cast(x.strip()) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected a comma-separated list, got {text!r}") from None
+
+
+def progress_bar(total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def build_methods(names: Sequence[str], models: Any, options: Any, warn: Any) -> list[Any]:
+    """Build each named method; an unavailable one (e.g. 'serac' with no artifact) is skipped with
+    ``warn(message)``."""
+    from serac.eval.methods import MethodUnavailableError, build_method
+
+    methods = []
+    for name in names:
+        try:
+            methods.append(build_method(name, models, options))
+        except MethodUnavailableError as exc:
+            warn(f"skipping {name}: {exc}")
+    return methods
+
+
+ThreadsOption = typer.Option(
+    1, "--threads", min=1, envvar="SERAC_EVAL_THREADS",
+    help="torch CPU threads. 1 by default: on a shared machine, two threads contending with other jobs ran "
+         "SmolLM2 10x slower than one; raise it on a dedicated machine.")
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _other_tasks() -> tuple[str, ...]:
+    """Tasks with their own evaluation (``serac.tasks``: fc, sentiment), when that package is here."""
+    try:
+        from serac.tasks import TASKS
+    except ImportError:
+        return ()
+    return tuple(TASKS)
+
+
+def _eval_other_task(task: str, data: Path, artifact: Optional[Path], methods: Sequence[str],
+                     batch_sizes: Sequence[int], mode: str, out: Optional[Path]) -> None:
+    """``serac eval --task fc|sentiment``: ``serac.tasks.cli.eval_task`` on a trained task artifact,
+    its rows (same schema) written and reported like ours, one report per mode."""
+    from serac.cli import console
+    from serac.eval.report import write_run
+    from serac.eval.runner import RunResult, Score
+    from serac.tasks.cli import eval_task
+
+    if artifact is None:
+        raise ConfigError(f"--task {task} evaluates a trained task artifact: pass --artifact DIR "
+                          f"(written by `serac train --task {task}`)")
+    try:  # keep the names that task evaluates (its own METHODS); none left: its defaults
+        valid = importlib.import_module(f"serac.tasks.{task}.evaluate").METHODS
+        task_methods = [m for m in methods if m in valid] or None
+    except (ImportError, AttributeError):
+        task_methods = None
+    rows = eval_task(task, artifact, data, methods=task_methods, batch_sizes=batch_sizes,
+                     sequential=mode == "sequential")
+    directory = out or Path("runs") / "eval" / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for run_mode in dict.fromkeys(r["mode"] for r in rows):
+        result = RunResult(task, run_mode, {"artifact": str(artifact), "data": str(data)},
+                           [Score(**{k: r[k] for k in ("task", "method", "mode", "n_edits", "scoring", "metric",
+                                                         "value")}) for r in rows if r["mode"] == run_mode])
+        paths = write_run(result, directory / run_mode)
+        console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
+
+
+def register(app: typer.Typer) -> None:
+    from serac.cli import _errors, console, err_console
+
+    @app.command("eval")
+    def eval_command(
+        task: str = typer.Option(..., "--task", help="Benchmark: zsre or counterfact (fc and sentiment: the "
+                                                     "serac.tasks evaluation of a --artifact)."),
+        data: Path = typer.Option(..., "--data", help="The task's JSON file (e.g. zsre_mend_eval_portability_gpt4.json)."),
+        n_edits: Optional[int] = typer.Option(None, "--n-edits", min=1, help="Use the first N edits (default: all)."),
+        mode: str = typer.Option("sequential", "--mode", help="batch (memory emptied per batch of k) or sequential."),
+        methods: str = typer.Option("serac,serac-untrained,ft,lu,icl", "--methods",
+                                    help="Comma-separated: serac, serac-untrained, ft, lu, icl, base."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                            help="Quick run: load at most LIMIT edits, and score at most LIMIT edits "
+                                                 "per checkpoint and LIMIT drawdown questions."),
+        checkpoints: Optional[str] = typer.Option(None, "--checkpoints",
+                                                  help="Sequential: N values, e.g. 10,100,1037 (default: powers of 10, then N)."),
+        batch_sizes: str = typer.Option("1,5,25,75", "--batch-sizes", help="Batch: k values."),
+        sample: Optional[int] = typer.Option(None, "--sample", min=1,
+                                             help="Sequential: score a seeded sample of this many edits per checkpoint."),
+        dd_data: Optional[Path] = typer.Option(None, "--dd-data",
+                                               help="NQ-open JSONL whose questions form the drawdown set "
+                                                    "(default: the dataset's own out-of-scope inputs)."),
+        dd_sample: int = typer.Option(200, "--dd-sample", min=1, help="Drawdown questions sampled from --dd-data."),
+        scoring: str = typer.Option("generation,teacher_forced", "--scoring", help="generation, teacher_forced or both."),
+        artifact: Optional[Path] = typer.Option(None, "--artifact",
+                                                help="'serac': a `serac train` artifact dir (default $SERAC_HOME/trained)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default runs/eval/TASK-MODE-TIME)."),
+        max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Answer length cap for generation."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1, help="Generation batch size of the base model."),
+        apply_batch: int = typer.Option(1, "--apply-batch", min=1, help="Sequential: edits per apply call."),
+        cost: bool = typer.Option(True, "--cost/--no-cost", help="Sequential: measure latency ratios at the largest N."),
+        ft_max_edits: int = typer.Option(10, "--ft-max-edits", min=1, help="Cap on edits for the costly ft baseline."),
+        seed: int = typer.Option(0, "--seed"),
+        threads: int = ThreadsOption,
+    ) -> None:
+        """Evaluate editing methods: ES/DD, reliability/generalization/locality, cost; JSON, markdown, PNG."""
+        from serac.eval.methods import EvalModels, MethodOptions
+        from serac.eval.report import write_run
+        from serac.eval.runner import LOADERS, EvalSettings, Runner, load_task
+
+        with _errors():
+            _set_threads(threads)
+            if task not in LOADERS and task in _other_tasks():
+                _eval_other_task(task, data, artifact, _split(methods), _split(batch_sizes, int), mode, out)
+                return
+            settings = EvalSettings(
+                mode=mode, n_edits=n_edits,
+                checkpoints=_split(checkpoints, int) if checkpoints else None,
+                batch_sizes=_split(batch_sizes, int), sample=min(filter(None, (sample, limit)), default=None),
+                scorings=_split(scoring), apply_batch=apply_batch, cost=cost, seed=seed,
+            )
+            names = _split(methods)
+            if not names:
+                raise ConfigError("--methods is empty; name at least one of serac, serac-untrained, ft, lu, icl, base")
+            if dd_data is None:
+                err_console.print("[yellow]note:[/yellow] no --dd-data: drawdown is measured on the dataset's own "
+                                  "out-of-scope inputs (then DD = 1 - locality)")
+            the_task = load_task(task, data, limit=limit, dd_path=dd_data,
+                                 dd_sample=min(dd_sample, limit) if limit else dd_sample, seed=seed)
+            with console.status("Loading the base model and encoder..."):
+                models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size)
+            options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits)
+            built = build_methods(names, models, options, lambda m: err_console.print(f"[yellow]{m}[/yellow]"))
+            if not built:
+                raise ConfigError("no method could be built; see the messages above")
+            runner = Runner(the_task, models, settings)
+            bar = progress_bar(runner.steps(built), f"eval {task} {mode}")
+            runner.progress = bar
+            models.progress = lambda what, done, total: bar.set_postfix_str(f"{what} {done}/{total}", refresh=True)
+            try:
+                result = runner.run(built)
+            finally:
+                bar.close()
+                models.progress = None
+            directory = out or Path("runs") / "eval" / f"{task}-{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+            paths = write_run(result, directory)
+            from serac.eval.report import markdown_run
+
+            console.print(markdown_run(result), markup=False, highlight=False)
+            console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']} "
+                          f"({result.wall_s / 60:.1f} min)")
+
+    @app.command("bench")
+    def bench_command(
+        data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir", envvar="SERAC_DATA",
+                                      help="Folder holding zsre/, counterfact/ and nq_open/."),
+        out: Path = typer.Option(Path("benchmarks"), "--out", help="Where results.json and the plots go."),
+        doc: Path = typer.Option(Path("BENCHMARKS.md"), "--doc", help="The markdown report to rewrite."),
+        parts: Optional[str] = typer.Option(None, "--parts", help="Comma-separated subset of the standard parts."),
+        quick: bool = typer.Option(False, "--quick", help="Tiny sizes: a smoke test of the whole pipeline."),
+        sample: Optional[int] = typer.Option(None, "--sample", min=1,
+                                             help="Override the edits scored per N in the sequential parts."),
+        dd_sample: Optional[int] = typer.Option(None, "--dd-sample", min=1, help="Override the drawdown-set sizes."),
+        artifact: Optional[Path] = typer.Option(None, "--artifact", help="Trained serac artifact (default $SERAC_HOME/trained)."),
+        threads: int = ThreadsOption,
+    ) -> None:
+        """Run the standard benchmark set and rewrite BENCHMARKS.md and benchmarks/results.json."""
+        from serac.eval.bench import run_bench
+
+        with _errors():
+            _set_threads(threads)
+            run_bench(data_dir, out, doc, parts=_split(parts) if parts else None, quick=quick, sample=sample,
+                      dd_sample=dd_sample,
+                      artifact=str(artifact) if artifact else None, console=console, err_console=err_console)

@@ -1,0 +1,448 @@
+"""Batch and sequential evaluation runners: one loop for every method.
+
+*Batch* (the SERAC paper's setting): the first ``n_edits`` edits are split into consecutive batches
+of ``k``; before each batch the method's memory is emptied (``reset``), the ``k`` edits are applied,
+and that batch's in-scope and out-of-scope inputs are scored. Scores pool every batch of the same
+``k``, so every ``k`` is scored on the same edits.
+
+*Sequential*: edits accumulate (``apply`` in groups of ``apply_batch``, never ``reset``), and at each
+checkpoint ``N`` the in-scope and out-of-scope inputs of the first ``N`` edits (all, or a stated
+seeded sample) are scored with all ``N`` edits in memory: the curve of ES and DD against ``N``.
+
+What is scored, per scored edit: its edit input (reliability) and rephrasings (generalization), the
+two together (ES), against the edit's own target (per record) and against the target of the newest
+applied edit of the same fact (conflict-aware, ``fact_key``); its dataset out-of-scope inputs
+(locality, e.g. CounterFact's same-relation neighbours). Drawdown uses an independent out-of-scope
+set (NQ-open questions) when one is given, else the dataset's out-of-scope inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from serac.data import EditExample, Probe, fact_key, load_counterfact, load_nq, load_zsre
+from serac.errors import ConfigError
+from serac.eval import metrics
+from serac.eval.methods import EditingMethod, EvalModels
+
+logger = logging.getLogger(__name__)
+
+LOADERS: dict[str, Callable[..., list[EditExample]]] = {"zsre": load_zsre, "counterfact": load_counterfact}
+MODES = ("batch", "sequential")
+SCORINGS = ("generation", "teacher_forced")
+METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "locality")
+COST_METRICS = ("edits_per_s", "latency_ratio_vs_base", "speedup_vs_reencode")
+ROW_KEYS = ("task", "method", "mode", "n_edits", "scoring", "metric", "value")
+
+
+# -- data -------------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    """The edits of one benchmark, plus the independent out-of-scope set used for drawdown."""
+
+    name: str
+    examples: list[EditExample]
+    dd_probes: list[Probe] | None = None  # None: drawdown on the dataset's own out-of-scope inputs
+    dd_source: str = "dataset out-of-scope inputs"
+
+
+def load_task(
+    name: str,
+    path: str | Path,
+    *,
+    limit: int | None = None,
+    dd_path: str | Path | None = None,
+    dd_sample: int | None = None,
+    seed: int = 0,
+) -> Task:
+    """Load ``limit`` edits of task ``name`` from ``path``; with ``dd_path`` (NQ-open JSONL), a seeded
+    sample of ``dd_sample`` of its questions is the drawdown set."""
+    if name not in LOADERS:
+        raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(LOADERS)}")
+    examples = LOADERS[name](path, limit)
+    if not examples:
+        raise ConfigError(f"{path} gave no {name} edits (limit={limit}); pass a non-empty file and limit")
+    if dd_path is None:
+        return Task(name, examples)
+    probes = load_nq(dd_path)
+    random.Random(seed).shuffle(probes)  # a seeded order: smaller samples are prefixes of larger ones
+    if dd_sample is not None:
+        probes = probes[:dd_sample]
+    return Task(name, examples, probes, f"{len(probes)} questions sampled from {Path(dd_path).name} (seed {seed})")
+
+
+# -- settings and results --------------------------------------------------------------------------------
+def default_checkpoints(n: int) -> tuple[int, ...]:
+    """Powers of ten below half of ``n``, then ``n``: 1,037 -> (10, 100, 1037); 10,000 -> (10, 100, 1000, 10000)."""
+    powers = [10**i for i in range(1, 8) if 10**i <= n / 2]
+    return tuple(powers + [n])
+
+
+@dataclass
+class EvalSettings:
+    mode: Literal["batch", "sequential"] = "sequential"
+    n_edits: int | None = None  # edits used, first n of the task (None: all loaded)
+    checkpoints: tuple[int, ...] | None = None  # sequential: N values (None: default_checkpoints)
+    batch_sizes: tuple[int, ...] = (1, 5, 25, 75)  # batch: k values
+    sample: int | None = None  # sequential: edits scored per checkpoint (seeded sample; None: all)
+    scorings: tuple[str, ...] = SCORINGS
+    apply_batch: int = 1  # sequential: edits per apply() call as they arrive
+    cost: bool = True  # sequential: latency and re-encode comparisons at the largest N
+    latency_queries: int = 6  # per kind (out-of-scope, in-scope), one query per call
+    seed: int = 0
+    method_caps: dict[str, int] = field(default_factory=dict)  # method name -> most edits it is run with
+
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode is {self.mode!r}; valid modes: {', '.join(MODES)}")
+        unknown = [s for s in self.scorings if s not in SCORINGS]
+        if unknown or not self.scorings:
+            raise ConfigError(f"scorings {list(self.scorings)!r}; valid: {', '.join(SCORINGS)} (one or both)")
+        for name in ("n_edits", "sample"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+        if any(not isinstance(k, int) or k < 1 for k in self.batch_sizes) or not self.batch_sizes:
+            raise ConfigError(f"batch sizes must be positive integers, got {self.batch_sizes!r}")
+        if self.checkpoints is not None and any(not isinstance(n, int) or n < 1 for n in self.checkpoints):
+            raise ConfigError(f"checkpoints must be positive integers, got {self.checkpoints!r}")
+        if self.apply_batch < 1:
+            raise ConfigError(f"apply_batch must be >= 1, got {self.apply_batch!r}")
+
+
+@dataclass(frozen=True)
+class Score:
+    """One number, with how many inputs it averages (``count``)."""
+
+    task: str
+    method: str
+    mode: str
+    n_edits: int
+    scoring: str  # generation | teacher_forced | cost
+    metric: str
+    value: float
+    count: int = 0
+
+    def row(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in ROW_KEYS}
+
+
+@dataclass
+class RunResult:
+    task: str
+    mode: str
+    settings: dict[str, Any]
+    scores: list[Score] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)
+    dd_source: str = ""
+    wall_s: float = 0.0
+    cache_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # cumulative over the models' life
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [s.row() for s in self.scores]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "mode": self.mode,
+            "settings": self.settings,
+            "dd_source": self.dd_source,
+            "wall_s": round(self.wall_s, 1),
+            "notes": self.notes,
+            "rows": self.rows(),
+            "counts": [asdict(s) for s in self.scores],
+            "details": self.details,
+            "cache_stats": self.cache_stats,
+        }
+
+
+# -- observations --------------------------------------------------------------------------------------
+@dataclass
+class Observations:
+    """Raw predictions of one or more checkpoints (batches pool theirs), reduced to scores at the end."""
+
+    reliability: list[tuple[str, str]] = field(default_factory=list)  # (prediction, target)
+    generalization: list[tuple[str, str]] = field(default_factory=list)
+    conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # every in-scope row, newest target
+    locality: list[tuple[str, str]] = field(default_factory=list)  # (after, before)
+    dd: list[tuple[str, str]] = field(default_factory=list)
+    tf: dict[str, list[float]] = field(default_factory=dict)  # metric -> token accuracies
+    routed: dict[str, list[bool]] = field(default_factory=dict)  # "in_scope"/"locality"/"dd" -> answered by an edit
+    examples: list[dict[str, str]] = field(default_factory=list)  # a few raw predictions, for reading
+
+    MAX_EXAMPLES = 6
+
+    def extend(self, other: Observations) -> None:
+        for name in ("reliability", "generalization", "conflict_aware", "locality", "dd"):
+            getattr(self, name).extend(getattr(other, name))
+        self.examples = (self.examples + other.examples)[: self.MAX_EXAMPLES]
+        for store, more in ((self.tf, other.tf), (self.routed, other.routed)):
+            for key, values in more.items():
+                store.setdefault(key, []).extend(values)
+
+    def scores(self, task: str, method: str, mode: str, n_edits: int) -> list[Score]:
+        in_scope = self.reliability + self.generalization
+        generation = {
+            "es": (metrics.edit_success([p for p, _ in in_scope], [t for _, t in in_scope]), len(in_scope)),
+            "es_conflict_aware": (
+                metrics.edit_success([p for p, _ in self.conflict_aware], [t for _, t in self.conflict_aware]),
+                len(self.conflict_aware),
+            ),
+            "dd": (metrics.drawdown([a for a, _ in self.dd], [b for _, b in self.dd]), len(self.dd)),
+            "reliability": (
+                metrics.reliability([p for p, _ in self.reliability], [t for _, t in self.reliability]),
+                len(self.reliability),
+            ),
+            "generalization": (
+                metrics.generalization([p for p, _ in self.generalization], [t for _, t in self.generalization]),
+                len(self.generalization),
+            ),
+            "locality": (metrics.locality([a for a, _ in self.locality], [b for _, b in self.locality]), len(self.locality)),
+        }
+        out = [Score(task, method, mode, n_edits, "generation", m, v, c)
+               for m, (v, c) in generation.items() if v is not None]
+        if self.tf:
+            tf = self.tf
+            forced = {
+                "es": metrics.tf_edit_success(tf.get("reliability", []) + tf.get("generalization", [])),
+                "es_conflict_aware": metrics.tf_edit_success(tf.get("es_conflict_aware", [])),
+                "dd": metrics.tf_drawdown(tf.get("dd", [])),
+                "reliability": metrics.tf_edit_success(tf.get("reliability", [])),
+                "generalization": metrics.tf_edit_success(tf.get("generalization", [])),
+                "locality": metrics.tf_locality(tf.get("locality", [])),
+            }
+            counts = {"es": len(tf.get("reliability", [])) + len(tf.get("generalization", [])),
+                      "es_conflict_aware": len(tf.get("es_conflict_aware", [])), "dd": len(tf.get("dd", [])),
+                      "reliability": len(tf.get("reliability", [])), "generalization": len(tf.get("generalization", [])),
+                      "locality": len(tf.get("locality", []))}
+            out += [Score(task, method, mode, n_edits, "teacher_forced", m, v, counts[m])
+                    for m, v in forced.items() if v is not None]
+        return out
+
+    def routing(self) -> dict[str, float]:
+        return {f"routed_to_edit_{k}": round(sum(v) / len(v), 4) for k, v in self.routed.items() if v}
+
+
+def newest_targets(examples: Sequence[EditExample], applied: Sequence[int]) -> dict[tuple[str, str], str]:
+    """For each fact (``fact_key``) among the applied edits, the target of the last one applied: the
+    answer a "newest edit wins" policy should give."""
+    newest: dict[tuple[str, str], str] = {}
+    for index in applied:
+        newest[fact_key(examples[index])] = examples[index].edit_target
+    return newest
+
+
+def observe(
+    method: EditingMethod,
+    models: EvalModels,
+    examples: Sequence[EditExample],
+    applied: Sequence[int],
+    scored: Sequence[int],
+    dd_probes: Sequence[Probe] | None,
+    scorings: Sequence[str],
+) -> Observations:
+    """Score the ``scored`` edits' inputs with the ``applied`` edits in the method's memory."""
+    newest = newest_targets(examples, applied)
+    rel = [(examples[i].reliability_probe.input, examples[i].edit_target, newest[fact_key(examples[i])]) for i in scored]
+    gen = [(p.input, examples[i].edit_target, newest[fact_key(examples[i])])
+           for i in scored for p in examples[i].generalization_probes]
+    loc = [p.input for i in scored for p in examples[i].out_of_scope]
+    dd = loc if dd_probes is None else [p.input for p in dd_probes]
+
+    oos = list(dict.fromkeys(loc + dd))
+    # The unedited base model's answers: the reference for locality and drawdown (both scorings).
+    before = dict(zip(oos, models.base.generate(oos, models.options)))
+    obs = Observations()
+    if "generation" in scorings:
+        # One predict call for everything (methods batch internally), duplicates asked once.
+        prompts = list(dict.fromkeys([r[0] for r in rel] + [g[0] for g in gen] + loc + dd))
+        predictions = dict(zip(prompts, method.predict(prompts)))
+        obs = Observations(
+            reliability=[(predictions[p], t) for p, t, _ in rel],
+            generalization=[(predictions[p], t) for p, t, _ in gen],
+            conflict_aware=[(predictions[p], c) for p, _, c in rel + gen],
+            locality=[(predictions[p], before[p]) for p in loc],
+            dd=[(predictions[p], before[p]) for p in dd],
+        )
+        obs.examples = (
+            [{"kind": "reliability", "input": p, "target": t, "prediction": predictions[p]} for p, t, _ in rel[:2]]
+            + [{"kind": "generalization", "input": p, "target": t, "prediction": predictions[p]} for p, t, _ in gen[:2]]
+            + [{"kind": "out-of-scope", "input": p, "before": before[p], "prediction": predictions[p]} for p in dd[:2]]
+        )[: Observations.MAX_EXAMPLES]
+        routes = getattr(method, "last_routes", None)
+        if routes and len(routes) == len(prompts):
+            route_of = dict(zip(prompts, routes))
+            obs.routed = {"in_scope": [route_of[p] for p, _, _ in rel + gen], "locality": [route_of[p] for p in loc],
+                          "dd": [route_of[p] for p in dd]}
+    if "teacher_forced" in scorings:
+        rows = rel + gen
+        per_record = method.teacher_forced([p for p, _, _ in rows], [t for _, t, _ in rows])
+        differ = [i for i, (_, t, c) in enumerate(rows) if c != t]
+        conflict = list(per_record)
+        if differ:
+            for i, v in zip(differ, method.teacher_forced([rows[i][0] for i in differ], [rows[i][2] for i in differ])):
+                conflict[i] = v
+        # Out of scope: how much of the base model's own answer the edited model still predicts, on
+        # rows where that answer survives decoding and re-tokenisation (the base model scores 1 on it).
+        kept = [p for p in oos if before[p].strip()]
+        if kept:
+            reference = models.base.teacher_forced(kept, [before[p] for p in kept])
+            kept = [p for p, r in zip(kept, reference) if r == 1.0]
+        on_base = dict(zip(kept, method.teacher_forced(kept, [before[p] for p in kept]))) if kept else {}
+        obs.tf = {
+            "reliability": per_record[: len(rel)],
+            "generalization": per_record[len(rel):],
+            "es_conflict_aware": conflict,
+            "locality": [on_base[p] for p in loc if p in on_base],
+            "dd": [on_base[p] for p in dd if p in on_base],
+        }
+    return obs
+
+
+# -- the runner ----------------------------------------------------------------------------------------
+def sample_indices(n: int, sample: int | None, seed: int) -> list[int]:
+    """The edits scored at checkpoint ``n``: all of them, or a seeded sample (the same for every method)."""
+    if sample is None or n <= sample:
+        return list(range(n))
+    return sorted(random.Random(seed * 1_000_003 + n).sample(range(n), sample))
+
+
+class Runner:
+    """Runs methods over a task in batch or sequential mode and collects :class:`Score` rows."""
+
+    def __init__(self, task: Task, models: EvalModels, settings: EvalSettings, progress: Any = None) -> None:
+        self.task = task
+        self.models = models
+        self.settings = settings
+        self.progress = progress  # a tqdm-like bar (update, set_postfix_str), or None
+        n = len(task.examples) if settings.n_edits is None else min(settings.n_edits, len(task.examples))
+        self.examples = task.examples[:n]
+        if settings.n_edits is not None and settings.n_edits > len(task.examples):
+            logger.warning("asked for %d edits, the task has %d", settings.n_edits, len(task.examples))
+
+    # progress ---------------------------------------------------------------------------------
+    def steps(self, methods: Sequence[EditingMethod]) -> int:
+        per = len(self.checkpoints()) if self.settings.mode == "sequential" else len(self.settings.batch_sizes)
+        return per * len(methods)
+
+    def checkpoints(self) -> list[int]:
+        n = len(self.examples)
+        points = self.settings.checkpoints or default_checkpoints(n)
+        return sorted({min(p, n) for p in points})
+
+    def _status(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.set_postfix_str(text, refresh=True)
+
+    def _step(self) -> None:
+        if self.progress is not None:
+            self.progress.update(1)
+
+    # run --------------------------------------------------------------------------------------
+    def run(self, methods: Sequence[EditingMethod]) -> RunResult:
+        settings = self.settings
+        result = RunResult(self.task.name, settings.mode, asdict(settings), dd_source=self.task.dd_source)
+        result.settings["n_edits_used"] = len(self.examples)
+        start = time.perf_counter()
+        for method in methods:
+            if settings.mode == "sequential":
+                self._sequential(method, result)
+            else:
+                self._batch(method, result)
+        result.wall_s = time.perf_counter() - start
+        result.cache_stats = self.models.cache_stats()
+        return result
+
+    def _cap(self, method: EditingMethod) -> int | None:
+        caps = [c for c in (getattr(method, "max_edits", None), self.settings.method_caps.get(method.name)) if c]
+        return min(caps) if caps else None
+
+    def _apply_timed(self, method: EditingMethod, edits: Sequence[EditExample], group: int) -> float:
+        began = time.perf_counter()
+        for s in range(0, len(edits), group):
+            method.apply([(e.edit_input, e.edit_target) for e in edits[s : s + group]])
+        return time.perf_counter() - began
+
+    def _record(self, result: RunResult, method: EditingMethod, n: int, obs: Observations,
+                apply_s: float, applied_now: int, extra: dict[str, Any]) -> None:
+        task, mode = self.task.name, self.settings.mode
+        result.scores += obs.scores(task, method.name, mode, n)
+        if applied_now and apply_s > 0:
+            result.scores.append(Score(task, method.name, mode, n, "cost", "edits_per_s", applied_now / apply_s, applied_now))
+        result.details.append({
+            "method": method.name, "n_edits": n, "in_scope_inputs": len(obs.reliability) + len(obs.generalization),
+            "locality_inputs": len(obs.locality), "dd_inputs": len(obs.dd), "apply_s": round(apply_s, 3),
+            **obs.routing(), **extra, "examples": obs.examples,
+        })
+
+    def _sequential(self, method: EditingMethod, result: RunResult) -> None:
+        settings, examples = self.settings, self.examples
+        cap = self._cap(method)
+        method.reset()
+        applied = 0
+        reached = 0
+        for n in self.checkpoints():
+            if cap is not None and n > cap:
+                result.details.append({"method": method.name, "n_edits": n,
+                                       "skipped": f"not run: cost cap of {cap:,} edits on this machine"})
+                self._step()
+                continue
+            self._status(f"{method.name} N={n}: applying edits")
+            apply_s = self._apply_timed(method, examples[applied:n], settings.apply_batch)
+            fresh, applied = n - applied, n
+            self._status(f"{method.name} N={n}: scoring")
+            scored = sample_indices(n, settings.sample, settings.seed)
+            began = time.perf_counter()
+            obs = observe(method, self.models, examples, range(n), scored, self.task.dd_probes, settings.scorings)
+            self._record(result, method, n, obs, apply_s, fresh,
+                         {"scored_edits": len(scored), "score_s": round(time.perf_counter() - began, 1)})
+            reached = n
+            self._step()
+        if settings.cost and reached:
+            from serac.eval.cost import measure_cost
+
+            self._status(f"{method.name} N={reached}: measuring cost")
+            began = time.perf_counter()
+            scores, detail = measure_cost(method, self.models, self.task, examples[:reached], settings)
+            detail["measure_s"] = round(time.perf_counter() - began, 1)
+            result.scores += scores
+            result.details.append({"method": method.name, "n_edits": reached, "cost": detail})
+
+    def _batch(self, method: EditingMethod, result: RunResult) -> None:
+        cap = self._cap(method)
+        n_total = len(self.examples) if cap is None else min(cap, len(self.examples))
+        for k in self.settings.batch_sizes:
+            batches = n_total // k
+            if batches == 0:
+                why = (f"cost cap of {cap:,} edits on this machine" if cap is not None and cap < len(self.examples)
+                       else f"only {len(self.examples)} edits")
+                result.details.append({"method": method.name, "n_edits": k, "skipped": f"not run: {why}"})
+                self._step()
+                continue
+            obs, apply_s = Observations(), 0.0
+            dd_probes = self.task.dd_probes
+            began = time.perf_counter()
+            for b in range(batches):
+                self._status(f"{method.name} k={k}: batch {b + 1}/{batches}")
+                indices = list(range(b * k, (b + 1) * k))
+                method.reset()
+                apply_s += self._apply_timed(method, [self.examples[i] for i in indices], k)
+                # Each batch gets its share of the drawdown set, so the whole set is asked once per k.
+                share = None if dd_probes is None else list(dd_probes[b::batches])
+                obs.extend(observe(method, self.models, self.examples, indices, indices, share, self.settings.scorings))
+            if cap is not None and n_total < len(self.examples):
+                result.notes.append(f"{method.name}: batch k={k} scored on the first {n_total} edits only "
+                                    "(cost cap on this machine)")
+            self._record(result, method, k, obs, apply_s, batches * k,
+                         {"batches": batches, "scored_edits": batches * k,
+                          "score_s": round(time.perf_counter() - began - apply_s, 1)})
+            self._step()
+        method.reset()

@@ -1,0 +1,138 @@
+"""Metric definitions on hand-computed cases, normalisation edge cases included."""
+
+from __future__ import annotations
+
+import pytest
+
+from serac.data import EditExample, Probe
+from serac.eval import metrics
+from serac.eval.runner import Observations, newest_targets
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Paris", "paris"),
+        ("  Paris.  ", "paris"),
+        ("The Beatles", "beatles"),
+        ("an apple a day", "apple day"),
+        ("Thea Theatre", "thea theatre"),  # articles only as whole words
+        ("U.S.", "us"),
+        ("1,000", "1000"),
+        ("O'Brien", "obrien"),
+        ("mezzo-soprano", "mezzo soprano"),  # dashes become spaces
+        ("1939–1945", "1939 1945"),  # en dash (Pd)
+        ("AC/DC", "ac dc"),
+        ("“Quoted” (twice)!", "quoted twice"),  # Unicode punctuation, brackets
+        ("Straße", "strasse"),  # case folding, not just lower()
+        ("Café", "café"),  # accents kept
+        ("ＡＢＣ １２", "abc 12"),  # NFKC folds full-width forms
+        ("tab\tand\nnewline", "tab and newline"),
+        ("", ""),
+        ("...", ""),
+        ("The", ""),
+    ],
+)
+def test_normalize_answer(text, expected):
+    assert metrics.normalize_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Paris\nParis is the capital.", "Paris"), ("\n\n  Paris  \nmore", "Paris"), ("", ""), ("\n \n", "")],
+)
+def test_first_line(text, expected):
+    assert metrics.first_line(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("prediction", "target", "expected"),
+    [
+        ("Paris.", "paris", True),
+        ("the Rolling Stones", "Rolling Stones", True),
+        ("Paris\nParis is the capital of France.", "Paris", True),  # first line only
+        ("The capital is Paris.", "Paris", False),  # containing the target is not a match
+        ("Pariss", "Paris", False),
+        ("", "", True),  # SQuAD's convention: both empty
+        ("the", "a", True),  # both normalise to empty
+        ("", "Paris", False),
+        ("mezzo soprano", "mezzo-soprano", True),
+    ],
+)
+def test_exact_match(prediction, target, expected):
+    assert metrics.exact_match(prediction, target) is expected
+
+
+def test_edit_success_reliability_generalization_by_hand():
+    predictions = ["Paris", "London", "the Rome", "Berlin."]
+    targets = ["paris", "Paris", "Rome", "berlin"]
+    assert metrics.edit_success(predictions, targets) == pytest.approx(3 / 4)
+    assert metrics.reliability(predictions[:2], targets[:2]) == pytest.approx(1 / 2)
+    assert metrics.generalization(predictions[2:], targets[2:]) == pytest.approx(1.0)
+
+
+def test_drawdown_and_locality_by_hand():
+    after = ["a", "b", "c", "d", "Yes\nmore"]
+    before = ["a", "B.", "x", "d", "yes"]  # only "c" vs "x" changed after normalisation
+    assert metrics.drawdown(after, before) == pytest.approx(1 / 5)
+    assert metrics.locality(after, before) == pytest.approx(4 / 5)
+    assert metrics.changed("Paris", "London") and not metrics.changed("Paris.", "paris")
+
+
+def test_teacher_forced_aggregates_by_hand():
+    assert metrics.tf_edit_success([1.0, 0.5, 0.0]) == pytest.approx(0.5)
+    assert metrics.tf_locality([1.0, 0.5]) == pytest.approx(0.75)
+    assert metrics.tf_drawdown([1.0, 0.5]) == pytest.approx(0.25)
+
+
+def test_empty_inputs_give_none_not_zero():
+    assert metrics.edit_success([], []) is None
+    assert metrics.drawdown([], []) is None
+    assert metrics.locality([], []) is None
+    assert metrics.tf_drawdown([]) is None
+
+
+def test_mismatched_lengths_raise():
+    with pytest.raises(ValueError, match="got 2 and 1 items"):
+        metrics.edit_success(["a", "b"], ["a"])
+
+
+def _example(subject, question, target, original):
+    return EditExample(question, target, (Probe(question, target),), (Probe("unrelated?", "x"),),
+                       subject=subject, original_target=original)
+
+
+def test_newest_target_per_fact():
+    examples = [
+        _example("Toodyay Fire Station", "What architect designed Toodyay Fire Station?", "Wyndham Lewis", "Ken Duncan"),
+        _example("Lola Beeth", "What voice type is Lola Beeth?", "mezzo", "soprano"),
+        _example("toodyay fire station", "Who is the architect of Toodyay Fire Station?", "Kohn Pedersen Fox", "Ken Duncan"),
+    ]
+    newest = newest_targets(examples, [0, 1, 2])
+    assert newest[("toodyay fire station", "ken duncan")] == "Kohn Pedersen Fox"
+    assert newest[("lola beeth", "soprano")] == "mezzo"
+    # Only what is applied counts: before the second edit, the first is the newest.
+    assert newest_targets(examples, [0, 1])[("toodyay fire station", "ken duncan")] == "Wyndham Lewis"
+
+
+def test_observations_scores_by_hand():
+    obs = Observations(
+        reliability=[("Paris", "Paris"), ("no", "Rome")],
+        generalization=[("Paris", "Paris"), ("Rome", "Rome")],
+        conflict_aware=[("Paris", "Lyon"), ("no", "Rome"), ("Paris", "Lyon"), ("Rome", "Rome")],
+        locality=[("a", "a"), ("b", "c")],
+        dd=[("a", "a"), ("a", "a"), ("a", "a"), ("x", "y")],
+        tf={"reliability": [1.0, 0.0], "generalization": [1.0, 0.5], "es_conflict_aware": [0.0, 0.0, 0.0, 0.5],
+            "locality": [1.0, 0.5], "dd": [1.0, 1.0, 1.0, 0.0]},
+    )
+    got = {(s.scoring, s.metric): (s.value, s.count) for s in obs.scores("zsre", "m", "sequential", 2)}
+    assert got[("generation", "es")] == (pytest.approx(3 / 4), 4)
+    assert got[("generation", "es_conflict_aware")] == (pytest.approx(1 / 4), 4)
+    assert got[("generation", "reliability")] == (pytest.approx(1 / 2), 2)
+    assert got[("generation", "generalization")] == (pytest.approx(1.0), 2)
+    assert got[("generation", "locality")] == (pytest.approx(1 / 2), 2)
+    assert got[("generation", "dd")] == (pytest.approx(1 / 4), 4)
+    assert got[("teacher_forced", "es")] == (pytest.approx(2.5 / 4), 4)
+    assert got[("teacher_forced", "es_conflict_aware")] == (pytest.approx(0.125), 4)
+    assert got[("teacher_forced", "locality")] == (pytest.approx(0.75), 2)
+    assert got[("teacher_forced", "dd")] == (pytest.approx(0.25), 4)
