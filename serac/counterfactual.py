@@ -89,10 +89,15 @@ class LMCounterfactual:
 
     def build_prompt(self, query: Prompt, edits: Sequence[Edit]) -> Prompt:
         edits = list(edits)[: self.num_edits]
+        if self.prompt == "trained":
+            # Oldest first, newest last (store ids grow with time): `serac train` teaches the model to
+            # pick the edit that matches the query wherever it stands, and, among edits of the same
+            # fact, the newest, as the store lets the newest edit of an input win.
+            if all(isinstance(e, Edit) for e in edits):
+                return format_edit_prompt(sorted(edits, key=lambda e: e.id), query_text(query))
+            return format_edit_prompt(list(reversed(edits)), query_text(query))
         # Best match last in the prompt: small models attend most to the nearest context.
         ordered = list(reversed(edits))
-        if self.prompt == "trained":
-            return format_edit_prompt(ordered, query_text(query))
         return few_shot_messages(ordered, query_text(query))
 
     def generate(
