@@ -1,0 +1,3 @@
+from serac.tasks.cli import app
+
+app()

@@ -1,0 +1,280 @@
+"""Command entry points for the FC and sentiment tasks.
+
+Plain functions for the project's ``serac train`` / ``serac eval`` to call with ``--task``:
+
+    train_task("fc", out_dir, data=VITAMINC_DIR)            -> training summary (dict)
+    eval_task("fc", model_dir, data=VITAMINC_DIR)           -> result rows (harness schema)
+    build_task_data("sentiment", out_dir, counterfact=..., zsre=...)   -> data file path
+    train_task("sentiment", out_dir, data=SENTIMENT_DIR)
+    eval_task("sentiment", model_dir, data=SENTIMENT_DIR)
+
+and a standalone command, ``python -m serac.tasks {build-data,train,eval,bench}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import typer
+
+from serac.errors import ConfigError, SeracError
+from serac.tasks import TASKS
+from serac.tasks.common import BATCH_SIZES, write_rows
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SHARED = Path("../shared/data")
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+
+
+def _override(config: Any, overrides: dict) -> Any:
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if not hasattr(config, key):
+            raise ConfigError(f"{type(config).__name__} has no option {key!r}")
+        setattr(config, key, value)
+    return config
+
+
+def _vitaminc_files(data: str | Path | Sequence[str | Path], split: str) -> list[Path]:
+    """A VitaminC sample directory -> its train_*.jsonl (split "train") or test.jsonl ("eval");
+    explicit files are used as given."""
+    if isinstance(data, (str, Path)) and Path(data).is_dir():
+        pattern = "train_*.jsonl" if split == "train" else "test.jsonl"
+        files = sorted(Path(data).glob(pattern))
+        if not files:
+            raise ConfigError(f"{data} has no {pattern}; pass the vitaminc_sample directory or the files")
+        return files
+    return [Path(p) for p in ([data] if isinstance(data, (str, Path)) else data)]
+
+
+# -- the functions serac train / serac eval call ---------------------------------------------------
+def build_task_data(task: str, out_dir: str | Path | None = None, **options: Any) -> Path:
+    """Build a task's data set. Only ``sentiment`` has a recipe (FC reads VitaminC as is).
+    Options: ``counterfact``, ``zsre`` (topic sources) and any ``SentimentRecipe`` field."""
+    _check_task(task)
+    if task != "sentiment":
+        raise ConfigError("only the sentiment task builds its data; fc reads the VitaminC files directly")
+    from serac.tasks.sentiment.data import SentimentRecipe, build_sentiment_data
+
+    counterfact, zsre = options.pop("counterfact", None), options.pop("zsre", None)
+    recipe = _override(SentimentRecipe(), options)
+    return build_sentiment_data(out_dir, counterfact=counterfact, zsre=zsre, recipe=recipe)
+
+
+def train_task(task: str, out_dir: str | Path, data: Any = None, **options: Any) -> dict:
+    """Train a task's models into ``out_dir``. ``data``: for fc the vitaminc_sample directory (its
+    train_*.jsonl) or files; for sentiment the directory built by ``build_task_data`` (default
+    ``$SERAC_HOME/data/sentiment``). ``options`` override the task's training config fields."""
+    _check_task(task)
+    if task == "fc":
+        from serac.tasks.fc.train import FCTrainConfig, train_fc
+
+        if data is None:
+            raise ConfigError("fc training needs data: the vitaminc_sample directory or VitaminC JSONL files")
+        return train_fc(_vitaminc_files(data, "train"), out_dir, _override(FCTrainConfig(), options))
+    from serac.tasks.sentiment.data import default_data_dir
+    from serac.tasks.sentiment.train import SentimentTrainConfig, train_sentiment
+
+    return train_sentiment(data or default_data_dir(), out_dir, _override(SentimentTrainConfig(), options))
+
+
+def eval_task(
+    task: str,
+    model_dir: str | Path,
+    data: Any = None,
+    *,
+    methods: Sequence[str] | None = None,
+    batch_sizes: Sequence[int] = BATCH_SIZES,
+    sequential: bool = True,
+    out: str | Path | None = None,
+    **options: Any,
+) -> list[dict]:
+    """Evaluate a trained task artifact; returns rows ``{"task", "method", "mode", "n_edits",
+    "scoring", "metric", "value"}`` (also written to ``out`` as JSON when given)."""
+    _check_task(task)
+    if task == "fc":
+        from serac.data import load_vitaminc
+        from serac.tasks.fc.data import build_fc_edits
+        from serac.tasks.fc.evaluate import METHODS, FCEvalConfig, evaluate_fc
+        from serac.tasks.fc.model import load_parts
+
+        if data is None:
+            raise ConfigError(
+                "fc evaluation needs data: the vitaminc_sample directory or VitaminC JSONL files"
+            )
+        config = _override(
+            FCEvalConfig(
+                methods=tuple(methods or METHODS), batch_sizes=tuple(batch_sizes), sequential=sequential
+            ),
+            options,
+        )
+        edits = build_fc_edits(load_vitaminc(_vitaminc_files(data, "eval")))
+        rows = evaluate_fc(load_parts(model_dir), edits, config)
+    else:
+        rows = _eval_sentiment(model_dir, data, methods, batch_sizes, sequential, options)
+    if out is not None:
+        write_rows(rows, out)
+    return rows
+
+
+def _eval_sentiment(model_dir, data, methods, batch_sizes, sequential, options) -> list[dict]:
+    from serac.base import load_text_model
+    from serac.counterfactual import _with_adapter
+    from serac.editor import load_artifact_config
+    from serac.scope import SentenceEncoder
+    from serac.tasks.sentiment.data import VaderJudge, default_data_dir, load_sentiment_data
+    from serac.tasks.sentiment.evaluate import METHODS, SentimentEvalConfig, evaluate_sentiment
+
+    artifact = load_artifact_config(model_dir)
+    config = _override(
+        SentimentEvalConfig(
+            methods=tuple(methods or METHODS), batch_sizes=tuple(batch_sizes), sequential=sequential
+        ),
+        options,
+    )
+    kwargs = dict(max_new_tokens=config.max_new_tokens, batch_size=artifact.base.batch_size)
+    base = load_text_model(artifact.base.model, artifact.base.kind, **kwargs)
+    counterfactual = load_text_model(artifact.counterfactual.model, artifact.counterfactual.kind, **kwargs)
+    if artifact.counterfactual.adapter:
+        counterfactual.model = _with_adapter(counterfactual.model, artifact.counterfactual.adapter)
+    # every eval topic is an edit; topics without kept replies of both sentiments only lack the
+    # paper's teacher-forced ES
+    records = [
+        r for r in load_sentiment_data(data or default_data_dir(), usable_only=False) if r.split == "eval"
+    ]
+    return evaluate_sentiment(
+        base,
+        counterfactual,
+        SentenceEncoder(artifact.scope.encoder),
+        artifact.scope.threshold,
+        records,
+        VaderJudge(),
+        config,
+        top_k=artifact.scope.top_k,
+    )
+
+
+# -- standalone command ----------------------------------------------------------------------------
+app = typer.Typer(
+    help="FC and sentiment editing tasks: build data, train, evaluate, benchmark.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except SeracError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@app.command("build-data")
+def build_data_cmd(
+    task: str = typer.Argument("sentiment"),
+    out: Optional[Path] = typer.Option(None, help="Output directory (default $SERAC_HOME/data/sentiment)."),
+    counterfact: Optional[Path] = typer.Option(None, help="CounterFact JSON (topic source)."),
+    zsre: Optional[Path] = typer.Option(None, help="zsRE JSON (topic source)."),
+    n_topics: Optional[int] = typer.Option(None),
+    templates_per_sentiment: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+) -> None:
+    """Build the sentiment data set with the chat model and VADER (never inside the repository)."""
+    path = _run(
+        build_task_data,
+        task,
+        out,
+        counterfact=counterfact,
+        zsre=zsre,
+        n_topics=n_topics,
+        templates_per_sentiment=templates_per_sentiment,
+        seed=seed,
+    )
+    typer.echo(str(path))
+
+
+@app.command("train")
+def train_cmd(
+    task: str = typer.Argument(..., help="fc or sentiment"),
+    out: Path = typer.Option(..., help="Artifact directory to write."),
+    data: Optional[Path] = typer.Option(None, help="fc: vitaminc_sample dir; sentiment: built data dir."),
+    epochs: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+) -> None:
+    """Train a task's models."""
+    summary = _run(train_task, task, out, data, epochs=epochs, seed=seed)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=1, default=str))
+
+
+@app.command("eval")
+def eval_cmd(
+    task: str = typer.Argument(..., help="fc or sentiment"),
+    model: Path = typer.Option(..., help="Artifact directory from `train`."),
+    data: Optional[Path] = typer.Option(None, help="fc: vitaminc_sample dir; sentiment: built data dir."),
+    method: list[str] = typer.Option([], help="Methods (repeatable): serac, icl, ft. Default: all."),
+    batch_size: list[int] = typer.Option([], help="Batch sizes (repeatable). Default: 1 5 25 75."),
+    no_sequential: bool = typer.Option(False, "--no-sequential"),
+    out: Optional[Path] = typer.Option(None, help="Write the rows to this JSON file."),
+) -> None:
+    """Evaluate a task artifact: ES and DD per method, batch size and sequential checkpoint."""
+    from serac.tasks.common import markdown_table
+
+    rows = _run(
+        eval_task,
+        task,
+        model,
+        data,
+        methods=method or None,
+        batch_sizes=batch_size or BATCH_SIZES,
+        sequential=not no_sequential,
+        out=out,
+    )
+    for metric in ("es", "dd"):
+        typer.echo(
+            f"\n{task} {metric} (generation)\n"
+            + markdown_table(rows, metric, task=task, scoring="generation")
+        )
+
+
+@app.command("bench")
+def bench_cmd(
+    out: Path = typer.Option(Path("benchmarks/extra"), help="Where tasks.md and tasks.json go."),
+    shared: Path = typer.Option(DEFAULT_SHARED, help="The shared benchmark data folder."),
+    work: Optional[Path] = typer.Option(None, help="Models and data (default $SERAC_HOME/tasks)."),
+    task: list[str] = typer.Option([], help="Tasks to run (repeatable). Default: both."),
+    retrain: bool = typer.Option(False, help="Retrain even where an artifact exists."),
+) -> None:
+    """End to end: build the sentiment data, train both tasks, evaluate, write the report."""
+    from serac.tasks.report import bench
+
+    _run(bench, out, shared, work, tuple(task) or TASKS, retrain, command="python -m serac.tasks bench")
+
+
+@app.command("report")
+def report_cmd(
+    source: list[Path] = typer.Option(..., "--from", help="tasks.json files to merge (later ones win per task)."),
+    out: Path = typer.Option(Path("benchmarks/extra"), help="Where tasks.md and tasks.json go."),
+) -> None:
+    """Merge the rows of several bench runs (per task, the last file naming it wins) and re-render."""
+    from serac.tasks.report import merge
+
+    _run(merge, source, out)

@@ -1,0 +1,102 @@
+"""Fact-checking edits from VitaminC: one edit per piece of evidence.
+
+SERAC's FC setup: the edit is the evidence itself, stated as true (input = evidence, target =
+``supports``). Claims that share the evidence and are labelled supports/refutes are in scope: after
+the edit their label should be the one the evidence gives. "Not enough info" claims that share the
+evidence are out of scope (the evidence does not decide them, so the base model's label must stay),
+and so is every claim about other evidence.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from serac.data.examples import FactCheckExample, Probe, normalize_text
+from serac.errors import DataError
+
+EVIDENCE_TARGET = "supports"  # an edit asserts its evidence (SERAC's inner label for FC)
+DECIDED = ("supports", "refutes")  # the base and counterfactual models' labels
+UNDECIDED = "not enough info"
+
+
+@dataclass(frozen=True)
+class FactEdit:
+    """One piece of evidence and the claims about it."""
+
+    evidence: str
+    in_scope: tuple[Probe, ...]  # claims the evidence decides; target = their label
+    hard_out_of_scope: tuple[Probe, ...]  # "not enough info" claims on the same evidence
+    record_ids: tuple[str, ...] = ()
+
+    @property
+    def edit_input(self) -> str:
+        return self.evidence
+
+    @property
+    def edit_target(self) -> str:
+        return EVIDENCE_TARGET
+
+    @property
+    def claims(self) -> tuple[Probe, ...]:
+        return self.in_scope + self.hard_out_of_scope
+
+
+def build_fc_edits(examples: Iterable[FactCheckExample], *, min_evidence_words: int = 0) -> list[FactEdit]:
+    """Group claims by their (normalised) evidence, in order of first appearance.
+
+    ``min_evidence_words`` drops short evidence (SERAC's VitaminC loader keeps evidence of more
+    than 10 words); 0 keeps everything. Evidence whose claims are all "not enough info" still
+    makes an edit: its claims are the hard out-of-scope cases.
+    """
+    groups: dict[str, list[FactCheckExample]] = {}
+    for example in examples:
+        if example.label not in (*DECIDED, UNDECIDED):
+            raise DataError(
+                f"{example.record_id or 'a VitaminC record'}: label {example.label!r}; expected one of "
+                f"{', '.join((*DECIDED, UNDECIDED))}"
+            )
+        if len(example.evidence.split()) < min_evidence_words:
+            continue
+        groups.setdefault(normalize_text(example.evidence), []).append(example)
+    edits = []
+    for members in groups.values():
+        edits.append(
+            FactEdit(
+                evidence=members[0].evidence.strip(),
+                in_scope=tuple(Probe(m.claim, m.label) for m in members if m.label in DECIDED),
+                hard_out_of_scope=tuple(Probe(m.claim, None) for m in members if m.label == UNDECIDED),
+                record_ids=tuple(m.record_id for m in members),
+            )
+        )
+    return edits
+
+
+def split_edits(
+    edits: Sequence[FactEdit], fraction: float, seed: int = 0
+) -> tuple[list[FactEdit], list[FactEdit]]:
+    """(kept, held out): a seeded random ``fraction`` of the edits held out, both in input order.
+    Splitting by evidence keeps every claim of one evidence on the same side."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    held = set(random.Random(seed).sample(range(len(edits)), round(len(edits) * fraction)))
+    return [e for i, e in enumerate(edits) if i not in held], [e for i, e in enumerate(edits) if i in held]
+
+
+def other_claims(edits: Sequence[FactEdit], chosen: Iterable[int]) -> list[Probe]:
+    """Every claim of the edits not in ``chosen``: out of scope for a memory holding ``chosen``."""
+    chosen = set(chosen)
+    return [claim for i, edit in enumerate(edits) if i not in chosen for claim in edit.claims]
+
+
+def base_training_pairs(edits: Sequence[FactEdit]) -> tuple[list[str], list[str]]:
+    """(claims, labels) for the claim-only base classifier: decided claims only."""
+    claims = [p.input for e in edits for p in e.in_scope]
+    return claims, [p.target for e in edits for p in e.in_scope]  # type: ignore[misc]
+
+
+def counterfactual_training_pairs(edits: Sequence[FactEdit]) -> tuple[list[tuple[str, str]], list[str]]:
+    """((evidence, claim) pairs, labels) for the counterfactual classifier: decided claims only."""
+    pairs = [(e.evidence, p.input) for e in edits for p in e.in_scope]
+    return pairs, [p.target for e in edits for p in e.in_scope]  # type: ignore[misc]

@@ -1,0 +1,228 @@
+"""Train the sentiment editor: a LoRA counterfactual model and a scope encoder, saved as a
+standard serac artifact (``serac_config.json``), so ``EditedModel.from_pretrained(dir)`` loads it.
+
+The counterfactual model reads ``Edit: Topic: X -> Sentiment: s`` plus the user's opinion prompt
+(the compact "trained" format of :mod:`serac.counterfactual`) and is trained, as in the paper,
+with likelihood on replies of the desired sentiment and unlikelihood on replies of the opposite
+one, for the same topic and prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from serac.base import HFTextModel, load_text_model
+from serac.config import (
+    DEFAULT_ENCODER,
+    DEFAULT_LM,
+    BaseModelConfig,
+    CounterfactualConfig,
+    ScopeConfig,
+    SeracConfig,
+)
+from serac.counterfactual import format_edit_prompt
+from serac.data.io import PathArg
+from serac.editor import CONFIG_FILE
+from serac.scope import SentenceEncoder
+from serac.tasks.scope_training import calibrate_threshold, finetune_dual_encoder
+from serac.tasks.sentiment.data import TopicRecord, load_sentiment_data, topic_prompts
+from serac.tasks.sentiment.prompts import SENTIMENTS, edit_input, edit_target
+from serac.tasks.sentiment.scoring import likelihood_unlikelihood_loss, reply_batch, token_logprobs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SentimentTrainConfig:
+    model: str = DEFAULT_LM
+    encoder: str = DEFAULT_ENCODER
+    epochs: int = 3
+    lr: float = 5e-4
+    batch_size: int = 8
+    lora_r: int = 8
+    lora_alpha: int = 16
+    unlikelihood_weight: float = 1.0
+    max_length: int = 160
+    scope_epochs: int = 1  # 0 keeps the pretrained dual encoder
+    scope_lr: float = 2e-5
+    scope_prompts_per_topic: int = 4
+    val_fraction: float = 0.2  # train topics held out to calibrate the scope threshold
+    top_k: int = 5
+    max_new_tokens: int = 32
+    generation_batch_size: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    topic: str
+    sentiment: str
+    prompt: str
+    good: str  # a reply of ``sentiment``
+    bad: str  # a reply of the opposite sentiment, same topic
+
+
+def opposite(sentiment: str) -> str:
+    return SENTIMENTS[1 - SENTIMENTS.index(sentiment)]
+
+
+def training_examples(records: Sequence[TopicRecord], seed: int = 0) -> list[TrainingExample]:
+    """One example per kept reply: that reply is the good one for an edit of its sentiment; a
+    seeded pick among the topic's kept replies of the other sentiment is the bad one."""
+    rng = random.Random(seed)
+    examples = []
+    for record in records:
+        for sentiment in SENTIMENTS:
+            bad = record.kept(opposite(sentiment))
+            if not bad:
+                continue
+            for reply in record.kept(sentiment):
+                examples.append(
+                    TrainingExample(record.topic, sentiment, reply.prompt, reply.text, rng.choice(bad).text)
+                )
+    return examples
+
+
+def counterfactual_prompt(topic: str, sentiment: str, query: str) -> str:
+    return format_edit_prompt([(edit_input(topic), edit_target(sentiment))], query)
+
+
+def train_counterfactual(
+    lm: HFTextModel, examples: Sequence[TrainingExample], config: SentimentTrainConfig
+) -> list[dict]:
+    """Wrap ``lm.model`` in a LoRA adapter (every linear layer, found by type) and train it;
+    returns per-epoch stats. ``lm.model`` is left as the trained peft model, in eval mode."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(config.seed)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(lm.model, lora)
+    lm.model = model
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    rng = random.Random(config.seed)
+    history = []
+    model.train()
+    for epoch in range(config.epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        stats: list[dict] = []
+        for start in range(0, len(order), config.batch_size):
+            rows = [examples[i] for i in order[start : start + config.batch_size]]
+            prompts = [counterfactual_prompt(r.topic, r.sentiment, r.prompt) for r in rows]
+            good = reply_batch(lm, prompts, [r.good for r in rows], eos=True, max_length=config.max_length)
+            bad = reply_batch(lm, prompts, [r.bad for r in rows], eos=False, max_length=config.max_length)
+            loss, info = likelihood_unlikelihood_loss(
+                *token_logprobs(model, good),
+                *token_logprobs(model, bad),
+                unlikelihood_weight=config.unlikelihood_weight,
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            stats.append({"loss": loss.item(), **info})
+        summary = {"epoch": epoch, **{k: float(np.mean([s[k] for s in stats])) for k in stats[0]}}
+        logger.info("counterfactual epoch %s", summary)
+        history.append(summary)
+    model.eval()
+    return history
+
+
+def scope_scores(
+    encoder, topics: Sequence[str], prompts_per_topic: int, seed: int
+) -> tuple[list[float], list[float]]:
+    """Held-out scope scores with every topic's edit in memory: positives are prompts whose
+    nearest edit is their topic's, negatives each prompt against the memory without its topic."""
+    keys = encoder.encode([edit_input(t) for t in topics])
+    positives, negatives = [], []
+    for i, topic in enumerate(topics):
+        scores = encoder.encode(topic_prompts(topic, prompts_per_topic, seed)) @ keys.T
+        for row in scores:
+            if int(row.argmax()) == i:
+                positives.append(float(row[i]))
+            if len(topics) > 1:
+                negatives.append(float(np.delete(row, i).max()))
+    return positives, negatives
+
+
+def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainConfig | None = None) -> dict:
+    """Train on the ``train`` topics of a sentiment data set; write the artifact to ``out_dir``."""
+    config = config or SentimentTrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = [r for r in load_sentiment_data(data) if r.split == "train"]
+    if not records:
+        raise ValueError(f"{data} has no usable train topics; rebuild it with more topics")
+    order = list(range(len(records)))
+    random.Random(config.seed).shuffle(order)
+    n_val = max(2, round(len(records) * config.val_fraction))
+    val = [records[i] for i in order[:n_val]]
+    train = [records[i] for i in order[n_val:]]
+    summary: dict = {"config": asdict(config), "train_topics": len(train), "val_topics": len(val)}
+    started = time.perf_counter()
+
+    # 1. counterfactual: LoRA, likelihood + unlikelihood
+    examples = training_examples(train, config.seed)
+    lm = load_text_model(config.model, max_new_tokens=config.max_new_tokens)
+    summary["examples"] = len(examples)
+    summary["counterfactual_history"] = train_counterfactual(lm, examples, config)
+    lm.model.save_pretrained(out / "adapter")
+    summary["seconds_counterfactual"] = time.perf_counter() - started
+
+    # 2. scope: fine-tune on (opinion prompt, "Topic: X") pairs, calibrate on held-out topics
+    t = time.perf_counter()
+    scope_encoder = config.encoder
+    if config.scope_epochs > 0:
+        pairs = [
+            (p, edit_input(r.topic))
+            for r in train
+            for p in topic_prompts(r.topic, config.scope_prompts_per_topic, config.seed + 1)
+        ]
+        summary["scope_losses"] = finetune_dual_encoder(
+            config.encoder,
+            pairs,
+            out / "scope",
+            epochs=config.scope_epochs,
+            lr=config.scope_lr,
+            seed=config.seed,
+        )
+        scope_encoder = "scope"
+    encoder = SentenceEncoder(str(out / "scope") if scope_encoder == "scope" else scope_encoder)
+    positives, negatives = scope_scores(
+        encoder, [r.topic for r in val], config.scope_prompts_per_topic, config.seed
+    )
+    threshold, youden = calibrate_threshold(positives, negatives)
+    summary.update(threshold=threshold, val_youden_j=youden, seconds_scope=time.perf_counter() - t)
+
+    # 3. the artifact: a standard serac config naming the parts
+    SeracConfig(
+        base=BaseModelConfig(
+            model=config.model, max_new_tokens=config.max_new_tokens, batch_size=config.generation_batch_size
+        ),
+        scope=ScopeConfig(encoder=scope_encoder, threshold=threshold, top_k=config.top_k),
+        counterfactual=CounterfactualConfig(
+            model=config.model,
+            adapter="adapter",
+            prompt="trained",
+            num_edits=1,
+            max_new_tokens=config.max_new_tokens,
+            batch_size=config.generation_batch_size,
+        ),
+    ).save(out / CONFIG_FILE)
+    summary["seconds"] = time.perf_counter() - started
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

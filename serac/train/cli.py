@@ -1,0 +1,135 @@
+"""`serac train`: registered on the main CLI by ``serac.cli._register_optional_commands``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+ZSRE_TRAIN = Path("zsre") / "zsre_mend_train-1k.json"
+COUNTERFACT_TRAIN = Path("counterfact") / "counterfact-train.json"
+
+
+def _default_data_dir() -> Optional[Path]:
+    """The project's benchmark data seen from the project root (``../shared/data``), if present.
+    Only the CLI guesses; the library always takes explicit paths."""
+    candidate = Path.cwd().parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def train_command(
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Artifact directory. Default: $SERAC_HOME/trained, which "
+                                               "`serac ask` and `serac demo` then use by default."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir",
+                                            help="Folder laid out like shared/data (zsre/, counterfact/). "
+                                                 "Default: ../shared/data when it exists."),
+    zsre_train: Optional[Path] = typer.Option(None, "--zsre-train", help="zsRE training file (MEND format)."),
+    counterfact_train: Optional[Path] = typer.Option(None, "--counterfact-train", help="CounterFact training file."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="A TrainConfig JSON (e.g. a run's train_config.json)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0): same seed, same run."),
+    scope_steps: Optional[int] = typer.Option(None, "--scope-steps", min=1, help="Scope encoder steps."),
+    cf_steps: Optional[int] = typer.Option(None, "--cf-steps", min=1, help="Counterfactual model steps."),
+    cf_model: Optional[str] = typer.Option(None, "--cf-model", help="Counterfactual base model (causal or seq2seq)."),
+    cf_method: Optional[str] = typer.Option(None, "--cf-method", help="lora (default) or full."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Pretrained sentence-transformers model to start from."),
+    cross_encoder: bool = typer.Option(False, "--cross-encoder", help="Also train a cross-encoder re-ranker."),
+    quick: bool = typer.Option(False, "--quick", help="A tiny smoke-test run (a few minutes)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --output with its saved config."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run or artifact already in --output."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep checkpoints/ after success."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    threads: int = typer.Option(1, "--threads", min=1, envvar="SERAC_TRAIN_THREADS",
+                                help="torch CPU threads. 1 by default, as for `serac eval`: on this shared 2-core "
+                                     "machine two threads contending with other jobs made SmolLM2 steps 1.3-5x "
+                                     "slower than one; raise it on a dedicated machine."),
+) -> None:
+    """Train the scope classifier and the counterfactual model on edit data; write a loadable artifact."""
+    from serac.cli import _errors, console
+    from serac.models import serac_home
+    from serac.train.pipeline import run_training
+
+    with _errors():
+        output = output or serac_home() / "trained"
+        options_given = any(v is not None for v in (data_dir, zsre_train, counterfact_train, config_file, seed,
+                                                     scope_steps, cf_steps, cf_model, cf_method, encoder))
+        if resume:
+            if options_given or quick or cross_encoder:
+                raise typer.BadParameter("--resume continues with the run's saved config; give no other training options")
+            config = None
+        else:
+            config = _build_config(config_file, quick, data_dir, zsre_train, counterfact_train, seed, scope_steps,
+                                   cf_steps, cf_model, cf_method, encoder, cross_encoder)
+        report = run_training(
+            config, output, resume=resume, overwrite=overwrite, progress=progress, keep_checkpoints=keep_checkpoints,
+            command=" ".join(shlex.quote(a) for a in ["serac", *sys.argv[1:]]),
+            log=lambda message: console.print(f"[dim]train[/dim] {message}", highlight=False),
+            threads=threads,
+        )
+        console.print(f"[green]trained artifact written to {output}[/green] (threshold {report['threshold']:.3f}, "
+                      f"{report['total_wall_s'] / 60:.1f} min, peak RSS {report['peak_rss_mb']:.0f} MB)")
+        console.print(f"use it: serac ask --model {output} \"...\"   or   EditedModel.from_pretrained({str(output)!r})")
+
+
+def _build_config(config_file, quick, data_dir, zsre_train, counterfact_train, seed, scope_steps, cf_steps,
+                  cf_model, cf_method, encoder, cross_encoder):  # type: ignore[no-untyped-def]
+    from serac.train.config import TrainConfig
+
+    config = TrainConfig.load(config_file) if config_file else (TrainConfig.quick() if quick else TrainConfig())
+    directory = data_dir or (None if (zsre_train or counterfact_train or config_file) else _default_data_dir())
+    if data_dir is not None and not data_dir.is_dir():
+        raise typer.BadParameter(f"--data-dir {data_dir} is not a directory")
+    if directory is not None:
+        if (directory / ZSRE_TRAIN).exists():
+            config.data.zsre_train = str((directory / ZSRE_TRAIN).resolve())
+        if (directory / COUNTERFACT_TRAIN).exists():
+            config.data.counterfact_train = str((directory / COUNTERFACT_TRAIN).resolve())
+    if zsre_train is not None:
+        config.data.zsre_train = str(zsre_train.resolve())
+    if counterfact_train is not None:
+        config.data.counterfact_train = str(counterfact_train.resolve())
+    if seed is not None:
+        config.seed = seed
+    if scope_steps is not None:
+        config.scope.steps = scope_steps
+    if cf_steps is not None:
+        config.counterfactual.steps = cf_steps
+    if cf_model is not None:
+        config.counterfactual.model = cf_model
+    if cf_method is not None:
+        config.counterfactual.method = cf_method
+    if encoder is not None:
+        config.scope.encoder = encoder
+    if cross_encoder:
+        config.cross_encoder.enabled = True
+    # Re-validate everything the options touched (dataclass checks run in __post_init__).
+    config = TrainConfig.from_dict(config.to_dict())
+    if not config.data.zsre_train and not config.data.counterfact_train:
+        raise typer.BadParameter(
+            "no training data found: pass --data-dir (a folder with zsre/zsre_mend_train-1k.json and/or "
+            "counterfact/counterfact-train.json) or --zsre-train / --counterfact-train"
+        )
+    return config
+
+
+def train_report_command(
+    artifact: Optional[Path] = typer.Argument(None, help="Artifact directory (default: $SERAC_HOME/trained)."),
+    out: Path = typer.Option(Path("benchmarks/extra"), "--out", help="Where training.md, training.json and the PNGs go."),
+    evals: list[Path] = typer.Option([], "--eval", help="A `serac eval` results JSON of the trained editor (repeatable)."),
+) -> None:
+    """Write the training benchmark fragment (time, memory, loss curves, validation and eval scores)."""
+    from serac.cli import _errors, console
+    from serac.models import serac_home
+    from serac.train.report import write_benchmark
+
+    with _errors():
+        path = write_benchmark(artifact or serac_home() / "trained", out, evals)
+        console.print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("train-report")(train_report_command)

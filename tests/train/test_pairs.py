@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from serac.data import load_counterfact, load_zsre
+from serac.train.calibrate import SourceScores, choose_threshold, score_validation, summarize
+from serac.train.checkpoint import step_rng
+from serac.train.pairs import mine_neighbours, records_from_examples, sample_batch, split_records
+from tests.conftest import HashingEncoder
+
+
+@pytest.fixture
+def records(data_files):
+    zsre = records_from_examples(load_zsre(data_files["zsre"], skip_malformed=True), "zsre")
+    cf = records_from_examples(load_counterfact(data_files["counterfact"]), "counterfact")
+    return zsre + cf
+
+
+def test_records_keep_key_positives_and_negatives(records):
+    first = records[0]
+    assert first.key == "what is the capital of alpha ?"
+    assert first.positives == ("which city is the capital of alpha ?",)
+    assert first.negatives == ("who wrote the famous song about rain",)  # "nq question: " prefix removed
+    assert first.queries[0] == first.key
+    cf = next(r for r in records if r.source == "counterfact")
+    assert cf.negatives[0].startswith(cf.key.rsplit(" of ", 1)[0])  # same relation, other subject
+
+
+def test_split_holds_out_whole_facts_deterministically(records):
+    train, val = split_records(records, 10, seed=0)
+    assert len(val) >= 10 and len(train) + len(val) == len(records)
+    assert not {r.group for r in train} & {r.group for r in val}
+    assert split_records(records, 10, seed=0) == (train, val)
+    assert split_records(records, 10, seed=1)[1] != val
+    assert split_records(records, 0, seed=0) == (list(records), [])
+    with pytest.raises(ValueError, match="leaves nothing to train on"):
+        split_records(records, len(records), seed=0)
+
+
+def test_mined_neighbours_are_other_facts(records):
+    encoder = HashingEncoder()
+    neighbours = mine_neighbours(records, encoder.encode, k=3)
+    assert neighbours.keys.shape == (len(records), 3)
+    for i, row in enumerate(neighbours.keys):
+        for j in row[row >= 0]:
+            assert j != i and records[j].group != records[i].group
+    # the nearest keys share words with the key: the same relation or the same subject
+    first = records[0]
+    nearest = records[neighbours.keys[0, 0]]
+    assert set(first.key.split()) & set(nearest.key.split()) - {"?", "the", "of", "is", "what"}
+    for i, row in enumerate(neighbours.negatives):
+        for j in row[row >= 0]:
+            assert neighbours.negative_texts[j] not in records[i].negatives
+
+
+def test_batches_are_a_function_of_seed_and_step(records):
+    neighbours = mine_neighbours(records, HashingEncoder().encode, k=3)
+    a = sample_batch(records, neighbours, 8, 0.5, step_rng(0, 3))
+    b = sample_batch(records, neighbours, 8, 0.5, step_rng(0, 3))
+    c = sample_batch(records, neighbours, 8, 0.5, step_rng(0, 4))
+    assert (a.keys, a.queries) == (b.keys, b.queries)
+    assert a.keys != c.keys
+    assert len(a.keys) == 8 and a.n_positive == 8
+    assert len(a.queries) > a.n_positive  # out-of-scope queries follow the in-scope ones
+    assert a.ignore.shape == (8, len(a.queries))
+    assert len({records[[r.key for r in records].index(k)].group for k in a.keys}) == 8  # one record per fact
+
+
+def test_threshold_maximises_in_scope_minus_false_positives():
+    scores = {
+        "a": SourceScores(positive=[0.9, 0.8, 0.85], positive_rank=[0, 0, 1], negative=[0.3, 0.5, 0.82]),
+        "b": SourceScores(positive=[0.95, 0.7], positive_rank=[0, 0], negative=[0.2, 0.4]),
+    }
+    threshold, objective = choose_threshold(scores)
+    # Every threshold in (0.5, 0.7) keeps all of "b" and 2/3 of "a" in scope... but 0.82 is a false positive
+    # for "a"; (0.5, 0.7] gives a: 1 - 1/3, b: 1 - 0 -> mean 0.8333; the middle of the tied range is chosen.
+    assert 0.5 < threshold < 0.7
+    assert objective == pytest.approx((1 - 1 / 3 + 1) / 2)
+    report = summarize(scores, threshold, 10)
+    assert report["sources"]["a"]["top1"] == pytest.approx(2 / 3, abs=1e-3)
+    assert report["sources"]["a"]["false_positive_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    with pytest.raises(ValueError, match="no validation scores"):
+        choose_threshold({})
+
+
+def test_score_validation_finds_the_right_fact(records):
+    scores = score_validation(HashingEncoder().encode, records)
+    assert set(scores) == {"zsre", "counterfact"}
+    zsre = scores["zsre"]
+    assert len(zsre.positive) == len(zsre.positive_rank) == sum(len(r.positives) for r in records if r.source == "zsre")
+    assert np.mean(np.asarray(zsre.positive_rank) == 0) > 0.5
