@@ -119,7 +119,7 @@ class EditStore:
             raise self._translate(exc, "opening") from None
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._init_schema()
+            self._init_schema_with_retry(busy_timeout_s)
         except BaseException as exc:
             self._conn.close()  # a store that failed to open holds no file handle or lock
             if isinstance(exc, sqlite3.Error):
@@ -127,6 +127,22 @@ class EditStore:
             raise
 
     # -- setup -----------------------------------------------------------------------------
+    def _init_schema_with_retry(self, busy_timeout_s: float) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite reports BUSY for it at
+        # once, without its busy handler, while another process is creating the same store.
+        deadline = time.monotonic() + busy_timeout_s
+        delay = 0.01
+        while True:
+            try:
+                self._init_schema()
+                return
+            except (sqlite3.OperationalError, StoreLockedError) as exc:
+                locked = isinstance(exc, StoreLockedError) or "locked" in str(exc) or "busy" in str(exc)
+                if not locked or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
     def _init_schema(self) -> None:
         conn = self._conn
 

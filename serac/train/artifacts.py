@@ -42,8 +42,11 @@ def _portable(spec: str) -> str:
 
 
 def build_serac_config(
-    config: TrainConfig, threshold: float, cross_encoder_threshold: float | None = None
+    config: TrainConfig, threshold: float, cross_encoder_threshold: float | None = None,
+    num_edits: int | None = None,
 ) -> SeracConfig:
+    """``num_edits``: how many retrieved edits the counterfactual reads (chosen on validation; default
+    the training maximum)."""
     serac = SeracConfig()
     serac.base.model = _portable(config.base_model)
     serac.scope.encoder = SCOPE_DIR
@@ -61,7 +64,7 @@ def build_serac_config(
         serac.counterfactual.adapter = None
     serac.counterfactual.kind = cf.kind
     serac.counterfactual.prompt = "trained"
-    serac.counterfactual.num_edits = cf.num_edits
+    serac.counterfactual.num_edits = int(num_edits or cf.num_edits)
     return serac
 
 

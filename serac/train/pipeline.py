@@ -250,10 +250,11 @@ def run_training(
                                        checkpoint=ckpt / "counterfactual.pt", progress=progress)
         directory = output / (artifacts.ADAPTER_DIR if config.counterfactual.method == "lora" else artifacts.FULL_MODEL_DIR)
         save_counterfactual(lm, directory)
-        result: dict[str, Any] = {"steps": config.counterfactual.steps, "losses": history}
+        result: dict[str, Any] = {"steps": config.counterfactual.steps, "losses": history,
+                                  "num_edits": config.counterfactual.num_edits}
         if config.counterfactual.eval_examples and data.val:
             cases = _validation_cases(output, data.val, config)
-            result["validation_generation"] = evaluate_generation(lm, cases, config.counterfactual.num_edits)
+            result.update(choose_num_edits(lm, cases, config.counterfactual.num_edits))
         return result
 
     cf_result = phase("counterfactual", counterfactual)
@@ -269,7 +270,8 @@ def run_training(
         artifacts.plot_losses(plots["cross_encoder"], "cross-encoder re-ranker",
                               {"binary cross-entropy": cross_result["losses"]["loss"]})
     serac_config = artifacts.build_serac_config(
-        config, calibration["threshold"], cross_result["threshold"] if cross_result is not None else None
+        config, calibration["threshold"], cross_result["threshold"] if cross_result is not None else None,
+        num_edits=cf_result.get("num_edits"),
     )
     phases = {name: {k: v for k, v in result.items() if k != "losses"} for name, result in state.done.items()}
     report = {
@@ -306,6 +308,19 @@ def _prepare_fresh(output: Path, overwrite: bool) -> None:
                  artifacts.FULL_MODEL_DIR):
         shutil.rmtree(output / name, ignore_errors=True)
     output.mkdir(parents=True, exist_ok=True)
+
+
+def choose_num_edits(lm: Any, cases: list, max_edits: int) -> dict[str, Any]:
+    """How many retrieved edits the counterfactual model should read: the k in 1..max_edits with the
+    best exact match on held-out queries (ties: the fewest, the cheapest prompt). More edits let it
+    reach the right one when retrieval ranks it second, and see conflicting edits of one fact; fewer
+    leave less to confuse it. Returns the choice and the exact match at every k."""
+    from serac.train.counterfactual import evaluate_generation
+
+    by_k = {k: evaluate_generation(lm, cases, k) for k in range(1, max_edits + 1)}
+    best = max(by_k, key=lambda k: (by_k[k]["exact_match"], -k))
+    return {"num_edits": best, "validation_generation": by_k[best],
+            "exact_match_by_num_edits": {str(k): r["exact_match"] for k, r in by_k.items()}}
 
 
 def _validation_cases(output: Path, val: list[EditRecord], config: TrainConfig) -> list:
