@@ -262,11 +262,15 @@ def bench_cmd(
     work: Optional[Path] = typer.Option(None, help="Models and data (default $SERAC_HOME/tasks)."),
     task: list[str] = typer.Option([], help="Tasks to run (repeatable). Default: both."),
     retrain: bool = typer.Option(False, help="Retrain even where an artifact exists."),
+    method: list[str] = typer.Option([], help="Methods to evaluate (repeatable). Default: serac, icl, ft."),
 ) -> None:
     """End to end: build the sentiment data, train both tasks, evaluate, write the report."""
     from serac.tasks.report import bench
 
-    _run(bench, out, shared, work, tuple(task) or TASKS, retrain, command="python -m serac.tasks bench")
+    command = "python -m serac.tasks bench" + "".join(f" --task {t}" for t in task) + "".join(
+        f" --method {m}" for m in method
+    )
+    _run(bench, out, shared, work, tuple(task) or TASKS, retrain, command=command, methods=tuple(method) or None)
 
 
 @app.command("report")

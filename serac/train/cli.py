@@ -119,6 +119,7 @@ def train_report_command(
     artifact: Optional[Path] = typer.Argument(None, help="Artifact directory (default: $SERAC_HOME/trained)."),
     out: Path = typer.Option(Path("benchmarks/extra"), "--out", help="Where training.md, training.json and the PNGs go."),
     evals: list[Path] = typer.Option([], "--eval", help="A `serac eval` results JSON of the trained editor (repeatable)."),
+    notes: list[str] = typer.Option([], "--note", help="A sentence added under Notes (repeatable)."),
 ) -> None:
     """Write the training benchmark fragment (time, memory, loss curves, validation and eval scores)."""
     from serac.cli import _errors, console
@@ -126,7 +127,7 @@ def train_report_command(
     from serac.train.report import write_benchmark
 
     with _errors():
-        path = write_benchmark(artifact or serac_home() / "trained", out, evals)
+        path = write_benchmark(artifact or serac_home() / "trained", out, evals, notes)
         console.print(f"wrote {path}")
 
 

@@ -38,7 +38,9 @@ def load_eval(path: str | Path) -> dict[str, Any]:
             "wall_s": data.get("wall_s"), "methods": methods}
 
 
-def write_benchmark(artifact: str | Path, out: str | Path, evals: Sequence[str | Path] = ()) -> Path:
+def write_benchmark(
+    artifact: str | Path, out: str | Path, evals: Sequence[str | Path] = (), notes: Sequence[str] = ()
+) -> Path:
     """Write ``out/training.md``, ``out/training.json`` and ``out/training_loss_*.png``."""
     artifact, out = Path(artifact), Path(out)
     try:
@@ -56,8 +58,12 @@ def write_benchmark(artifact: str | Path, out: str | Path, evals: Sequence[str |
     summary = {k: v for k, v in report.items() if k != "losses"}
     summary["evaluations"] = evaluations
     summary["loss_plots"] = plots
+    summary["notes"] = list(notes)
     write_json(out / "training.json", summary)
-    (out / "training.md").write_text(_markdown(report, evaluations, plots))
+    text = _markdown(report, evaluations, plots)
+    if notes:
+        text += "\nNotes:\n\n" + "".join(f"- {note}\n" for note in notes)
+    (out / "training.md").write_text(text)
     return out / "training.md"
 
 
@@ -115,10 +121,17 @@ def _markdown(report: dict[str, Any], evaluations: list[dict[str, Any]], plots: 
                 lines.append(f"| {source} | {label} | {part['threshold']:.3f} | {_pct(s.get('top1'))} | "
                              f"{_pct(s.get('top5'))} | {_pct(s.get('in_scope_rate'))} | {_pct(s.get('false_positive_rate'))} |")
         lines += ["", "Out-of-scope queries: zsRE's NQ questions; CounterFact's same-relation prompts about another subject.", ""]
-    generation = phases.get("counterfactual", {}).get("validation_generation")
+    cf = phases.get("counterfactual", {})
+    generation = cf.get("validation_generation")
     if generation and generation.get("examples"):
+        by_k = cf.get("exact_match_by_num_edits", {})
+        choice = (f" It reads the best {cf['num_edits']} retrieved edit(s), chosen on the same held-out queries "
+                  "(exact match by number of edits read: " + ", ".join(f"{k}: {_pct(v)}" for k, v in by_k.items())
+                  + ").") if by_k else ""
         lines += [f"Counterfactual model on {generation['examples']} held-out rephrasings, reading the edits the trained "
-                  f"scope encoder retrieves: exact match {_pct(generation['exact_match'])}.", ""]
+                  f"scope encoder retrieves: exact match {_pct(generation['exact_match'])}.{choice}", ""]
+        if cf.get("num_edits_chosen_after_run"):
+            lines += [f"Note: {cf['num_edits_chosen_after_run']}.", ""]
     for evaluation in evaluations:
         lines += _eval_table(evaluation)
     for name, file in plots.items():

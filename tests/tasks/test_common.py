@@ -106,3 +106,29 @@ def test_contrastive_batches_never_repeat_a_key():
     batches = _distinct_key_batches(pairs, 2)
     assert sorted(p for b in batches for p in b) == sorted(pairs)
     assert all(len({k for _, k in b}) == len(b) for b in batches)
+
+
+def test_report_renders_both_tasks_and_merges(tmp_path):
+    import json
+
+    from serac.tasks.report import merge, render
+
+    rows = []
+    for task in ("fc", "sentiment"):
+        for n in (1, 5):
+            for metric in ("es", "dd", "n_in_scope", "scope_recall"):
+                rows.append(result_row(task, "serac", "batch", n, "generation", metric, 0.5 if metric != "n_in_scope" else 88))
+                rows.append(result_row(task, "serac", "sequential", n, "generation", metric, 0.25))
+    info = RunInfo(command="python -m serac.tasks bench", date="2026-01-01 00:00 UTC", machine="test", seconds=60.0)
+    text = render(rows, info, {"fc": {"majority_label_accuracy": 0.61}})
+    assert "### FC (VitaminC sample)" in text and "### Sentiment editing" in text
+    assert "| serac | batch | 0.500 | 0.500 |" in text and "not run at this size" in text
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"info": info.__dict__, "notes": {}, "rows": rows}))
+    newer = [dict(r, value=0.75) for r in rows if r["task"] == "fc"]
+    second.write_text(json.dumps({"info": info.__dict__, "notes": {"fc": {}}, "rows": newer}))
+    merge([first, second], tmp_path / "out")
+    merged = json.loads((tmp_path / "out" / "tasks.json").read_text())["rows"]
+    assert {r["value"] for r in merged if r["task"] == "fc"} == {0.75}
+    assert len([r for r in merged if r["task"] == "sentiment"]) == len(rows) // 2
+    assert (tmp_path / "out" / "tasks.md").exists()

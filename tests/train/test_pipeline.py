@@ -29,8 +29,11 @@ def test_artifact_loads_with_from_pretrained(tiny_train_config, tmp_path):
     assert not (out / "checkpoints").exists()
     saved = json.loads((out / "serac_config.json").read_text())
     assert saved["scope"]["encoder"] == "scope_encoder"  # relative: the directory can move
+    chosen = report["phases"]["counterfactual"]["num_edits"]
     assert saved["counterfactual"] == {**saved["counterfactual"], "adapter": "counterfactual_adapter",
-                                       "prompt": "trained", "num_edits": 3}
+                                       "prompt": "trained", "num_edits": chosen}
+    by_k = report["phases"]["counterfactual"]["exact_match_by_num_edits"]
+    assert set(by_k) == {"1", "2", "3"} and by_k[str(chosen)] == max(by_k.values())
     assert saved["scope"]["threshold"] == report["threshold"]
     assert set(report["phases"]) == {"mine", "scope", "calibrate", "counterfactual"}
     for phase in report["phases"].values():
@@ -43,7 +46,7 @@ def test_artifact_loads_with_from_pretrained(tiny_train_config, tmp_path):
 
     editor = EditedModel.from_pretrained(out)
     assert editor.scope.threshold == pytest.approx(report["threshold"])
-    assert editor.counterfactual.prompt == "trained" and editor.counterfactual.num_edits == 3
+    assert editor.counterfactual.prompt == "trained" and editor.counterfactual.num_edits == chosen
     # the editor's encoder is the trained one: identical vectors to the saved model's
     texts = ["what is the capital of alpha ?", "the mother tongue of bravo is"]
     np.testing.assert_array_equal(editor.scope.encoder.encode(texts), encode(load_sentence_encoder(str(out / "scope_encoder")), texts))

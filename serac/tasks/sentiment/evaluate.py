@@ -268,6 +268,7 @@ def evaluate_sentiment(
         return shared["base"].generate(list(prompts), options)
 
     rng = random.Random(config.seed)
+    warm_started = time.perf_counter()
 
     def session(method: str):
         if method == "serac":
@@ -312,6 +313,22 @@ def evaluate_sentiment(
                 tally.paper.append(
                     paper_es(mean(post[: len(good)]), mean(post[len(good) :]), mean(before_good))
                 )
+
+    if "serac" in config.methods:
+        # Answer every prompt once, in full generation batches, with all edits in memory: the
+        # caches key on the prompt and the edit the model reads, which routing picks the same way
+        # in every smaller memory that holds that edit, so the per-batch loops below mostly hit
+        # the cache instead of decoding two prompts at a time. Exact, only faster.
+        warm = session("serac")
+        warm.add(edits)
+        in_scope = [p for e in edits for p in e.prompts]
+        pre(in_scope + spare_prompts)
+        warm.generate(in_scope, options)
+        if config.teacher_forced:
+            refs = [r for e in edits for r in e.record.kept("positive") + e.record.kept("negative")]
+            warm.score([r.prompt for r in refs], [r.text for r in refs])
+            shared["base_scorer"]([r.prompt for r in refs], [r.text for r in refs])
+        logger.info("sentiment: warmed the caches in %.1fs", time.perf_counter() - warm_started)
 
     rows: list[dict] = []
     for method in config.methods:
