@@ -267,15 +267,28 @@ def bench_cmd(
     """End to end: build the sentiment data, train both tasks, evaluate, write the report."""
     from serac.tasks.report import bench
 
-    command = "python -m serac.tasks bench" + "".join(f" --task {t}" for t in task) + "".join(
-        f" --method {m}" for m in method
+    command = (
+        "python -m serac.tasks bench"
+        + "".join(f" --task {t}" for t in task)
+        + "".join(f" --method {m}" for m in method)
     )
-    _run(bench, out, shared, work, tuple(task) or TASKS, retrain, command=command, methods=tuple(method) or None)
+    _run(
+        bench,
+        out,
+        shared,
+        work,
+        tuple(task) or TASKS,
+        retrain,
+        command=command,
+        methods=tuple(method) or None,
+    )
 
 
 @app.command("report")
 def report_cmd(
-    source: list[Path] = typer.Option(..., "--from", help="tasks.json files to merge (later ones win per task)."),
+    source: list[Path] = typer.Option(
+        ..., "--from", help="tasks.json files to merge (later ones win per task)."
+    ),
     out: Path = typer.Option(Path("benchmarks/extra"), help="Where tasks.md and tasks.json go."),
 ) -> None:
     """Merge the rows of several bench runs (per task, the last file naming it wins) and re-render."""

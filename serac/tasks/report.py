@@ -209,6 +209,7 @@ def merge(sources: Sequence[Path], out: Path) -> None:
     rows: dict[str, list[dict]] = {}
     notes: dict[str, Any] = {}
     info = None
+    commands: list[str] = []
     for source in sources:
         data = json.loads(Path(source).read_text())
         for task in {r["task"] for r in data["rows"]}:
@@ -216,8 +217,10 @@ def merge(sources: Sequence[Path], out: Path) -> None:
             if task in data.get("notes", {}):
                 notes[task] = data["notes"][task]
         info = RunInfo(**data["info"])
+        commands.append(f"{info.command} ({info.date}, {info.seconds / 60:.1f} min)")
     if info is None:
         raise ValueError("no sources to merge")
+    info = RunInfo(command="`; `".join(commands), date=info.date, machine=info.machine, seconds=info.seconds)
     merged = [r for task_rows in rows.values() for r in task_rows]
     out.mkdir(parents=True, exist_ok=True)
     (out / "tasks.json").write_text(

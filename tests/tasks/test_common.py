@@ -117,9 +117,15 @@ def test_report_renders_both_tasks_and_merges(tmp_path):
     for task in ("fc", "sentiment"):
         for n in (1, 5):
             for metric in ("es", "dd", "n_in_scope", "scope_recall"):
-                rows.append(result_row(task, "serac", "batch", n, "generation", metric, 0.5 if metric != "n_in_scope" else 88))
+                rows.append(
+                    result_row(
+                        task, "serac", "batch", n, "generation", metric, 0.5 if metric != "n_in_scope" else 88
+                    )
+                )
                 rows.append(result_row(task, "serac", "sequential", n, "generation", metric, 0.25))
-    info = RunInfo(command="python -m serac.tasks bench", date="2026-01-01 00:00 UTC", machine="test", seconds=60.0)
+    info = RunInfo(
+        command="python -m serac.tasks bench", date="2026-01-01 00:00 UTC", machine="test", seconds=60.0
+    )
     text = render(rows, info, {"fc": {"majority_label_accuracy": 0.61}})
     assert "### FC (VitaminC sample)" in text and "### Sentiment editing" in text
     assert "| serac | batch | 0.500 | 0.500 |" in text and "not run at this size" in text
