@@ -89,6 +89,9 @@ class ScopeIndex:
         if len(ids):
             self._index.remove_ids(np.asarray(ids, dtype=np.int64))
 
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        return np.stack([self._index.reconstruct(int(i)) for i in ids])
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n_queries, k'), best first; k' = min(k, len(self))."""
         k = min(k, len(self))
@@ -126,10 +129,12 @@ class ScopeClassifier:
         threshold: float = ScopeConfig.threshold,
         top_k: int = ScopeConfig.top_k,
         reranker: "CrossEncoderReranker | None" = None,
+        conflicts: str = ScopeConfig.conflicts,
     ) -> None:
         self.encoder = encoder
         self.threshold = threshold
         self.top_k = top_k
+        self.conflicts = conflicts
         self.reranker = reranker
         self.index = ScopeIndex(encoder.dim)
         self.edits: dict[int, Edit] = {}
@@ -142,7 +147,7 @@ class ScopeClassifier:
             if config.cross_encoder
             else None
         )
-        return cls(SentenceEncoder(config.encoder), config.threshold, config.top_k, reranker)
+        return cls(SentenceEncoder(config.encoder), config.threshold, config.top_k, reranker, config.conflicts)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:
@@ -200,14 +205,30 @@ class ScopeClassifier:
             else:
                 threshold = self.threshold
             best = candidates[0].score if candidates else None
-            decisions.append(
-                ScopeDecision(
-                    in_scope=best is not None and best >= threshold,
-                    candidates=tuple(candidates),
-                    score=best,
-                )
-            )
+            in_scope = best is not None and best >= threshold
+            if in_scope and self.conflicts == "newest":
+                candidates = self._newest_first(candidates, threshold)
+            decisions.append(ScopeDecision(in_scope=in_scope, candidates=tuple(candidates), score=best))
         return decisions
+
+    def _newest_first(self, candidates: list[Candidate], threshold: float) -> list[Candidate]:
+        """Move the newest edit of the best match's fact to the front.
+
+        Two edits count as the same fact when each one's input is in scope of the other's (their
+        keys' cosine clears the threshold): e.g. "What company made X?" -> A, then "Which firm built
+        X?" -> B. Without this, whichever phrasing happens to sit nearer the query would win, so a
+        rephrasing could still get the superseded answer A.
+        """
+        best = candidates[0]
+        rivals = [c for c in candidates[1:] if c.score >= threshold and c.edit.id > best.edit.id]
+        if not rivals:
+            return candidates
+        keys = self.index.vectors([best.edit.id] + [c.edit.id for c in rivals])
+        same_fact = [c for c, sim in zip(rivals, keys[1:] @ keys[0]) if sim >= self.threshold]
+        if not same_fact:
+            return candidates
+        winner = max(same_fact, key=lambda c: c.edit.id)
+        return [winner] + [c for c in candidates if c is not winner]
 
 
 class CrossEncoderReranker:

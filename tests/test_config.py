@@ -30,7 +30,7 @@ def test_json_round_trip(tmp_path):
         base=BaseModelConfig(model="/models/base", kind="causal", chat_template=False, system_prompt="brief",
                              max_new_tokens=64, batch_size=4),
         scope=ScopeConfig(encoder="/models/enc", threshold=0.65, top_k=3, cross_encoder="/models/ce",
-                          cross_encoder_threshold=0.2),
+                          cross_encoder_threshold=0.2, conflicts="best"),
         counterfactual=CounterfactualConfig(model="/models/cf", adapter="adapter", kind="seq2seq",
                                             prompt="trained", num_edits=2, max_new_tokens=16, batch_size=2),
     )
@@ -57,6 +57,7 @@ def test_missing_sections_take_defaults():
         ({"scope": {"threshold": 1.5}}, r"scope.threshold is a cosine similarity in \[-1, 1\], got 1.5"),
         ({"scope": {"threshold": "high"}}, r"scope.threshold is a cosine similarity in \[-1, 1\], got 'high'"),
         ({"scope": {"threshold": float("nan")}}, r"scope.threshold"),
+        ({"scope": {"conflicts": "oldest"}}, r"scope.conflicts is .newest. or .best., got .oldest."),
         ({"scope": {"top_k": 0}}, r"scope.top_k must be a positive integer, got 0"),
         ({"base": {"batch_size": True}}, r"base.batch_size must be a positive integer, got True"),
         ({"base": {"max_new_tokens": 2.5}}, r"base.max_new_tokens must be a positive integer, got 2.5"),

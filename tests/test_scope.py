@@ -213,3 +213,60 @@ def test_stale_encoder_id_does_not_reuse_vectors(tmp_path):
     ids = [e.id for e in store.list()]
     np.testing.assert_array_equal(store.get_embeddings(ids, "retired-encoder:0123")[ids[0]], wrong[0])
     assert set(store.get_embeddings(ids, encoder.id)) == set(ids)
+
+
+class TableEncoder:
+    """Looks vectors up by text, so a test can place edits and queries exactly."""
+
+    id = "table-test-encoder"
+    dim = 3
+
+    def __init__(self, table):
+        self.table = {text: unit(vector)[0] for text, vector in table.items()}
+
+    def encode(self, texts):
+        return np.stack([self.table[t] for t in texts])
+
+
+# Cosines at threshold 0.8: the query is in scope of all three edits and nearest the oldest;
+# "made by" and "built by" are the same fact (keys 0.91 apart), "born in" is another (0.74).
+CONFLICT_TABLE = {
+    "made by": [1, 0, 0],
+    "built by": [1, 0, 0.45],
+    "born in": [1, 0.9, 0],
+    "query": [1, 0.3, 0.1],
+}
+
+
+def conflicted_store():
+    store = EditStore()
+    old, new, other = store.add_many([("made by", "A"), ("built by", "B"), ("born in", "C")])
+    return store, old, new, other
+
+
+@pytest.mark.parametrize("policy", ["newest", "best"])
+def test_conflicting_edits_of_one_fact(policy):
+    store, old, new, other = conflicted_store()
+    scope = ScopeClassifier(TableEncoder(CONFLICT_TABLE), threshold=0.8, top_k=3, conflicts=policy)
+    scope.sync(store)
+    decision = scope.decide(["query"])[0]
+    scores = {c.edit.id: c.score for c in decision.candidates}
+    assert min(scores.values()) >= 0.8 and max(scores, key=scores.get) == old.id
+    assert decision.score == pytest.approx(scores[old.id])  # the threshold still sees the best score
+    # newest: the newer edit of the same fact answers; the newer edit of another fact does not
+    assert decision.edit == (new if policy == "newest" else old)
+    assert {c.edit.id for c in decision.candidates} == {old.id, new.id, other.id}
+
+
+def test_newest_edit_of_a_fact_needs_to_be_retrieved_and_in_scope():
+    store, old, new, _ = conflicted_store()
+    table = dict(CONFLICT_TABLE, query=[1, -0.2, -0.6])  # far from "built by": 0.69 < 0.8
+    scope = ScopeClassifier(TableEncoder(table), threshold=0.8, top_k=3)
+    scope.sync(store)
+    assert scope.decide(["query"])[0].edit == old
+    # removing the newer edit hands the fact back to the older one
+    table = CONFLICT_TABLE
+    scope = ScopeClassifier(TableEncoder(table), threshold=0.8, top_k=3)
+    store.remove(new.id)
+    scope.sync(store)
+    assert scope.decide(["query"])[0].edit == old

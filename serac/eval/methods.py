@@ -271,7 +271,8 @@ def serac_untrained(models: EvalModels, options: MethodOptions) -> SeracMethod:
     scope = config.scope
     threshold = options.serac_threshold if options.serac_threshold is not None else scope.threshold
     return SeracMethod(
-        "serac-untrained", models, lambda: ScopeClassifier(encoder, threshold, scope.top_k), counterfactual
+        "serac-untrained", models,
+        lambda: ScopeClassifier(encoder, threshold, scope.top_k, conflicts=scope.conflicts), counterfactual,
     )
 
 
@@ -299,7 +300,8 @@ def serac_trained(models: EvalModels, options: MethodOptions) -> SeracMethod:
                 if config.scope.cross_encoder else None)
     scope = config.scope
     return SeracMethod(
-        "serac", models, lambda: ScopeClassifier(encoder, scope.threshold, scope.top_k, reranker), counterfactual
+        "serac", models,
+        lambda: ScopeClassifier(encoder, scope.threshold, scope.top_k, reranker, scope.conflicts), counterfactual,
     )
 
 

@@ -97,7 +97,7 @@ class ScopeTrainConfig:
     scale: float = 20.0  # inverse temperature of the two softmax ranking losses
     sigmoid_weight: float = 1.0  # weight of the pairwise in/out-of-scope (sigmoid) loss
     freeze_embeddings: bool = True  # word embeddings stay fixed: faster on CPU, generalises better
-    top_k: int = 5  # candidates the trained editor retrieves per query
+    top_k: int = 10  # candidates the trained editor retrieves per query (deep enough to see a fact's newer edits)
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@ store, and check that every acknowledged (2xx) write is there in full and no wri
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -31,7 +32,9 @@ def test_sigkill_during_concurrent_edit_writes_loses_no_acknowledged_edit(tmp_pa
                 tag = f"w{w}-b{n}"
                 edits = [
                     {
-                        "input": f"crash question {tag} part {j}",
+                        # a word of its own per edit: the hashing encoder must not read two of
+                        # these as one fact, or the newest would answer the routing check below
+                        "input": f"{tag} part {j} {hashlib.md5(f'{tag}/{j}'.encode()).hexdigest()[:10]}",
                         "target": f"answer {tag} {j}",
                         "metadata": {"batch": tag, "part": j},
                     }

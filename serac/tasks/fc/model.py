@@ -105,6 +105,9 @@ def editor_from_parts(
         encoder or parts.encoder,
         threshold=parts.config.threshold if threshold is None else threshold,
         top_k=parts.config.top_k,
+        # VitaminC's contrastive evidence (one sentence revised to flip a claim) reads as one fact
+        # to the encoder, yet each sentence labels its own claims: the nearest evidence answers.
+        conflicts="best",
     )
     cf = counterfactual or PairClassifierCounterfactual(parts.counterfactual)
     return EditedModel(base or parts.base, scope, cf, store if store is not None else EditStore(":memory:"))

@@ -119,7 +119,9 @@ class _RouterSession:
     """An EditedModel over shared models; scores replies through whichever model routing picks."""
 
     def __init__(self, shared: dict, cf_key: str, threshold: float) -> None:
-        scope = ScopeClassifier(shared["encoder"], threshold=threshold, top_k=shared["top_k"])
+        # Each topic is its own fact and a re-edit of a topic has the same input (the store keeps
+        # the newest), so the nearest topic answers.
+        scope = ScopeClassifier(shared["encoder"], threshold=threshold, top_k=shared["top_k"], conflicts="best")
         self.shared, self.cf_key = shared, cf_key
         self.editor = EditedModel(shared["base"], scope, shared[cf_key + "_cached"], EditStore(":memory:"))
 

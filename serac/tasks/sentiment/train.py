@@ -213,7 +213,7 @@ def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainCo
         base=BaseModelConfig(
             model=config.model, max_new_tokens=config.max_new_tokens, batch_size=config.generation_batch_size
         ),
-        scope=ScopeConfig(encoder=scope_encoder, threshold=threshold, top_k=config.top_k),
+        scope=ScopeConfig(encoder=scope_encoder, threshold=threshold, top_k=config.top_k, conflicts="best"),
         counterfactual=CounterfactualConfig(
             model=config.model,
             adapter="adapter",
