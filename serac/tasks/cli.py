@@ -58,6 +58,42 @@ def _vitaminc_files(data: str | Path | Sequence[str | Path], split: str) -> list
 
 
 # -- the functions serac train / serac eval call ---------------------------------------------------
+def default_task_dir(task: str) -> Path:
+    """Where ``serac train --task TASK`` writes its artifact by default (``$SERAC_HOME/tasks/TASK``)."""
+    from serac.models import serac_home
+
+    _check_task(task)
+    return serac_home() / "tasks" / task
+
+
+def task_data(task: str, shared: Path, sentiment_data: Path | None = None, rebuild: bool = False) -> tuple[Path, bool]:
+    """A task's training/evaluation data under the ``shared/data`` layout, and whether it was just built.
+
+    fc reads ``vitaminc_sample/`` as is. sentiment has no public copy here, so its data is built once
+    (chat-model replies judged by VADER, topics from the zsRE/CounterFact *train* files) into
+    ``sentiment_data`` (default ``$SERAC_HOME/tasks/sentiment-data``) and reused after that.
+    """
+    _check_task(task)
+    if task == "fc":
+        data = shared / "vitaminc_sample"
+        if not data.is_dir():
+            raise ConfigError(f"{data} not found: pass the folder that holds vitaminc_sample/ (e.g. ../shared/data)")
+        return data, False
+    from serac.tasks.sentiment.data import default_data_dir
+
+    data = sentiment_data or default_data_dir()
+    if not rebuild and (data / "sentiment.jsonl").exists():
+        return data, False
+    logger.warning("building the sentiment data set in %s (chat-model replies; about 10 min on 2 CPU cores)", data)
+    build_task_data(
+        "sentiment",
+        data,
+        counterfact=shared / "counterfact" / "counterfact-train.json",
+        zsre=shared / "zsre" / "zsre_mend_train-1k.json",
+    )
+    return data, True
+
+
 def build_task_data(task: str, out_dir: str | Path | None = None, **options: Any) -> Path:
     """Build a task's data set. Only ``sentiment`` has a recipe (FC reads VitaminC as is).
     Options: ``counterfact``, ``zsre`` (topic sources) and any ``SentimentRecipe`` field."""
@@ -74,7 +110,7 @@ def build_task_data(task: str, out_dir: str | Path | None = None, **options: Any
 def train_task(task: str, out_dir: str | Path, data: Any = None, **options: Any) -> dict:
     """Train a task's models into ``out_dir``. ``data``: for fc the vitaminc_sample directory (its
     train_*.jsonl) or files; for sentiment the directory built by ``build_task_data`` (default
-    ``$SERAC_HOME/data/sentiment``). ``options`` override the task's training config fields."""
+    ``$SERAC_HOME/tasks/sentiment-data``). ``options`` override the task's training config fields."""
     _check_task(task)
     if task == "fc":
         from serac.tasks.fc.train import FCTrainConfig, train_fc
@@ -191,7 +227,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 @app.command("build-data")
 def build_data_cmd(
     task: str = typer.Argument("sentiment"),
-    out: Optional[Path] = typer.Option(None, help="Output directory (default $SERAC_HOME/data/sentiment)."),
+    out: Optional[Path] = typer.Option(None, help="Output directory (default $SERAC_HOME/tasks/sentiment-data)."),
     counterfact: Optional[Path] = typer.Option(None, help="CounterFact JSON (topic source)."),
     zsre: Optional[Path] = typer.Option(None, help="zsRE JSON (topic source)."),
     n_topics: Optional[int] = typer.Option(None),

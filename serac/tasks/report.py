@@ -27,7 +27,7 @@ def bench(
     command: str,
     methods: Sequence[str] | None = None,
 ) -> None:
-    from serac.tasks.cli import build_task_data, eval_task, train_task
+    from serac.tasks.cli import eval_task, task_data, train_task
 
     work = Path(work or serac_home() / "tasks")
     info = RunInfo.now(command)
@@ -39,24 +39,16 @@ def bench(
     for task in tasks:
         note: dict[str, Any] = {"date": info.date}
         model_dir = work / task
-        data: Path | None
+        t = time.perf_counter()
+        data, built = task_data(task, shared, work / "sentiment-data", rebuild=retrain)
+        if built:
+            note["seconds_data"] = round(time.perf_counter() - t, 1)
         if task == "fc":
             from serac.data import load_vitaminc
 
-            data = shared / "vitaminc_sample"
             decided = [e.label for e in load_vitaminc(data / "test.jsonl") if e.label != "not enough info"]
             note["majority_label_accuracy"] = decided.count("supports") / max(len(decided), 1)
         else:
-            data = work / "sentiment-data"
-            if retrain or not (data / "sentiment.jsonl").exists():
-                t = time.perf_counter()
-                build_task_data(
-                    "sentiment",
-                    data,
-                    counterfact=shared / "counterfact" / "counterfact-train.json",
-                    zsre=shared / "zsre" / "zsre_mend_train-1k.json",
-                )
-                note["seconds_data"] = round(time.perf_counter() - t, 1)
             recipe = json.loads((data / "recipe.json").read_text())
             note["data"] = recipe["stats"]
         config_file = "fc_config.json" if task == "fc" else "serac_config.json"

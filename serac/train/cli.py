@@ -21,9 +21,14 @@ def _default_data_dir() -> Optional[Path]:
 
 
 def train_command(
+    task: str = typer.Option("qa", "--task",
+                             help="qa: question answering (zsRE + CounterFact train files; the editor's default "
+                                  "artifact). fc: fact-checking on vitaminc_sample. sentiment: sentiment editing "
+                                  "(builds its data set first if missing)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Artifact directory. Default: $SERAC_HOME/trained, which "
-                                               "`serac ask` and `serac demo` then use by default."),
+                                          help="Artifact directory. Default: $SERAC_HOME/trained for qa, which "
+                                               "`serac ask` and `serac demo` then use by default; "
+                                               "$SERAC_HOME/tasks/TASK otherwise."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir",
                                             help="Folder laid out like shared/data (zsre/, counterfact/). "
                                                  "Default: ../shared/data when it exists."),
@@ -53,6 +58,17 @@ def train_command(
     from serac.train.pipeline import run_training
 
     with _errors():
+        if task != "qa":
+            qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train, config=config_file,
+                           scope_steps=scope_steps, cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method,
+                           encoder=encoder, cross_encoder=cross_encoder or None, quick=quick or None,
+                           resume=resume or None, keep_checkpoints=keep_checkpoints or None)
+            given = [f"--{k.replace('_', '-')}" for k, v in qa_only.items() if v is not None]
+            if given:
+                raise typer.BadParameter(f"{', '.join(given)} apply to --task qa only; --task {task} takes "
+                                         "--data-dir, --output, --seed, --overwrite and --threads")
+            _train_task(task, output, data_dir, seed, overwrite, threads)
+            return
         output = output or serac_home() / "trained"
         options_given = any(v is not None for v in (data_dir, zsre_train, counterfact_train, config_file, seed,
                                                      scope_steps, cf_steps, cf_model, cf_method, encoder))
@@ -72,6 +88,33 @@ def train_command(
         console.print(f"[green]trained artifact written to {output}[/green] (threshold {report['threshold']:.3f}, "
                       f"{report['total_wall_s'] / 60:.1f} min, peak RSS {report['peak_rss_mb']:.0f} MB)")
         console.print(f"use it: serac ask --model {output} \"...\"   or   EditedModel.from_pretrained({str(output)!r})")
+
+
+def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], seed: Optional[int], overwrite: bool,
+                threads: int) -> None:
+    """``serac train --task fc|sentiment``: the ``serac.tasks`` training, artifact in ``output``."""
+    import torch
+
+    from serac.cli import console
+    from serac.tasks import TASKS
+    from serac.tasks.cli import default_task_dir, task_data, train_task
+
+    if task not in TASKS:
+        raise typer.BadParameter(f"unknown task {task!r}; choose qa, {', '.join(TASKS)}")
+    shared = data_dir or _default_data_dir()
+    if shared is None or not shared.is_dir():
+        raise typer.BadParameter("pass --data-dir: the folder laid out like shared/data (vitaminc_sample/, zsre/, "
+                                 "counterfact/)")
+    output = output or default_task_dir(task)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise typer.BadParameter(f"{output} is not empty; pass --overwrite to replace it or --output elsewhere")
+    torch.set_num_threads(threads)
+    data, _ = task_data(task, shared)
+    summary = train_task(task, output, data, seed=seed)
+    seconds = summary.get("seconds")
+    console.print(f"[green]{task} artifact written to {output}[/green]"
+                  + (f" ({float(seconds) / 60:.1f} min)" if seconds else ""))
+    console.print(f"evaluate it: serac eval --task {task} --artifact {output} --data {data}")
 
 
 def _build_config(config_file, quick, data_dir, zsre_train, counterfact_train, seed, scope_steps, cf_steps,

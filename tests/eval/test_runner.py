@@ -310,3 +310,22 @@ def test_eval_command_dispatches_the_other_tasks(tmp_path, monkeypatch):
     for mode in ("batch", "sequential"):
         assert json.loads((out / mode / "results.json").read_text())["rows"][0]["task"] == "fc"
         assert (out / mode / f"fc_{mode}.png").stat().st_size > 0
+
+
+def test_eval_other_task_defaults_to_the_trained_task_artifact(tmp_path, monkeypatch):
+    pytest.importorskip("serac.tasks.cli")
+    from typer.testing import CliRunner
+
+    import serac.tasks.cli
+    from serac.cli import app
+
+    monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
+    seen = {}
+    monkeypatch.setattr(serac.tasks.cli, "eval_task", lambda task, model_dir, data, **k: seen.update(dir=model_dir) or [])
+    args = ["eval", "--task", "fc", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code != 0 and "serac train --task fc" in result.output and seen == {}
+    (tmp_path / "home" / "tasks" / "fc").mkdir(parents=True)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen["dir"] == tmp_path / "home" / "tasks" / "fc"

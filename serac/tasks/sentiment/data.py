@@ -39,7 +39,7 @@ VADER_MARGIN = 0.05  # VADER's own convention: compound >= 0.05 positive, <= -0.
 
 
 def default_data_dir() -> Path:
-    return serac_home() / "data" / "sentiment"
+    return serac_home() / "tasks" / "sentiment-data"
 
 
 # -- sentiment judge ---------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def build_sentiment_data(
     judge: Judge | None = None,
 ) -> Path:
     """Run the recipe and write ``sentiment.jsonl`` (+ ``recipe.json``) under ``out_dir``
-    (default ``$SERAC_HOME/data/sentiment``). Topics come from ``topics`` or are drawn (seeded)
+    (default ``$SERAC_HOME/tasks/sentiment-data``). Topics come from ``topics`` or are drawn (seeded)
     from the CounterFact / zsRE subjects. Returns the data file's path."""
     recipe = recipe or SentimentRecipe()
     started = time.perf_counter()

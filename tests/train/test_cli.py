@@ -1,0 +1,89 @@
+"""`serac train --task`: qa runs the pipeline; fc and sentiment dispatch to serac.tasks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from serac.cli import app
+
+pytest.importorskip("serac.tasks.cli")
+import serac.tasks.cli  # noqa: E402
+
+
+@pytest.fixture
+def shared(tmp_path):
+    (tmp_path / "shared" / "vitaminc_sample").mkdir(parents=True)
+    return tmp_path / "shared"
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    seen = {}
+
+    def fake_train_task(task, out_dir, data=None, **options):
+        seen.update(task=task, out_dir=out_dir, data=data, **options)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "train_summary.json").write_text(json.dumps({"seconds": 90}))
+        return {"seconds": 90}
+
+    monkeypatch.setattr(serac.tasks.cli, "train_task", fake_train_task)
+    return seen
+
+
+def test_train_task_fc_dispatches_with_its_data_and_output(shared, calls, tmp_path, monkeypatch):
+    monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert calls == {"task": "fc", "out_dir": tmp_path / "home" / "tasks" / "fc",
+                     "data": shared / "vitaminc_sample", "seed": 3}
+    assert "serac eval --task fc" in result.output
+    # a second run refuses to overwrite the artifact unless asked
+    again = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared)])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    again = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--overwrite"])
+    assert again.exit_code == 0, again.output
+
+
+def test_train_task_sentiment_reuses_built_data(shared, calls, tmp_path, monkeypatch):
+    monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
+    data = tmp_path / "home" / "tasks" / "sentiment-data"
+    data.mkdir(parents=True)
+    (data / "sentiment.jsonl").write_text("")
+    monkeypatch.setattr(serac.tasks.cli, "build_task_data", lambda *a, **k: pytest.fail("data exists: no rebuild"))
+    out = tmp_path / "sent"
+    result = CliRunner().invoke(app, ["train", "--task", "sentiment", "--data-dir", str(shared), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert calls["task"] == "sentiment" and calls["out_dir"] == out and calls["data"] == data
+
+
+def test_train_task_sentiment_builds_missing_data_from_the_train_files(shared, calls, tmp_path, monkeypatch):
+    monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
+    built = {}
+    monkeypatch.setattr(serac.tasks.cli, "build_task_data", lambda task, out, **k: built.update(task=task, out=out, **k))
+    result = CliRunner().invoke(app, ["train", "--task", "sentiment", "--data-dir", str(shared)])
+    assert result.exit_code == 0, result.output
+    assert built["out"] == tmp_path / "home" / "tasks" / "sentiment-data"
+    assert built["counterfact"].name == "counterfact-train.json" and built["zsre"].name == "zsre_mend_train-1k.json"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "ner"], "unknown task 'ner'; choose qa, fc, sentiment"),
+        (["--task", "fc", "--scope-steps", "5"], "--scope-steps apply to --task qa only"),
+        (["--task", "fc", "--quick"], "--quick apply to --task qa only"),
+    ],
+)
+def test_train_task_errors(shared, calls, args, message):
+    result = CliRunner().invoke(app, ["train", *args, "--data-dir", str(shared)], env={"COLUMNS": "300"})
+    assert result.exit_code != 0 and message in " ".join(result.output.split())
+    assert calls == {}
+
+
+def test_train_task_fc_needs_the_vitaminc_folder(tmp_path, calls):
+    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(tmp_path)], env={"COLUMNS": "300"})
+    assert result.exit_code != 0 and "vitaminc_sample" in result.output
+    assert calls == {}
