@@ -13,7 +13,8 @@ from serac.eval.runner import METRICS, RunResult, Score
 
 METRIC_TITLES = {
     "es": "ES", "es_conflict_aware": "ES conflict-aware", "dd": "DD", "reliability": "reliability",
-    "generalization": "generalization", "locality": "locality",
+    "generalization": "generalization", "generalization_conflict_aware": "generalization conflict-aware",
+    "locality": "locality",
 }
 
 

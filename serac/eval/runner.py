@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 LOADERS: dict[str, Callable[..., list[EditExample]]] = {"zsre": load_zsre, "counterfact": load_counterfact}
 MODES = ("batch", "sequential")
 SCORINGS = ("generation", "teacher_forced")
-METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "locality")
+METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "generalization_conflict_aware",
+           "locality")
 COST_METRICS = ("edits_per_s", "latency_ratio_vs_base", "speedup_vs_reencode")
 ROW_KEYS = ("task", "method", "mode", "n_edits", "scoring", "metric", "value")
 
@@ -172,6 +173,7 @@ class Observations:
     reliability: list[tuple[str, str]] = field(default_factory=list)  # (prediction, target)
     generalization: list[tuple[str, str]] = field(default_factory=list)
     conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # every in-scope row, newest target
+    generalization_conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # rephrasings, newest target
     locality: list[tuple[str, str]] = field(default_factory=list)  # (after, before)
     dd: list[tuple[str, str]] = field(default_factory=list)
     tf: dict[str, list[float]] = field(default_factory=dict)  # metric -> token accuracies
@@ -181,7 +183,8 @@ class Observations:
     MAX_EXAMPLES = 6
 
     def extend(self, other: Observations) -> None:
-        for name in ("reliability", "generalization", "conflict_aware", "locality", "dd"):
+        for name in ("reliability", "generalization", "conflict_aware", "generalization_conflict_aware", "locality",
+                     "dd"):
             getattr(self, name).extend(getattr(other, name))
         self.examples = (self.examples + other.examples)[: self.MAX_EXAMPLES]
         for store, more in ((self.tf, other.tf), (self.routed, other.routed)):
@@ -205,6 +208,11 @@ class Observations:
                 metrics.generalization([p for p, _ in self.generalization], [t for _, t in self.generalization]),
                 len(self.generalization),
             ),
+            "generalization_conflict_aware": (
+                metrics.generalization([p for p, _ in self.generalization_conflict_aware],
+                                       [t for _, t in self.generalization_conflict_aware]),
+                len(self.generalization_conflict_aware),
+            ),
             "locality": (metrics.locality([a for a, _ in self.locality], [b for _, b in self.locality]), len(self.locality)),
         }
         out = [Score(task, method, mode, n_edits, "generation", m, v, c)
@@ -217,11 +225,13 @@ class Observations:
                 "dd": metrics.tf_drawdown(tf.get("dd", [])),
                 "reliability": metrics.tf_edit_success(tf.get("reliability", [])),
                 "generalization": metrics.tf_edit_success(tf.get("generalization", [])),
+                "generalization_conflict_aware": metrics.tf_edit_success(tf.get("generalization_conflict_aware", [])),
                 "locality": metrics.tf_locality(tf.get("locality", [])),
             }
             counts = {"es": len(tf.get("reliability", [])) + len(tf.get("generalization", [])),
                       "es_conflict_aware": len(tf.get("es_conflict_aware", [])), "dd": len(tf.get("dd", [])),
                       "reliability": len(tf.get("reliability", [])), "generalization": len(tf.get("generalization", [])),
+                      "generalization_conflict_aware": len(tf.get("generalization_conflict_aware", [])),
                       "locality": len(tf.get("locality", []))}
             out += [Score(task, method, mode, n_edits, "teacher_forced", m, v, counts[m])
                     for m, v in forced.items() if v is not None]
@@ -269,6 +279,7 @@ def observe(
             reliability=[(predictions[p], t) for p, t, _ in rel],
             generalization=[(predictions[p], t) for p, t, _ in gen],
             conflict_aware=[(predictions[p], c) for p, _, c in rel + gen],
+            generalization_conflict_aware=[(predictions[p], c) for p, _, c in gen],
             locality=[(predictions[p], before[p]) for p in loc],
             dd=[(predictions[p], before[p]) for p in dd],
         )
@@ -301,6 +312,7 @@ def observe(
             "reliability": per_record[: len(rel)],
             "generalization": per_record[len(rel):],
             "es_conflict_aware": conflict,
+            "generalization_conflict_aware": conflict[len(rel):],
             "locality": [on_base[p] for p in loc if p in on_base],
             "dd": [on_base[p] for p in dd if p in on_base],
         }

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 from serac.errors import ConfigError
 from serac.train.artifacts import REPORT_FILE, write_json
 
-EVAL_METRICS = ("es", "es_conflict_aware", "reliability", "generalization", "locality", "dd")
+EVAL_METRICS = ("es", "es_conflict_aware", "reliability", "generalization", "generalization_conflict_aware",
+                "locality", "dd")
 
 
 def _pct(value: Any) -> str:
@@ -154,8 +155,9 @@ def _eval_table(evaluation: dict[str, Any]) -> list[str]:
         "Source: " + ", ".join(f"`{Path(f).parent.name}/{Path(f).name}`" for f in evaluation.get("files", [evaluation["file"]]))
         + ".",
         "",
-        "| method | ES | ES conflict-aware | reliability | generalization (rephrasings) | locality | DD |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| method | ES | ES conflict-aware | reliability | generalization (rephrasings) "
+        "| rephrasings conflict-aware | locality | DD |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method, metrics in evaluation["methods"].items():
         cells = [_pct(metrics.get(m, {}).get("value")) for m in EVAL_METRICS]
