@@ -60,6 +60,16 @@ def _truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` is the GPU when torch sees one, else the CPU; anything else is taken as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use device 'auto' or 'cpu'")
+    return resolved
+
+
 @contextlib.contextmanager
 def _seeded(seed: int | None) -> Iterator[None]:
     # fork_rng keeps the caller's global RNG state untouched.
@@ -109,6 +119,10 @@ class HFTextModel:
         value = getattr(self.tokenizer, "model_max_length", None)
         return value if isinstance(value, int) and 0 < value < 10**8 else 2048
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     # -- prompt formatting -------------------------------------------------------------------------
     def format(self, prompt: Prompt) -> str:
         """The exact text fed to the tokenizer for ``prompt``."""
@@ -133,7 +147,7 @@ class HFTextModel:
                 f"prompt is {longest} tokens; with max_new_tokens={max_new_tokens} the model's context "
                 f"of {self.context_length} tokens allows at most {limit}; shorten the prompt or lower max_new_tokens"
             )
-        return encoded
+        return encoded.to(self.device)
 
     # -- generation --------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[str]:
@@ -218,10 +232,10 @@ class HFTextModel:
         target_ids = self._target_ids(prompt_text, target)
         if not target_ids:
             return 0.0
-        ids = torch.tensor([prompt_ids + target_ids])
+        ids = torch.tensor([prompt_ids + target_ids], device=self.device)
         logits = self.model(input_ids=ids).logits[0]
         predicted = logits[len(prompt_ids) - 1 : -1].argmax(dim=-1)
-        return float((predicted == torch.tensor(target_ids)).float().mean())
+        return float((predicted == ids[0, len(prompt_ids) :]).float().mean())
 
 
 class HFCausalLM(HFTextModel):
@@ -238,8 +252,8 @@ class HFSeq2SeqLM(HFTextModel):
     is_encoder_decoder = True
 
     def _token_accuracy(self, prompt_text: str, target: str) -> float:
-        encoded = self.tokenizer(prompt_text, return_tensors="pt")
-        labels = self.tokenizer(target, return_tensors="pt")["input_ids"]
+        encoded = self.tokenizer(prompt_text, return_tensors="pt").to(self.device)
+        labels = self.tokenizer(target, return_tensors="pt")["input_ids"].to(self.device)
         logits = self.model(**encoded, labels=labels).logits[0]
         return float((logits.argmax(dim=-1) == labels[0]).float().mean())
 
@@ -275,8 +289,9 @@ def _model_kind(config: Any) -> str:
     )
 
 
-def load_text_model(spec: str, kind: str = "auto", **kwargs: Any) -> HFTextModel:
-    """Load a model id/path/``embedded:`` preset as the right adapter for its config."""
+def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", **kwargs: Any) -> HFTextModel:
+    """Load a model id/path/``embedded:`` preset as the right adapter for its config, on ``device``
+    (the CPU unless asked: training and evaluation code keep their tensors there)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     if kind not in MODEL_KINDS:
@@ -296,7 +311,7 @@ def load_text_model(spec: str, kind: str = "auto", **kwargs: Any) -> HFTextModel
             "a Hugging Face model id available offline"
         ) from None
     adapter = HFSeq2SeqLM if kind == "seq2seq" else HFCausalLM
-    return adapter(model, tokenizer, **kwargs)
+    return adapter(model.to(resolve_device(device)), tokenizer, **kwargs)
 
 
 def load_base_model(config: BaseModelConfig) -> HFTextModel:
@@ -307,4 +322,5 @@ def load_base_model(config: BaseModelConfig) -> HFTextModel:
         system_prompt=config.system_prompt,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
+        device=config.device,
     )

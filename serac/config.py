@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,12 @@ def _check_kind(kind: str, where: str) -> None:
         raise ConfigError(f"{where}.kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
 
 
+def _check_device(device: str, where: str) -> None:
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise ConfigError(f"{where}.device is {device!r}; valid values: auto (a GPU when torch sees one), cpu, "
+                          "cuda, cuda:N, mps")
+
+
 def _check_positive(value: int, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -44,9 +51,11 @@ class BaseModelConfig:
     # 1 makes every answer independent of which other rows share its batch (exact parity with
     # running the base model alone); larger is faster but padding can perturb float results.
     batch_size: int = 1
+    device: str = "auto"  # auto: the GPU when torch sees one, else the CPU
 
     def __post_init__(self) -> None:
         _check_kind(self.kind, "base")
+        _check_device(self.device, "base")
         _check_positive(self.max_new_tokens, "base.max_new_tokens")
         _check_positive(self.batch_size, "base.batch_size")
 
@@ -69,8 +78,10 @@ class ScopeConfig:
     conflicts: Literal["newest", "best"] = "newest"
     cross_encoder: str | None = None  # optional re-ranker of the top-k
     cross_encoder_threshold: float = 0.5
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        _check_device(self.device, "scope")
         if not isinstance(self.threshold, (int, float)) or not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(f"scope.threshold is a cosine similarity in [-1, 1], got {self.threshold!r}")
         _check_positive(self.top_k, "scope.top_k")
@@ -89,9 +100,11 @@ class CounterfactualConfig:
     num_edits: int = 1  # how many retrieved edits (best first) the model reads
     max_new_tokens: int = 32
     batch_size: int = 8
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         _check_kind(self.kind, "counterfactual")
+        _check_device(self.device, "counterfactual")
         if self.prompt not in ("few-shot", "trained"):
             raise ConfigError(
                 f"counterfactual.prompt is {self.prompt!r}; valid values: 'few-shot' (untrained "

@@ -81,7 +81,8 @@ class LMCounterfactual:
     @classmethod
     def from_config(cls, config: CounterfactualConfig) -> "LMCounterfactual":
         lm = load_text_model(
-            config.model, config.kind, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size
+            config.model, config.kind, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+            device=config.device,
         )
         if config.adapter:
             lm.model = _with_adapter(lm.model, config.adapter)

@@ -41,11 +41,13 @@ class Encoder(Protocol):
 class SentenceEncoder:
     """A sentence-transformers model (the default is all-MiniLM-L6-v2)."""
 
-    def __init__(self, spec: str, batch_size: int = 64) -> None:
+    def __init__(self, spec: str, batch_size: int = 64, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
 
+        from serac.base import resolve_device
+
         path = resolve_model(spec)
-        self.model = SentenceTransformer(path, device="cpu")
+        self.model = SentenceTransformer(path, device=str(resolve_device(device)))
         self.batch_size = batch_size
         # sentence-transformers renamed the method (the old name warns, and will go)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -143,11 +145,12 @@ class ScopeClassifier:
     @classmethod
     def from_config(cls, config: ScopeConfig) -> "ScopeClassifier":
         reranker = (
-            CrossEncoderReranker(config.cross_encoder, config.cross_encoder_threshold)
+            CrossEncoderReranker(config.cross_encoder, config.cross_encoder_threshold, config.device)
             if config.cross_encoder
             else None
         )
-        return cls(SentenceEncoder(config.encoder), config.threshold, config.top_k, reranker, config.conflicts)
+        encoder = SentenceEncoder(config.encoder, device=config.device)
+        return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:
@@ -235,10 +238,12 @@ class CrossEncoderReranker:
     """Re-scores the dual encoder's top-k with a cross-encoder that reads (edit input, query)
     together: slower per candidate, sharper on near-misses such as same-relation questions."""
 
-    def __init__(self, spec: str, threshold: float = 0.5) -> None:
+    def __init__(self, spec: str, threshold: float = 0.5, device: str = "cpu") -> None:
         from sentence_transformers import CrossEncoder
 
-        self.model = CrossEncoder(resolve_model(spec), device="cpu")
+        from serac.base import resolve_device
+
+        self.model = CrossEncoder(resolve_model(spec), device=str(resolve_device(device)))
         self.threshold = threshold
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:

@@ -310,3 +310,16 @@ def test_teacher_forced(request, name):
 
 def test_teacher_forced_empty_target_scores_zero(causal):
     assert causal.teacher_forced(["who"], [""]) == [0.0]
+
+
+def test_resolve_device():
+    import torch
+
+    from serac.base import resolve_device
+    from serac.errors import ConfigError
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="torch sees no CUDA GPU; use device 'auto' or 'cpu'"):
+            resolve_device("cuda:0")
