@@ -14,7 +14,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -166,8 +166,42 @@ def write_outputs(
     rows = [row for r in results for row in r.rows()]
     (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     (out / "details.json").write_text(json.dumps([r.to_json() for r in results], indent=1) + "\n")
+    run = {"started": started.isoformat(), "command": command, "wall_s": round(wall_s, 1), "load_s": round(load_s, 1),
+           "skipped": list(skipped), "finished": finished, "quick": quick, "machine": machine(),
+           "parts": [{"name": p.name, "task": p.task, "file": p.file, "methods": list(p.methods),
+                      "dd_sample": p.dd_sample, "settings": asdict(p.settings), "wall_s": round(t, 1)}
+                     for p, t in part_times]}
+    (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    render(results, part_times, out, doc, run, options)
+
+
+def render_saved(out: Path, doc: Path) -> None:
+    """Rewrite ``doc`` from a finished bench's saved files (``results`` details and ``run.json``), e.g.
+    after a fragment in ``benchmarks/extra/`` changed; no model is loaded and nothing is re-measured."""
+    try:
+        run = json.loads((out / "run.json").read_text())
+        results = [RunResult.from_json(r) for r in json.loads((out / "details.json").read_text())]
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename} not found: run `serac bench` first (it writes run.json and "
+                          "details.json)") from None
+    part_times = [(Part(p["name"], p["task"], p["file"], EvalSettings(**p["settings"]), tuple(p["methods"]),
+                        p["dd_sample"]), p["wall_s"]) for p in run["parts"]]
+    render(results, part_times, out, doc, run, MethodOptions())
+
+
+def render(
+    results: Sequence[RunResult],
+    part_times: Sequence[tuple[Part, float]],
+    out: Path,
+    doc: Path,
+    run: dict[str, Any],
+    options: MethodOptions,
+) -> None:
+    started = datetime.fromisoformat(run["started"])
+    command, wall_s, load_s = run["command"], run["wall_s"], run["load_s"]
+    skipped, finished, quick = run["skipped"], run["finished"], run["quick"]
     plots = [plot_run(r, out / f"{r.task}_{r.mode}.png") for r in results]
-    info = machine()
+    info = run["machine"]
     lines = [
         "# Benchmarks",
         "",
@@ -204,11 +238,12 @@ def write_outputs(
         "same relation, another subject) whose answer is unchanged from the unedited base model. **DD** (SERAC): "
         "the share of an independent set of NQ-open questions whose answer changed.",
         "- **Conflicts**: the 1,037 zsRE edits hold 743 distinct facts (`serac.data.fact_key`); conflicting edits "
-        "phrase the question differently. *Per-record* scores use each record's own target; *conflict-aware* ES "
-        "(`es_conflict_aware`) expects the target of the newest applied edit of the same fact. serac's policy: an "
-        "edit on the same input (case and whitespace folded) supersedes the older one; differently phrased edits "
-        "of the same fact coexist, and the stored edit closest to the query answers it (so the per-record score is "
-        "the one serac aims at; the conflict-aware score shows the cost of not resolving by recency).",
+        "phrase the question differently. *Per-record* scores use each record's own target; *conflict-aware* scores "
+        "(`es_conflict_aware`, and `generalization_conflict_aware` on rephrasings alone) expect the target of the "
+        "newest applied edit of the same fact. serac's policy (`scope.conflicts = \"newest\"`): an edit on the same "
+        "input (case and whitespace folded) supersedes the older one; among differently phrased edits of one fact "
+        "(each edit's input in scope of the other's), the newest answers. So serac aims at the conflict-aware "
+        "score, and per-record scores count the superseded edits' targets as misses.",
         "- **Batch**: memory emptied before each batch of k edits; every k scores the same first edits. "
         "**Sequential**: edits accumulate; at each N a seeded sample of the first N edits is scored (the same "
         "sample for every method).",

@@ -187,12 +187,19 @@ def register(app: typer.Typer) -> None:
                                              help="Override the edits scored per N in the sequential parts."),
         dd_sample: Optional[int] = typer.Option(None, "--dd-sample", min=1, help="Override the drawdown-set sizes."),
         artifact: Optional[Path] = typer.Option(None, "--artifact", help="Trained serac artifact (default $SERAC_HOME/trained)."),
+        render: bool = typer.Option(False, "--render",
+                                    help="Only rewrite BENCHMARKS.md from the last run's saved results (e.g. after "
+                                         "a fragment in benchmarks/extra/ changed); measures nothing."),
         threads: int = ThreadsOption,
     ) -> None:
         """Run the standard benchmark set and rewrite BENCHMARKS.md and benchmarks/results.json."""
-        from serac.eval.bench import run_bench
+        from serac.eval.bench import render_saved, run_bench
 
         with _errors():
+            if render:
+                render_saved(out, doc)
+                console.print(f"wrote {doc} from {out / 'run.json'} and {out / 'details.json'}")
+                return
             _set_threads(threads)
             run_bench(data_dir, out, doc, parts=_split(parts) if parts else None, quick=quick, sample=sample,
                       dd_sample=dd_sample,

@@ -164,6 +164,13 @@ class RunResult:
             "cache_stats": self.cache_stats,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunResult":
+        """The inverse of :meth:`to_json` (re-rendering reports without re-running)."""
+        return cls(data["task"], data["mode"], data["settings"], [Score(**c) for c in data["counts"]],
+                   list(data.get("notes", [])), list(data.get("details", [])), data.get("dd_source", ""),
+                   float(data.get("wall_s", 0.0)), dict(data.get("cache_stats", {})))
+
 
 # -- observations --------------------------------------------------------------------------------------
 @dataclass

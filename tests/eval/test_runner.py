@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from serac.base import load_text_model
+from serac.errors import ConfigError
 from serac.eval.cache import CachedLM, batched_token_accuracy
 from serac.eval.methods import (
     EditingMethod,
@@ -286,6 +287,15 @@ def test_bench_quick_rewrites_the_report(data_dir, models, tmp_path):
         assert needle in text
     for png in ("zsre_batch.png", "zsre_sequential.png", "counterfact_sequential.png"):
         assert (out / png).stat().st_size > 0
+    # --render rebuilds the same report from the saved files, picking up a changed fragment
+    from serac.eval.bench import render_saved
+
+    (out / "extra" / "server.md").write_text("## Server load test\n\n43 requests/s\n")
+    doc.unlink()
+    render_saved(out, doc)
+    assert doc.read_text() == text.replace("42 requests/s", "43 requests/s")
+    with pytest.raises(ConfigError, match="run `serac bench` first"):
+        render_saved(tmp_path / "nothing", doc)
 
 
 def test_eval_command_dispatches_the_other_tasks(tmp_path, monkeypatch):

@@ -10,10 +10,11 @@ and so is every claim about other evidence.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from serac.data.examples import FactCheckExample, Probe, normalize_text
+from serac.data.examples import EditExample, FactCheckExample, Probe, normalize_text
 from serac.errors import DataError
 
 EVIDENCE_TARGET = "supports"  # an edit asserts its evidence (SERAC's inner label for FC)
@@ -100,3 +101,48 @@ def counterfactual_training_pairs(edits: Sequence[FactEdit]) -> tuple[list[tuple
     """((evidence, claim) pairs, labels) for the counterfactual classifier: decided claims only."""
     pairs = [(e.evidence, p.input) for e in edits for p in e.in_scope]
     return pairs, [p.target for e in edits for p in e.in_scope]  # type: ignore[misc]
+
+
+# -- extra training pairs for the (evidence, claim) classifier -------------------------------------
+# A few hundred VitaminC claims are too few to teach a classifier to compare a claim with its
+# evidence (trained on them alone it scored at chance on held-out claims). Two cheap sources of
+# contrastive pairs teach the skill the task needs, "does the claim state what the evidence states?":
+_NUMBER = re.compile(r"\d[\d,.]*")
+
+
+def counterfact_pairs(
+    examples: Sequence[EditExample], n: int, seed: int = 0
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """CounterFact edits as evidence/claim pairs: the edit stated as evidence ("Toko Yasuda, the
+    piano."), a rephrasing with the edit's answer (supports) and with the original answer (refutes).
+    ``n`` seeded records, two pairs each. Only the *train* file should be passed."""
+    rng = random.Random(seed)
+    chosen = rng.sample(list(examples), min(n, len(examples)))
+    pairs, labels = [], []
+    for example in chosen:
+        if not example.original_target:
+            continue
+        evidence = f"{example.edit_input} {example.edit_target}."
+        claim = rng.choice([p.input for p in example.generalization_probes] or [example.edit_input])
+        pairs += [(evidence, f"{claim} {example.edit_target}."), (evidence, f"{claim} {example.original_target}.")]
+        labels += ["supports", "refutes"]
+    return pairs, labels
+
+
+def number_swaps(
+    pairs: Sequence[tuple[str, str]], labels: Sequence[str], seed: int = 0
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """For each supported claim holding a number, the same claim with one digit of one number
+    changed, labelled refutes (VitaminC's revisions often turn on a number)."""
+    rng = random.Random(seed)
+    out_pairs, out_labels = [], []
+    for (evidence, claim), label in zip(pairs, labels):
+        numbers = _NUMBER.findall(claim)
+        if label != "supports" or not numbers:
+            continue
+        number = rng.choice(numbers)
+        digit = rng.choice([i for i, ch in enumerate(number) if ch.isdigit()])
+        changed = number[:digit] + str((int(number[digit]) + rng.randint(1, 9)) % 10) + number[digit + 1 :]
+        out_pairs.append((evidence, claim.replace(number, changed, 1)))
+        out_labels.append("refutes")
+    return out_pairs, out_labels
