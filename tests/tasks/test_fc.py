@@ -9,7 +9,7 @@ import math
 import pytest
 
 from serac.base import CallableModel
-from serac.data.examples import FactCheckExample, Probe
+from serac.data.examples import EditExample, FactCheckExample, Probe
 from serac.editor import EditedModel
 from serac.errors import ConfigError, DataError, ModelNotAvailableError
 from serac.scope import ScopeClassifier
@@ -20,7 +20,14 @@ from serac.tasks.classifier import (
     load_classifier,
     load_task_model,
 )
-from serac.tasks.fc.data import EVIDENCE_TARGET, build_fc_edits, other_claims, split_edits
+from serac.tasks.fc.data import (
+    EVIDENCE_TARGET,
+    build_fc_edits,
+    counterfact_pairs,
+    number_swaps,
+    other_claims,
+    split_edits,
+)
 from serac.tasks.fc.evaluate import FCEvalConfig, evaluate_fc
 from serac.tasks.fc.metrics import drawdown, edit_success
 from serac.tasks.fc.model import FCModelConfig, FCParts
@@ -80,6 +87,29 @@ def test_other_claims_are_every_claim_outside_the_memory():
 
 
 # -- metrics ---------------------------------------------------------------------------------------
+def test_counterfact_pairs_state_the_edit_and_contrast_the_answers():
+    example = EditExample(
+        "Toko Yasuda, the", "piano", (Probe("Toko Yasuda, the", "piano"), Probe("Toko Yasuda is great at", "piano")),
+        (Probe("John Lennon performs on the", "guitar"),), subject="Toko Yasuda", original_target="guitar",
+    )
+    no_original = EditExample("X is in", "Y", (Probe("X is in", "Y"),), ())
+    pairs, labels = counterfact_pairs([example, no_original], n=5)
+    assert pairs == [("Toko Yasuda, the piano.", "Toko Yasuda is great at piano."),
+                     ("Toko Yasuda, the piano.", "Toko Yasuda is great at guitar.")]
+    assert labels == ["supports", "refutes"]
+
+
+def test_number_swaps_change_one_digit_of_supported_claims():
+    pairs = [("e1", "It had 4,370 cases in 2019 ."), ("e2", "It had 12 cases ."), ("e3", "No numbers here .")]
+    out, labels = number_swaps(pairs, ["supports", "refutes", "supports"], seed=1)
+    assert labels == ["refutes"] and len(out) == 1
+    evidence, claim = out[0]
+    assert evidence == "e1" and claim != pairs[0][1]
+    changed = [(a, b) for a, b in zip(claim, pairs[0][1]) if a != b]
+    assert len(claim) == len(pairs[0][1]) and len(changed) == 1 and changed[0][0].isdigit()
+    assert number_swaps(pairs, ["supports", "refutes", "supports"], seed=1) == (out, labels)  # seeded
+
+
 def test_metrics_hand_computed():
     assert edit_success(
         ["supports", "refutes", "refutes"], ["supports", "supports", "refutes"]

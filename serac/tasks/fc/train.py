@@ -21,6 +21,7 @@ import numpy as np
 from serac.config import DEFAULT_ENCODER
 from serac.data import load_vitaminc
 from serac.data.io import PathArg
+from serac.errors import ConfigError
 from serac.scope import SentenceEncoder
 from serac.tasks.classifier import new_classifier, train_classifier
 from serac.tasks.fc.data import (
@@ -28,7 +29,9 @@ from serac.tasks.fc.data import (
     FactEdit,
     base_training_pairs,
     build_fc_edits,
+    counterfact_pairs,
     counterfactual_training_pairs,
+    number_swaps,
     split_edits,
 )
 from serac.tasks.fc.model import FCModelConfig
@@ -49,6 +52,19 @@ class FCTrainConfig:
     top_k: int = 5
     min_evidence_words: int = 0
     seed: int = 0
+    # The (evidence, claim) classifier first learns to compare a claim with its evidence on
+    # CounterFact *train* edits (``counterfact_pairs``), then trains on VitaminC plus digit-swapped
+    # copies of its supported claims (``number_swaps``). None / False: VitaminC alone.
+    counterfact_train: str | None = None
+    counterfact_records: int = 3000
+    number_swaps: bool = True
+
+    def __post_init__(self) -> None:
+        from serac.train.config import EVALUATION_FILES
+
+        if self.counterfact_train and Path(self.counterfact_train).name in EVALUATION_FILES:
+            raise ConfigError(f"counterfact_train is {self.counterfact_train!r}, an evaluation file; pass "
+                              "counterfact-train.json")
 
 
 def scope_scores(encoder, edits: Sequence[FactEdit]) -> tuple[list[float], list[float], float]:
@@ -108,7 +124,21 @@ def train_fc(
     # 2. counterfactual: (evidence, claim)
     t = time.perf_counter()
     pairs, pair_labels = counterfactual_training_pairs(train)
+    if config.number_swaps:
+        swapped, swapped_labels = number_swaps(pairs, pair_labels, config.seed)
+        pairs, pair_labels = pairs + swapped, pair_labels + swapped_labels
+        summary["n_number_swaps"] = len(swapped)
     counterfactual = new_classifier(config.encoder, DECIDED)
+    if config.counterfact_train:
+        from serac.data.counterfact import load_counterfact
+
+        extra, extra_labels = counterfact_pairs(
+            load_counterfact(config.counterfact_train), config.counterfact_records, config.seed
+        )
+        summary["n_counterfact_pairs"] = len(extra)
+        summary["counterfactual_pretrain_losses"] = train_classifier(
+            counterfactual, extra, extra_labels, epochs=1, lr=config.lr, batch_size=config.batch_size, seed=config.seed
+        )
     summary["counterfactual_losses"] = train_classifier(
         counterfactual,
         pairs,
