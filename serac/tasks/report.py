@@ -33,7 +33,8 @@ def bench(
     info = RunInfo.now(command)
     json_path = out / "tasks.json"
     previous = json.loads(json_path.read_text()) if json_path.exists() else {}
-    rows = [r for r in previous.get("rows", []) if r["task"] not in tasks]
+    # a run of some methods replaces those methods' rows and keeps the others' (e.g. baselines run later)
+    rows = [r for r in previous.get("rows", []) if r["task"] not in tasks or (methods and r["method"] not in methods)]
     notes: dict[str, Any] = {k: v for k, v in previous.get("notes", {}).items() if k not in tasks}
     started = time.perf_counter()
     for task in tasks:
@@ -65,6 +66,8 @@ def bench(
         note["seconds_eval"] = round(time.perf_counter() - t, 1)
         notes[task] = note
     info.seconds = time.perf_counter() - started
+    if methods and previous.get("info") and any(r["task"] in tasks for r in rows if r["method"] not in methods):
+        info.command = f"{_dated(RunInfo(**previous['info']))}`; `{_dated(info)}"  # both runs' rows are shown
     out.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({"info": info.__dict__, "notes": notes, "rows": rows}, indent=1) + "\n")
     (out / "tasks.md").write_text(render(rows, info, notes))
@@ -196,6 +199,11 @@ def render(rows: Sequence[dict], info: RunInfo, notes: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _dated(info: RunInfo) -> str:
+    """A run's command with its date and wall time (already so for merged runs)."""
+    return info.command if "`; `" in info.command else f"{info.command} ({info.date}, {info.seconds / 60:.1f} min)"
+
+
 def merge(sources: Sequence[Path], out: Path) -> None:
     """Combine bench outputs task by task (a later source replaces a task's rows and notes)."""
     rows: dict[str, list[dict]] = {}
@@ -209,7 +217,7 @@ def merge(sources: Sequence[Path], out: Path) -> None:
             if task in data.get("notes", {}):
                 notes[task] = data["notes"][task]
         info = RunInfo(**data["info"])
-        commands.append(f"{info.command} ({info.date}, {info.seconds / 60:.1f} min)")
+        commands.append(_dated(info))
     if info is None:
         raise ValueError("no sources to merge")
     info = RunInfo(command="`; `".join(commands), date=info.date, machine=info.machine, seconds=info.seconds)

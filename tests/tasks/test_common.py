@@ -138,3 +138,30 @@ def test_report_renders_both_tasks_and_merges(tmp_path):
     assert {r["value"] for r in merged if r["task"] == "fc"} == {0.75}
     assert len([r for r in merged if r["task"] == "sentiment"]) == len(rows) // 2
     assert (tmp_path / "out" / "tasks.md").exists()
+
+
+def test_bench_of_some_methods_keeps_the_other_methods_rows(tmp_path, monkeypatch):
+    import json
+
+    import serac.tasks.cli
+    from serac.tasks.report import bench
+
+    work, shared, out = tmp_path / "work", tmp_path / "shared", tmp_path / "out"
+    (work / "fc").mkdir(parents=True)
+    (work / "fc" / "fc_config.json").write_text("{}")
+    (work / "fc" / "train_summary.json").write_text(json.dumps({"seconds": 10}))
+    (shared / "vitaminc_sample").mkdir(parents=True)
+    (shared / "vitaminc_sample" / "test.jsonl").write_text(
+        json.dumps({"claim": "c", "evidence": "e", "label": "supports", "id": "1"}) + "\n")
+    rows = [result_row("fc", m, "batch", 1, "generation", "es", 0.5) for m in ("serac", "icl", "ft")]
+    info = RunInfo(command="python -m serac.tasks bench", date="2026-01-01 00:00 UTC", machine="test", seconds=60.0)
+    out.mkdir()
+    (out / "tasks.json").write_text(json.dumps({"info": info.__dict__, "notes": {}, "rows": rows}))
+    monkeypatch.setattr(serac.tasks.cli, "eval_task", lambda task, model_dir, data, methods=None: [
+        result_row(task, m, "batch", 1, "generation", "es", 0.9) for m in methods])
+    bench(out, shared, work, ("fc",), False, "python -m serac.tasks bench --method icl", methods=("icl",))
+    saved = json.loads((out / "tasks.json").read_text())
+    assert {(r["method"], r["value"]) for r in saved["rows"]} == {("serac", 0.5), ("ft", 0.5), ("icl", 0.9)}
+    command = saved["info"]["command"]
+    assert command.startswith("python -m serac.tasks bench (2026-01-01 00:00 UTC, 1.0 min)`; `")
+    assert "--method icl (" in command
