@@ -66,13 +66,6 @@ def default_task_dir(task: str) -> Path:
     return serac_home() / "tasks" / task
 
 
-def shared_train_options(task: str, shared: Path) -> dict[str, Any]:
-    """Training options that read other files of the ``shared/data`` layout: fc's classifier first
-    learns from CounterFact's *train* edits when that file is there."""
-    counterfact = shared / "counterfact" / "counterfact-train.json"
-    return {"counterfact_train": str(counterfact)} if task == "fc" and counterfact.exists() else {}
-
-
 def task_data(task: str, shared: Path, sentiment_data: Path | None = None, rebuild: bool = False) -> tuple[Path, bool]:
     """A task's training/evaluation data under the ``shared/data`` layout, and whether it was just built.
 

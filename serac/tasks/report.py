@@ -27,7 +27,7 @@ def bench(
     command: str,
     methods: Sequence[str] | None = None,
 ) -> None:
-    from serac.tasks.cli import eval_task, shared_train_options, task_data, train_task
+    from serac.tasks.cli import eval_task, task_data, train_task
 
     work = Path(work or serac_home() / "tasks")
     info = RunInfo.now(command)
@@ -55,7 +55,7 @@ def bench(
         config_file = "fc_config.json" if task == "fc" else "serac_config.json"
         if retrain or not (model_dir / config_file).exists():
             t = time.perf_counter()
-            train_task(task, model_dir, data, **shared_train_options(task, shared))
+            train_task(task, model_dir, data)
             note["seconds_train"] = round(time.perf_counter() - t, 1)
         summary = json.loads((model_dir / "train_summary.json").read_text())
         note["train"] = {

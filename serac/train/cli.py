@@ -97,7 +97,7 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
 
     from serac.cli import console
     from serac.tasks import TASKS
-    from serac.tasks.cli import default_task_dir, shared_train_options, task_data, train_task
+    from serac.tasks.cli import default_task_dir, task_data, train_task
 
     if task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}; choose qa, {', '.join(TASKS)}")
@@ -110,7 +110,7 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
         raise typer.BadParameter(f"{output} is not empty; pass --overwrite to replace it or --output elsewhere")
     torch.set_num_threads(threads)
     data, _ = task_data(task, shared)
-    summary = train_task(task, output, data, seed=seed, **shared_train_options(task, shared))
+    summary = train_task(task, output, data, seed=seed)
     seconds = summary.get("seconds")
     console.print(f"[green]{task} artifact written to {output}[/green]"
                   + (f" ({float(seconds) / 60:.1f} min)" if seconds else ""))

@@ -299,6 +299,27 @@ def test_train_fc_writes_a_loadable_artifact(tmp_path, tiny_bert_dir):
     assert editor.generate(["paris is the capital of france"])[0].text in LABELS
 
 
+def test_train_fc_with_counterfact_pairs_and_number_swaps(tmp_path, tiny_bert_dir):
+    from serac.tasks.fc.train import FCTrainConfig, train_fc
+
+    data = tmp_path / "train.jsonl"
+    rows = [{"claim": f"{r.claim} in 19{i}", "evidence": f"{r.evidence} {i}", "label": r.label, "id": i}
+            for i, r in enumerate(fc_records() * 2)]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    counterfact = tmp_path / "counterfact-train.json"
+    counterfact.write_text(json.dumps([{
+        "case_id": i, "prompt": f"Thing {i} is located in", "target_new": "Sweden", "subject": f"Thing {i}",
+        "ground_truth": "Spain", "rephrase_prompt": f"Thing {i} can be found in",
+        "locality_prompt": "Madrid is in", "locality_ground_truth": "Spain"} for i in range(3)]))
+    config = FCTrainConfig(encoder=str(tiny_bert_dir), epochs=1, scope_epochs=0, val_fraction=0.34, batch_size=4,
+                           counterfact_train=str(counterfact), number_swaps=True)
+    summary = train_fc(data, tmp_path / "fc", config)
+    assert summary["n_counterfact_pairs"] == 6 and len(summary["counterfactual_pretrain_losses"]) == 1
+    assert summary["n_number_swaps"] > 0
+    with pytest.raises(ConfigError, match="an evaluation file"):
+        FCTrainConfig(counterfact_train="../shared/data/counterfact/counterfact-edit.json")
+
+
 def test_fc_model_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="has no fc_config.json"):
         FCModelConfig.load(tmp_path)

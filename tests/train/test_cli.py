@@ -39,12 +39,6 @@ def test_train_task_fc_dispatches_with_its_data_and_output(shared, calls, tmp_pa
     assert result.exit_code == 0, result.output
     assert calls == {"task": "fc", "out_dir": tmp_path / "home" / "tasks" / "fc",
                      "data": shared / "vitaminc_sample", "seed": 3}
-    # with CounterFact's train file beside it, the pair classifier also learns from that
-    (shared / "counterfact").mkdir()
-    (shared / "counterfact" / "counterfact-train.json").write_text("[]")
-    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "-o", str(tmp_path / "b")])
-    assert result.exit_code == 0, result.output
-    assert calls["counterfact_train"] == str(shared / "counterfact" / "counterfact-train.json")
     assert "serac eval --task fc" in result.output
     # a second run refuses to overwrite the artifact unless asked
     again = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared)])
