@@ -7,7 +7,7 @@ DATA=${SERAC_DATA:-../shared/data}
 SAMPLE=${SAMPLE:-100}   # edits scored per task (and DD questions)
 OUT=${OUT:-runs/training-eval}
 
-serac train --no-progress   # -> $SERAC_HOME/trained (47 min measured on the shared 2-core machine)
+serac train --no-progress   # -> $SERAC_HOME/trained (36 min measured on the 2-core machine, `serac bench` on the other core)
 
 serac eval --task zsre --data "$DATA/zsre/zsre_mend_eval_portability_gpt4.json" \
     --methods serac,serac-untrained --checkpoints 1037 --sample "$SAMPLE" \

@@ -1,8 +1,8 @@
 """Typed training configuration, round-tripped to JSON with a format version.
 
-Every field has a default; the defaults are the run `serac train` makes: 47 minutes measured on the
-shared 2-core CPU, one torch thread (see benchmarks/extra/training.md). ``TrainConfig.quick()`` is a
-smoke-test run of a few minutes.
+Every field has a default; the defaults are the run `serac train` makes: 36 minutes measured on the
+2-core CPU with an evaluation on the other core, one torch thread (see benchmarks/extra/training.md).
+``TrainConfig.quick()`` is a smoke-test run of a few minutes.
 """
 
 from __future__ import annotations
