@@ -107,3 +107,33 @@ def resolve_model(spec: str) -> str:
             "Or pass a Hugging Face model id or a local path."
         )
     return str(EMBEDDED[name]())
+
+
+def check_loadable(path: str, *, probe_timeout_s: float = 3.0) -> None:
+    """Fail fast, with the fix, on a model name that is neither a local directory nor in the Hugging
+    Face cache when the hub cannot be reached: ``from_pretrained`` would retry for ~25 s first.
+    Behind a proxy (``HTTPS_PROXY``/``ALL_PROXY``) the hub is left to decide."""
+    if Path(path).exists() or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(path, "config.json"), str):
+            return
+    except Exception:  # not a valid repo id: from_pretrained gives the precise error
+        return
+    endpoint = urlparse(constants.ENDPOINT)
+    reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else None
+    if reason is None:
+        try:
+            socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=probe_timeout_s).close()
+            return
+        except OSError as exc:
+            reason = f"{constants.ENDPOINT} cannot be reached ({exc})"
+    raise ModelNotAvailableError(
+        f"model {path!r} is not a local directory and not in the Hugging Face cache, and {reason}; pass a "
+        "local model directory (or an embedded: preset), or make the hub reachable"
+    )

@@ -21,7 +21,7 @@ import numpy as np
 
 from serac.config import ScopeConfig
 from serac.edits import Edit
-from serac.models import resolve_model
+from serac.models import check_loadable, resolve_model
 from serac.store import EditStoreProtocol
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class SentenceEncoder:
         from serac.base import resolve_device
 
         path = resolve_model(spec)
+        check_loadable(path)
         self.model = SentenceTransformer(path, device=str(resolve_device(device)))
         self.batch_size = batch_size
         # sentence-transformers renamed the method (the old name warns, and will go)
@@ -243,7 +244,9 @@ class CrossEncoderReranker:
 
         from serac.base import resolve_device
 
-        self.model = CrossEncoder(resolve_model(spec), device=str(resolve_device(device)))
+        path = resolve_model(spec)
+        check_loadable(path)
+        self.model = CrossEncoder(path, device=str(resolve_device(device)))
         self.threshold = threshold
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:

@@ -323,3 +323,29 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="torch sees no CUDA GPU; use device 'auto' or 'cpu'"):
             resolve_device("cuda:0")
+
+
+def test_check_loadable_fails_fast_when_the_hub_is_unreachable(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from serac.errors import ModelNotAvailableError
+    from serac.models import check_loadable
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    check_loadable(str(tmp_path))  # a local directory is always fine
+    with pytest.raises(ModelNotAvailableError, match=r"'org/no-such-model' is not a local directory .* cannot be reached"):
+        check_loadable("org/no-such-model")
+    check_loadable("not a repo id!")  # invalid names are left to from_pretrained's own precise error
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE is set"):
+        check_loadable("org/no-such-model")
+    # in the cache, or behind a proxy: left to from_pretrained
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
+    check_loadable("org/cached-model")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    check_loadable("org/no-such-model")
