@@ -80,7 +80,6 @@ def timed(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
 
 
 def run(shapes: Path, n_edits: int, queries: int, max_new_tokens: int, device: str) -> dict[str, Any]:
-    import numpy as np
     import torch
 
     from serac.base import GenerationOptions, load_text_model

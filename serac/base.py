@@ -16,7 +16,7 @@ import torch
 
 from serac.config import MODEL_KINDS, BaseModelConfig
 from serac.errors import ConfigError, ModelNotAvailableError, PromptTooLongError
-from serac.models import check_loadable, resolve_model
+from serac.models import loadable_model
 
 logger = logging.getLogger(__name__)
 
@@ -296,8 +296,7 @@ def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", **kwa
 
     if kind not in MODEL_KINDS:
         raise ConfigError(f"model kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
-    path = resolve_model(spec)
-    check_loadable(path)
+    path = loadable_model(spec)
     try:
         config = AutoConfig.from_pretrained(path)
         kind = _model_kind(config) if kind == "auto" else kind

@@ -109,6 +109,13 @@ def resolve_model(spec: str) -> str:
     return str(EMBEDDED[name]())
 
 
+def loadable_model(spec: str) -> str:
+    """``resolve_model``, then ``check_loadable``: what every loader calls before ``from_pretrained``."""
+    path = resolve_model(spec)
+    check_loadable(path)
+    return path
+
+
 def check_loadable(path: str, *, probe_timeout_s: float = 3.0) -> None:
     """Fail fast, with the fix, on a model name that is neither a local directory nor in the Hugging
     Face cache when the hub cannot be reached: ``from_pretrained`` would retry for ~25 s first.

@@ -21,7 +21,7 @@ import numpy as np
 
 from serac.config import ScopeConfig
 from serac.edits import Edit
-from serac.models import check_loadable, resolve_model
+from serac.models import loadable_model
 from serac.store import EditStoreProtocol
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,7 @@ class SentenceEncoder:
 
         from serac.base import resolve_device
 
-        path = resolve_model(spec)
-        check_loadable(path)
+        path = loadable_model(spec)
         self.model = SentenceTransformer(path, device=str(resolve_device(device)))
         self.batch_size = batch_size
         # sentence-transformers renamed the method (the old name warns, and will go)
@@ -244,8 +243,7 @@ class CrossEncoderReranker:
 
         from serac.base import resolve_device
 
-        path = resolve_model(spec)
-        check_loadable(path)
+        path = loadable_model(spec)
         self.model = CrossEncoder(path, device=str(resolve_device(device)))
         self.threshold = threshold
 

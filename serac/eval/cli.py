@@ -68,14 +68,13 @@ def _eval_other_task(task: str, data: Path, artifact: Optional[Path], methods: S
     from serac.cli import console
     from serac.eval.report import write_run
     from serac.eval.runner import RunResult, Score
-    from serac.tasks.cli import eval_task
+    from serac.tasks.cli import default_task_dir, eval_task
 
-    from serac.tasks.cli import default_task_dir
-
-    artifact = artifact or (default_task_dir(task) if default_task_dir(task).is_dir() else None)
+    default = default_task_dir(task)
+    artifact = artifact or (default if default.is_dir() else None)
     if artifact is None:
         raise ConfigError(f"--task {task} evaluates a trained task artifact: run `serac train --task {task}` "
-                          f"(it writes {default_task_dir(task)}) or pass --artifact DIR")
+                          f"(it writes {default}) or pass --artifact DIR")
     try:  # keep the names that task evaluates (its own METHODS); none left: its defaults
         valid = importlib.import_module(f"serac.tasks.{task}.evaluate").METHODS
         task_methods = [m for m in methods if m in valid] or None

@@ -20,7 +20,7 @@ import torch
 from serac.base import GREEDY, GenerationOptions, Prompt, query_text
 from serac.edits import Edit
 from serac.errors import ModelNotAvailableError
-from serac.models import check_loadable, resolve_model
+from serac.models import loadable_model, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +103,7 @@ def load_classifier(spec: str, *, batch_size: int = 32, max_length: int = 256) -
     """Load a saved sequence classifier (a directory or model id; ``embedded:`` presets resolve)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    path = resolve_model(spec)
-    check_loadable(path)
+    path = loadable_model(spec)
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
@@ -126,8 +125,7 @@ def load_task_model(spec: str, **kwargs: Any) -> Any:
 
     from serac.base import load_text_model
 
-    path = resolve_model(spec)
-    check_loadable(path)
+    path = loadable_model(spec)
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
