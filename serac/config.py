@@ -21,11 +21,14 @@ FORMAT_VERSION = 1
 DEFAULT_LM = "embedded:smollm2-135m-instruct"
 DEFAULT_ENCODER = "embedded:all-minilm-l6-v2"
 MODEL_KINDS = ("auto", "causal", "seq2seq")
+# "openai": the base model is an OpenAI-compatible HTTP server (vLLM, llama.cpp, Ollama, a hosted API)
+BASE_KINDS = (*MODEL_KINDS, "openai")
+COUNTERFACTUAL_ENGINES = ("local", "prompted")
 
 
-def _check_kind(kind: str, where: str) -> None:
-    if kind not in MODEL_KINDS:
-        raise ConfigError(f"{where}.kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
+def _check_kind(kind: str, where: str, valid: tuple[str, ...] = MODEL_KINDS) -> None:
+    if kind not in valid:
+        raise ConfigError(f"{where}.kind is {kind!r}; valid values: {', '.join(valid)}")
 
 
 def _check_device(device: str, where: str) -> None:
@@ -41,10 +44,15 @@ def _check_positive(value: int, name: str) -> None:
 
 @dataclass
 class BaseModelConfig:
-    """The deployed model being edited; it is never modified."""
+    """The deployed model being edited; it is never modified.
+
+    ``kind = "openai"`` makes it an OpenAI-compatible server at ``url`` (``serac.remote``): ``model``
+    is then the upstream's model name ("" or the local default: the first one its /v1/models lists),
+    the API key is read from the environment variable ``api_key_env`` (never stored in the config),
+    and ``timeout`` bounds each upstream request."""
 
     model: str = DEFAULT_LM
-    kind: str = "auto"  # "auto" reads model.config (is_encoder_decoder) to choose
+    kind: str = "auto"  # "auto" reads model.config (is_encoder_decoder) to choose; or "openai"
     chat_template: bool | None = None  # None: use the tokenizer's chat template when it has one
     system_prompt: str | None = None
     max_new_tokens: int = 32
@@ -52,12 +60,27 @@ class BaseModelConfig:
     # running the base model alone); larger is faster but padding can perturb float results.
     batch_size: int = 1
     device: str = "auto"  # auto: the GPU when torch sees one, else the CPU
+    url: str | None = None  # kind "openai": the server's base URL, e.g. http://127.0.0.1:8080/v1
+    api_key_env: str | None = None  # kind "openai": the environment variable holding its API key
+    timeout: float = 60.0  # kind "openai": seconds per upstream request (connect, and between bytes)
 
     def __post_init__(self) -> None:
-        _check_kind(self.kind, "base")
+        _check_kind(self.kind, "base", BASE_KINDS)
         _check_device(self.device, "base")
         _check_positive(self.max_new_tokens, "base.max_new_tokens")
         _check_positive(self.batch_size, "base.batch_size")
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not self.timeout > 0:
+            raise ConfigError(f"base.timeout is seconds per upstream request (> 0), got {self.timeout!r}")
+        if self.kind == "openai":
+            if not isinstance(self.url, str) or not re.match(r"https?://[^/\s]+", self.url):
+                raise ConfigError(
+                    f"base.kind is 'openai' but base.url is {self.url!r}; set it to the server's base URL, "
+                    "e.g. http://127.0.0.1:8080/v1 (serac serve --upstream URL)"
+                )
+            if self.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+                raise ConfigError(
+                    f"base.api_key_env names an environment variable (e.g. OPENAI_API_KEY), got {self.api_key_env!r}"
+                )
 
 
 @dataclass
@@ -97,6 +120,9 @@ class CounterfactualConfig:
     adapter: str | None = None  # a peft adapter directory trained by `serac train`
     kind: str = "auto"
     prompt: Literal["few-shot", "trained"] = "few-shot"
+    # "local": the model above answers in-scope inputs; "prompted": the base model itself does (e.g.
+    # the upstream server of a gateway), given the retrieved edits in a system message.
+    engine: Literal["local", "prompted"] = "local"
     num_edits: int = 1  # how many retrieved edits (best first) the model reads
     max_new_tokens: int = 32
     batch_size: int = 8
@@ -109,6 +135,11 @@ class CounterfactualConfig:
             raise ConfigError(
                 f"counterfactual.prompt is {self.prompt!r}; valid values: 'few-shot' (untrained "
                 "instruct model) or 'trained' (the format `serac train` uses)"
+            )
+        if self.engine not in COUNTERFACTUAL_ENGINES:
+            raise ConfigError(
+                f"counterfactual.engine is {self.engine!r}; valid values: 'local' (the counterfactual model) "
+                "or 'prompted' (the base model, given the edits in a system message)"
             )
         _check_positive(self.num_edits, "counterfactual.num_edits")
         _check_positive(self.max_new_tokens, "counterfactual.max_new_tokens")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
-from serac.base import GREEDY, GenerationOptions, HFTextModel, Prompt, load_text_model, query_text
+from serac.base import GREEDY, GenerationOptions, HFTextModel, Prompt, TextModel, load_text_model, query_text
 from serac.config import CounterfactualConfig
 from serac.edits import Edit
 from serac.errors import ModelNotAvailableError
@@ -121,6 +121,57 @@ class LMCounterfactual:
     ) -> list[float]:
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.teacher_forced(prompts, targets)
+
+
+PROMPTED_SYSTEM = (
+    "These facts are up to date and override anything you know:\n{facts}\n"
+    "Answer the user's question from them."
+)
+
+
+def prompted_messages(prompt: Prompt, edits: Sequence[Edit]) -> list[dict[str, str]]:
+    """The conversation with the edits prepended in one system message (merged with the caller's own
+    system message, if any: several chat templates accept only one, and only first)."""
+    facts = "\n".join(f"- Q: {e.input} A: {e.target}" for e in edits)
+    system = PROMPTED_SYSTEM.format(facts=facts)
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    if messages and messages[0].get("role") in ("system", "developer"):
+        system += "\n\n" + str(messages.pop(0).get("content", ""))
+    return [{"role": "system", "content": system}, *messages]
+
+
+class PromptedCounterfactual:
+    """The base model itself as the counterfactual model ("prompted counterfactual",
+    ``counterfactual.engine = "prompted"``): it reads the retrieved edits in a system message. In a
+    gateway this is the upstream server, so in-scope answers come from the same model as the rest."""
+
+    def __init__(self, lm: TextModel, num_edits: int = 1) -> None:
+        self.lm = lm
+        self.num_edits = num_edits
+
+    def build_prompt(self, query: Prompt, edits: Sequence[Edit]) -> Prompt:
+        return prompted_messages(query, list(edits)[: self.num_edits])
+
+    def generate(
+        self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], options: GenerationOptions = GREEDY
+    ) -> list[str]:
+        return self.lm.generate([self.build_prompt(q, e) for q, e in zip(queries, edits)], options)
+
+    def stream(self, query: Prompt, edits: Sequence[Edit], options: GenerationOptions = GREEDY) -> Iterator[str]:
+        streamer = getattr(self.lm, "stream", None)
+        prompt = self.build_prompt(query, edits)
+        return streamer(prompt, options) if streamer is not None else iter(self.lm.generate([prompt], options))
+
+    def teacher_forced(
+        self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], targets: Sequence[str]
+    ) -> list[float]:
+        scorer = getattr(self.lm, "teacher_forced", None)
+        if scorer is None:
+            raise ModelNotAvailableError(
+                "teacher-forced scoring needs the model's logits; a remote base model has none. Score by "
+                "generation instead (serac eval --scoring generation)"
+            )
+        return scorer([self.build_prompt(q, e) for q, e in zip(queries, edits)], targets)
 
 
 def _with_adapter(model: Any, adapter: str) -> Any:

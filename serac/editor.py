@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from serac.base import GREEDY, GenerationOptions, Prompt, TextModel, load_base_model, query_text
 from serac.config import SeracConfig
-from serac.counterfactual import CounterfactualModel, LMCounterfactual
+from serac.counterfactual import CounterfactualModel, LMCounterfactual, PromptedCounterfactual
 from serac.edits import Edit, EditRequest, to_requests, validate_edit
 from serac.errors import ConfigError
 from serac.models import serac_home
@@ -75,8 +75,12 @@ class EditedModel:
         """Load every part a config names. ``store`` is a path (created if missing), a store
         object, or None for an in-memory store."""
         config = config or SeracConfig()
-        base = load_base_model(config.base)
-        counterfactual = LMCounterfactual.from_config(config.counterfactual)
+        base = _load_base(config)
+        counterfactual: CounterfactualModel
+        if config.counterfactual.engine == "prompted":
+            counterfactual = PromptedCounterfactual(base, config.counterfactual.num_edits)
+        else:
+            counterfactual = LMCounterfactual.from_config(config.counterfactual)
         scope = ScopeClassifier.from_config(config.scope)
         return cls(base, scope, counterfactual, _open_store(store), config)
 
@@ -208,6 +212,14 @@ class EditedModel:
 
     def __call__(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Answer:
         return self.generate([prompt], options)[0]
+
+
+def _load_base(config: SeracConfig) -> TextModel:
+    if config.base.kind == "openai":
+        from serac.remote import OpenAIModel  # httpx only when an upstream server is configured
+
+        return OpenAIModel.from_config(config.base)
+    return load_base_model(config.base)
 
 
 def _answer(text: str, decision: ScopeDecision) -> Answer:

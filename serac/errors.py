@@ -53,3 +53,43 @@ class DataError(SeracError, ValueError):
 
 class PromptTooLongError(SeracError, ValueError):
     """A prompt plus the requested new tokens does not fit the model's context window."""
+
+
+class UpstreamError(SeracError, RuntimeError):
+    """An OpenAI-compatible upstream server (``base.kind = "openai"``) failed to answer.
+
+    ``status`` is the HTTP status a gateway answers with; ``code`` the OpenAI-style error code."""
+
+    status = 502
+    code = "upstream_error"
+
+    def __init__(self, message: str, status: int | None = None, body: bytes | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        self.body = body  # the upstream's own error body, when it sent one
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The upstream could not be reached (connection refused, DNS, dropped connection)."""
+
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream did not answer within the configured timeout."""
+
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamBadResponseError(UpstreamError):
+    """The upstream answered 2xx with a body that is not the OpenAI format it promised."""
+
+    code = "upstream_bad_response"
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an HTTP error status (4xx/5xx); ``status`` and ``body`` are its own."""
+
+    code = "upstream_error"

@@ -2,7 +2,9 @@
 
 ``create_app(editor, settings)`` only assembles: it puts the editor, settings, metrics and the
 micro-batcher on ``app.state``, installs the error handlers and middleware, and mounts one router
-per concern (``serac.server.routers``: inference, edits, operations). Routes reach the shared
+per concern (``serac.server.routers``: inference, edits, operations). When the editor's base model
+is an OpenAI-compatible server, the ``gateway`` router replaces ``inference`` (out-of-scope requests
+are relayed to that server as sent) and ``app.state.upstream`` holds the relay. Routes reach the shared
 objects and the API-key check through ``serac.server.dependencies``.
 """
 
@@ -16,9 +18,10 @@ from fastapi import FastAPI
 from serac.editor import EditedModel
 from serac.server.batching import MicroBatcher
 from serac.server.errors import install_error_handlers
+from serac.server.gateway import gateway_upstream
 from serac.server.metrics import Metrics
 from serac.server.middleware import RequestGuard
-from serac.server.routers import edits, inference, operations
+from serac.server.routers import edits, gateway, inference, operations
 from serac.server.settings import ServerSettings
 
 
@@ -29,6 +32,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.batcher.close()
+        if app.state.upstream is not None:
+            await app.state.upstream.aclose()
 
 
 def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> FastAPI:
@@ -49,8 +54,10 @@ def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> F
         max_wait_s=settings.batch_wait_ms / 1000,
         on_batch=metrics.observe_batch,
     )
+    app.state.upstream = gateway_upstream(editor.base)  # None: the base model runs in-process
     install_error_handlers(app)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    for router in (inference.router, edits.router, operations.router):
+    answers = inference.router if app.state.upstream is None else gateway.router
+    for router in (answers, edits.router, operations.router):
         app.include_router(router)
     return app

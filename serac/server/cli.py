@@ -65,8 +65,34 @@ def serve(
         "machine shared with other jobs, fewer threads than cores is often faster.",
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    upstream: Optional[str] = typer.Option(
+        None,
+        "--upstream",
+        envvar="SERAC_UPSTREAM",
+        help="Editing gateway: the base model is this OpenAI-compatible server (e.g. "
+        "http://127.0.0.1:8080/v1 for llama-server); out-of-scope requests are relayed to it as sent.",
+    ),
+    upstream_model: Optional[str] = typer.Option(
+        None, "--upstream-model", help="The upstream's model name. Default: the first its /v1/models lists."
+    ),
+    upstream_key_env: Optional[str] = typer.Option(
+        None,
+        "--upstream-key-env",
+        help="Name of the environment variable holding the upstream's API key (the key itself is never "
+        "passed on the command line).",
+    ),
+    upstream_timeout: float = typer.Option(
+        60.0, "--upstream-timeout", min=0.001, help="Seconds per upstream request (504 after that)."
+    ),
+    counterfactual: Optional[str] = typer.Option(
+        None,
+        "--counterfactual",
+        help="Who answers in-scope requests: 'local' (the counterfactual model; default) or 'prompted' "
+        "(the base model, e.g. the upstream, given the retrieved edits in a system message).",
+    ),
 ) -> None:
-    """Serve OpenAI-compatible inference and edit management over HTTP."""
+    """Serve OpenAI-compatible inference and edit management over HTTP, or, with --upstream, act as
+    an editing gateway in front of another OpenAI-compatible server."""
     import uvicorn
 
     from serac.cli import _errors, _load_editor, _store_path, err_console
@@ -83,12 +109,51 @@ def serve(
             import torch
 
             torch.set_num_threads(torch_threads)
-        editor = _load_editor(model, _store_path(store))
+        if upstream is None and (upstream_model or upstream_key_env):
+            raise ConfigError("--upstream-model and --upstream-key-env describe an upstream server; add --upstream URL")
+        if upstream is None and counterfactual is None:
+            editor = _load_editor(model, _store_path(store))
+        else:
+            editor = _load_gateway_editor(
+                model, _store_path(store), upstream, upstream_model, upstream_key_env, upstream_timeout, counterfactual
+            )
     err_console.print(f"serac serve: {auth_line}")
+    if upstream is not None:
+        from serac.remote import public_url
+
+        err_console.print(f"serac serve: editing gateway in front of {public_url(upstream)}")
     err_console.print(f"serac serve: http://{host}:{port}/v1 (docs at /docs, metrics at /metrics)")
     uvicorn.run(
         create_app(editor, settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
     )
+
+
+def _load_gateway_editor(
+    model: Optional[Path],
+    store: Path,
+    upstream: Optional[str],
+    upstream_model: Optional[str],
+    upstream_key_env: Optional[str],
+    upstream_timeout: float,
+    counterfactual: Optional[str],
+):
+    """The editor with the config's base replaced by the upstream server and/or its counterfactual
+    engine set; an upstream base is not contacted until the first request."""
+    from dataclasses import replace
+
+    from serac.cli import _load_config, console
+    from serac.editor import EditedModel
+
+    config = _load_config(model)
+    if upstream is not None:
+        config.base = replace(
+            config.base, kind="openai", url=upstream, model=upstream_model or "", api_key_env=upstream_key_env,
+            timeout=upstream_timeout,
+        )
+    if counterfactual is not None:
+        config.counterfactual = replace(config.counterfactual, engine=counterfactual)
+    with console.status("Loading models..."):
+        return EditedModel.from_config(config, store=store)
 
 
 def register(app: typer.Typer) -> None:

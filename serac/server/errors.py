@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serac.errors import (
@@ -23,6 +23,7 @@ from serac.errors import (
     PromptTooLongError,
     SeracError,
     StoreLockedError,
+    UpstreamError,
     VersionNotFoundError,
 )
 
@@ -38,7 +39,9 @@ ERROR_TYPES = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     500: "server_error",
+    502: "server_error",
     503: "service_unavailable",
+    504: "server_error",
 }
 
 # (exception class, status, code): first match wins, so subclasses come before their bases.
@@ -91,10 +94,20 @@ def error_response(
     return JSONResponse(error_body(status, message, code, param), status_code=status, headers=headers)
 
 
+def upstream_error_response(exc: UpstreamError, headers: Mapping[str, str] | None = None) -> Response:
+    """An upstream server's own error status and body when it sent one, else an OpenAI-style error
+    (502 ``upstream_unavailable``, 504 ``upstream_timeout``, ...)."""
+    if exc.body is not None and exc.status >= 400:
+        return Response(exc.body, status_code=exc.status, media_type="application/json", headers=headers)
+    return error_response(exc.status, str(exc), exc.code, headers=dict(headers or {}))
+
+
 def classify(exc: BaseException) -> APIError | None:
     """The API error for a project exception, or None if it is not one we expect."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, UpstreamError):  # the status is the upstream's own, or 502/504
+        return APIError(exc.status, str(exc), exc.code)
     for cls, status, code in EXCEPTION_TABLE:
         if isinstance(exc, cls):
             return APIError(status, str(exc), code)
@@ -203,7 +216,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status, exc.message, exc.code, exc.param, exc.headers)
 
     @app.exception_handler(SeracError)
-    async def _serac(request: Request, exc: SeracError) -> JSONResponse:
+    async def _serac(request: Request, exc: SeracError) -> Response:
+        if isinstance(exc, UpstreamError):
+            return upstream_error_response(exc)
         api = classify(exc) or APIError(400, str(exc))
         return error_response(api.status, api.message, api.code, api.param)
 

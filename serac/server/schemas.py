@@ -209,6 +209,9 @@ class SeracInfo(BaseModel):
     )
     edit: Optional[dict[str, Any]] = None
     store_version: Optional[int] = None
+    answered_by: Optional[Literal["upstream", "local"]] = Field(
+        None, description="Gateway only: the upstream server or the local counterfactual model."
+    )
 
 
 class Usage(BaseModel):
@@ -328,11 +331,21 @@ class StoreVersion(BaseModel):
     count: int
 
 
+class UpstreamHealth(BaseModel):
+    status: Literal["ok", "unavailable", "timeout", "error"]
+    url: str
+    latency_ms: Optional[float] = None
+    error: Optional[str] = None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     model: str
     version: int
     edits: int
+    upstream: Optional[UpstreamHealth] = Field(
+        None, description="Gateway only: the upstream server's state (GET /models)."
+    )
 
 
 class ErrorBody(BaseModel):

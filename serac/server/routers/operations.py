@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -16,14 +16,19 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=Health)
-async def healthz(editor: Editor, settings: Settings) -> Any:
-    """Liveness and readiness: the store answers. No key needed."""
+async def healthz(request: Request, editor: Editor, settings: Settings) -> Any:
+    """Liveness and readiness: the store answers. No key needed. A gateway also reports its
+    upstream server's state under `upstream`, separately: edits keep working while it is down."""
 
     def read_state() -> tuple[int, int]:
         return editor.store.version, editor.store.count()
 
     version, count = await run_in_threadpool(read_state)
-    return {"status": "ok", "model": settings.model_name, "version": version, "edits": count}
+    health = {"status": "ok", "model": settings.model_name, "version": version, "edits": count}
+    upstream = getattr(request.app.state, "upstream", None)
+    if upstream is not None:
+        health["upstream"] = await upstream.health()
+    return health
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=ERRORS, dependencies=READ)
