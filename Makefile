@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.serac-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gateway-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: install
 # Standard benchmark set: rewrites BENCHMARKS.md and benchmarks/results.json (about an hour here).
 bench: install
 	$(BIN)/serac bench --data-dir ../shared/data
+
+# serac as an editing gateway in front of llama.cpp's llama-server ($$SERAC_LLAMA_SERVER or PATH; how to
+# build one: scripts/gateway_common.py): checks + throughput -> benchmarks/extra/gateway.md
+gateway-check: install
+	$(BIN)/python scripts/llama_gateway.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

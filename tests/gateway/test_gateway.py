@@ -112,7 +112,8 @@ def test_out_of_scope_body_reaches_the_upstream_byte_for_byte(stub, stub_gateway
     assert through.content.replace(b',"serac":' + json.dumps(json.loads(through.content)["serac"]).encode(),
                                    b"") == direct.content
     assert len(json.loads(through.content)["choices"]) == 2  # n=2 answered by the upstream
-    assert through.headers["x-stub-upstream"] == "1"
+    assert through.headers["x-stub-upstream"] == "1"  # the upstream's own headers come through
+    assert float(through.headers["x-serac-route-ms"]) > 0
 
 
 def test_openai_client_n2_logprobs_through_stub(stub_gateway):

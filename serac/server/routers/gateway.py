@@ -11,6 +11,7 @@ apply there only; a field that path cannot honour (``tools``, ``n`` > 1, ``logpr
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
 import json
+import time
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, Request
@@ -127,7 +128,7 @@ async def _decide(editor: EditedModel, queries: list[str]) -> list[ScopeDecision
 
 async def _pass_through(
     upstream: Upstream, editor: EditedModel, metrics: Any, path: str, request: Request, raw: bytes,
-    decisions: list[ScopeDecision],
+    decisions: list[ScopeDecision], started: float,
 ) -> Response:
     scores = [d.score for d in decisions if d.score is not None]
     info = {
@@ -140,9 +141,9 @@ async def _pass_through(
     }
     for _ in decisions or [None]:
         metrics.observe_answer("base")
-    return await upstream.relay(
-        "POST", path, raw, request.headers.get("content-type"), info, provenance_headers(info)
-    )
+    # the gateway's own time before relaying (body read, scope decision): its added latency
+    headers = {**provenance_headers(info), "X-Serac-Route-Ms": f"{(time.perf_counter() - started) * 1000:.2f}"}
+    return await upstream.relay("POST", path, raw, request.headers.get("content-type"), info, headers)
 
 
 def _check_in_scope(data: dict[str, Any], edit_id: Optional[int]) -> dict[str, Any]:
@@ -202,12 +203,13 @@ async def chat_completions(
 ) -> Response:
     """OpenAI chat completion: out of scope relayed to the upstream as sent; in scope answered from
     the edit. The reply's top-level `serac` says which (and `X-Serac-*` headers, also on streams)."""
+    started = time.perf_counter()
     raw = await request.body()
     data = _parse(raw)
     decisions = await _decide(editor, chat_queries(data))
     edited = [d for d in decisions if d.in_scope]
     if not edited:
-        return await _pass_through(upstream, editor, metrics, "/chat/completions", request, raw, decisions)
+        return await _pass_through(upstream, editor, metrics, "/chat/completions", request, raw, decisions, started)
     return await _answer_in_scope(
         inference.chat_completions, ChatCompletionRequest, data, edited[0], editor, settings, metrics, batcher
     )
@@ -220,12 +222,13 @@ async def completions(
 ) -> Response:
     """OpenAI text completion. A list of prompts goes upstream as sent when none is in scope; when
     one is, serac answers them all (the others from the upstream model, one request each)."""
+    started = time.perf_counter()
     raw = await request.body()
     data = _parse(raw)
     decisions = await _decide(editor, completion_queries(data))
     edited = [d for d in decisions if d.in_scope]
     if not edited:
-        return await _pass_through(upstream, editor, metrics, "/completions", request, raw, decisions)
+        return await _pass_through(upstream, editor, metrics, "/completions", request, raw, decisions, started)
     return await _answer_in_scope(
         inference.completions, CompletionRequest, data, edited[0], editor, settings, metrics, batcher
     )
