@@ -156,6 +156,10 @@ class OpenAIModel:
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         return messages
 
+    def format(self, prompt: Prompt) -> str:
+        """The messages sent for ``prompt``, as one string (a stable key for the evaluation's memo)."""
+        return json.dumps(self.messages(prompt), ensure_ascii=False, sort_keys=True)
+
     def body(self, prompt: Prompt, options: GenerationOptions, stream: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,

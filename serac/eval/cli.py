@@ -91,6 +91,26 @@ def _eval_other_task(task: str, data: Path, artifact: Optional[Path], methods: S
         console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
 
 
+UPSTREAM_METHODS = ("serac", "serac-untrained", "icl", "base")
+
+
+def _upstream_models(url: str, methods: Sequence[str], scorings: Sequence[str], max_new_tokens: int,
+                     batch_size: int) -> Any:
+    """Evaluation models whose base is an OpenAI-compatible server: it answers by generation only (no
+    logits, no weights), so teacher forcing and the weight-editing baselines are refused up front."""
+    from serac.eval.methods import EvalModels
+    from serac.remote import OpenAIModel, public_url
+
+    if "teacher_forced" in scorings:
+        raise ConfigError("--upstream: a remote base model has no logits; score by generation (--scoring generation)")
+    unsupported = [m for m in methods if m not in UPSTREAM_METHODS]
+    if unsupported:
+        raise ConfigError(f"--upstream: methods {', '.join(unsupported)} need the base model's weights; "
+                          f"use {', '.join(UPSTREAM_METHODS)}")
+    base = OpenAIModel(url, max_new_tokens=max_new_tokens, concurrency=batch_size)
+    return EvalModels(base, max_new_tokens=max_new_tokens, base_spec=f"openai:{public_url(url)}")
+
+
 def register(app: typer.Typer) -> None:
     from serac.cli import _errors, console, err_console
 
@@ -126,6 +146,10 @@ def register(app: typer.Typer) -> None:
         ft_max_edits: int = typer.Option(10, "--ft-max-edits", min=1, help="Cap on edits for the costly ft baseline."),
         seed: int = typer.Option(0, "--seed"),
         threads: int = ThreadsOption,
+        upstream: Optional[str] = typer.Option(
+            None, "--upstream",
+            help="The base model is this OpenAI-compatible server (e.g. `serac serve` on the same model: "
+                 "http://127.0.0.1:8000/v1); generation scoring, methods serac, serac-untrained, icl, base."),
     ) -> None:
         """Evaluate editing methods: ES/DD, reliability/generalization/locality, cost; JSON, markdown, PNG."""
         from serac.eval.methods import EvalModels, MethodOptions
@@ -152,7 +176,10 @@ def register(app: typer.Typer) -> None:
             the_task = load_task(task, data, limit=limit, dd_path=dd_data,
                                  dd_sample=min(dd_sample, limit) if limit else dd_sample, seed=seed)
             with console.status("Loading the base model and encoder..."):
-                models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size)
+                if upstream is not None:
+                    models = _upstream_models(upstream, names, settings.scorings, max_new_tokens, batch_size)
+                else:
+                    models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size)
             options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits)
             built = build_methods(names, models, options, lambda m: err_console.print(f"[yellow]{m}[/yellow]"))
             if not built:

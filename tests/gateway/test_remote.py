@@ -152,3 +152,19 @@ def test_serve_upstream_options_need_upstream(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--upstream", "http://127.0.0.1:9/v1", "--counterfactual", "remote",
                                       "--store", str(tmp_path / "e.db")])
     assert result.exit_code == 1 and "counterfactual.engine" in result.output
+
+
+def test_eval_with_an_upstream_base(monkeypatch):
+    """`serac eval --upstream`: generation scoring through the remote base, memoised like a local one;
+    what needs logits or weights is refused before anything loads."""
+    from serac.eval.cache import CachedLM
+    from serac.eval.cli import _upstream_models
+
+    with pytest.raises(ConfigError, match="--scoring generation"):
+        _upstream_models("http://upstream.test/v1", ["serac-untrained"], ["generation", "teacher_forced"], 8, 4)
+    with pytest.raises(ConfigError, match="ft, lu"):
+        _upstream_models("http://upstream.test/v1", ["serac-untrained", "ft", "lu"], ["generation"], 8, 4)
+    requests: list = []
+    cached = CachedLM(OpenAIModel("http://upstream.test/v1", "m", transport=fake_server(requests)))
+    assert cached.generate(["Who?", "Who?", "What?"]) == ["echo: Who?", "echo: Who?", "echo: What?"]
+    assert len(requests) == 2  # the repeated prompt came from the memo
