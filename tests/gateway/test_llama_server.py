@@ -14,7 +14,7 @@ import pytest
 from tests.server.tiny import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from gateway_common import find_llama_server, gateway, llama_upstream  # noqa: E402
+from gateway_common import find_llama_server, gateway, llama_upstream
 
 pytestmark = pytest.mark.skipif(
     find_llama_server() is None,
