@@ -84,6 +84,12 @@ def serve(
     upstream_timeout: float = typer.Option(
         60.0, "--upstream-timeout", min=0.001, help="Seconds per upstream request (504 after that)."
     ),
+    speculative_relay: bool = typer.Option(
+        False,
+        "--speculative-relay",
+        help="Gateway: send each request upstream while its scope is decided, so out-of-scope requests pay "
+        "no routing latency (in-scope ones are cancelled upstream, which has then seen them).",
+    ),
     counterfactual: Optional[str] = typer.Option(
         None,
         "--counterfactual",
@@ -104,7 +110,9 @@ def serve(
         # Keys and exposure are checked before the (slow) model load, so a refused start is instant.
         keys = KeyRing.from_sources(file=api_keys_file)
         auth_line = check_exposure(host, bool(keys))
-        settings = ServerSettings(model_name=model_name, keys=keys, max_tokens_limit=max_tokens_limit)
+        settings = ServerSettings(
+            model_name=model_name, keys=keys, max_tokens_limit=max_tokens_limit, speculative_relay=speculative_relay
+        )
         if torch_threads is not None:
             import torch
 

@@ -10,6 +10,8 @@ Transport failures map to OpenAI-style errors: unreachable 502 ``upstream_unavai
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -84,11 +86,13 @@ class Upstream:
         content_type: str | None,
         provenance: dict[str, Any] | None,
         headers: Mapping[str, str],
+        started: asyncio.Task | None = None,
     ) -> Response:
         """Forward one request and answer with the upstream's reply (``provenance`` spliced into a
-        2xx JSON object; ``headers`` added to every reply)."""
+        2xx JSON object; ``headers`` added to every reply). ``started``: the same request already
+        sent by :meth:`start` (speculative relay)."""
         try:
-            response = await self.open(method, path, body, content_type)
+            response = await (started if started is not None else self.open(method, path, body, content_type))
         except UpstreamError as exc:
             logger.warning("%s", exc)
             return upstream_error_response(exc, headers)
@@ -115,6 +119,20 @@ class Upstream:
             return upstream_error_response(exc, headers)
         relayed["content-type"] = response.headers.get("content-type", "application/json")
         return Response(splice(data, provenance), status_code=response.status_code, headers=relayed)
+
+    def start(self, method: str, path: str, body: bytes, content_type: str | None) -> asyncio.Task:
+        """Send the request now, in the background (speculative relay: while the scope is decided)."""
+        return asyncio.ensure_future(self.open(method, path, body, content_type))
+
+    @staticmethod
+    async def discard(started: asyncio.Task) -> None:
+        """Abandon a speculative request (the request was in scope): cancel it, or close its reply,
+        which drops the connection so the upstream stops generating."""
+        if not started.done():
+            started.cancel()
+        with contextlib.suppress(BaseException):
+            response = await started
+            await response.aclose()
 
     async def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The upstream's SSE bytes as they arrive; a failure mid-stream ends it with an error event

@@ -21,6 +21,9 @@ class ServerSettings:
     max_page_size: int = 1000  # GET /v1/edits?limit=
     max_batch_size: int = 16  # requests the micro-batcher sends to the router at once
     batch_wait_ms: float = 5.0  # how long the batcher waits for more requests after the first
+    # Gateway only: send each request upstream while its scope is decided (out-of-scope requests pay no
+    # routing latency; in-scope ones are cancelled upstream, but the upstream has seen them).
+    speculative_relay: bool = False
 
     def __post_init__(self) -> None:
         for name in (

@@ -109,14 +109,14 @@ def gateway(live_gateway: Gateway) -> Gateway:
 
 @pytest.fixture
 def stub_gateway(tiny_causal_dir, stub) -> Iterator[Callable[..., Gateway]]:
-    """``make(mode, timeout=..., prompted=...)``: a gateway in front of the stub in that mode."""
+    """``make(mode, timeout=..., prompted=..., speculative=...)``: a gateway in front of the stub in that mode."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
 
-        def make(mode: str, *, timeout: float = 30.0, prompted: bool = False) -> Gateway:
+        def make(mode: str, *, timeout: float = 30.0, prompted: bool = False, speculative: bool = False) -> Gateway:
             editor = gateway_editor(tiny_causal_dir, f"{stub}/{mode}/v1", prompted=prompted, timeout=timeout)
-            generator = _serve(editor)
+            generator = _serve(editor, speculative_relay=speculative)
             stack.callback(generator.close)
             return next(generator)
 

@@ -116,6 +116,23 @@ def test_out_of_scope_body_reaches_the_upstream_byte_for_byte(stub, stub_gateway
     assert float(through.headers["x-serac-route-ms"]) > 0
 
 
+def test_speculative_relay(stub, stub_gateway):
+    """With speculative relay the out-of-scope reply is the same; an in-scope request does not wait
+    for the (abandoned) upstream request."""
+    raw = b'{"messages": [{"role": "user", "content": "Who wrote Hamlet?"}], "n": 2}'
+    with stub_gateway("echo", speculative=True).http() as http:
+        through = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    direct = httpx.post(stub + "/echo/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    assert without_serac(through.content) == direct.json()
+    slow = stub_gateway("slow", speculative=True)
+    edit = slow.editor.add(QUESTION, "Keir Starmer")
+    started = time.monotonic()
+    with slow.http() as http:
+        reply = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": REPHRASED}]})
+    assert reply.status_code == 200 and reply.json()["serac"]["edit_id"] == edit.id
+    assert time.monotonic() - started < 4  # the slow upstream (5 s) was not waited for
+
+
 def test_openai_client_n2_logprobs_through_stub(stub_gateway):
     client = stub_gateway("echo").openai()
     reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Who wrote Hamlet?"}],

@@ -10,6 +10,7 @@ apply there only; a field that path cannot honour (``tools``, ``n`` > 1, ``logpr
 """
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
+import asyncio
 import json
 import time
 from typing import Annotated, Any, Optional
@@ -126,9 +127,35 @@ async def _decide(editor: EditedModel, queries: list[str]) -> list[ScopeDecision
     return await run_in_threadpool(editor.route, queries) if queries else []
 
 
+async def _route(
+    editor: EditedModel, settings: Any, upstream: Upstream, request: Request, path: str
+) -> tuple[bytes, Any, list[ScopeDecision], Optional[asyncio.Task], float]:
+    """(body, parsed body, scope decisions, the speculative upstream request or None, start time).
+
+    With ``settings.speculative_relay`` the body goes upstream while the scope is decided, so an
+    out-of-scope request pays no routing latency; an in-scope one is then cancelled upstream."""
+    started = time.perf_counter()
+    raw = await request.body()
+    data = _parse(raw)
+    queries = chat_queries(data) if path == "/chat/completions" else completion_queries(data)
+    pending = None
+    if settings.speculative_relay and queries:
+        pending = upstream.start("POST", path, raw, request.headers.get("content-type"))
+    try:
+        decisions = await _decide(editor, queries)
+    except BaseException:
+        if pending is not None:
+            await upstream.discard(pending)
+        raise
+    if pending is not None and any(d.in_scope for d in decisions):
+        await upstream.discard(pending)
+        pending = None
+    return raw, data, decisions, pending, started
+
+
 async def _pass_through(
     upstream: Upstream, editor: EditedModel, metrics: Any, path: str, request: Request, raw: bytes,
-    decisions: list[ScopeDecision], started: float,
+    decisions: list[ScopeDecision], pending: Optional[asyncio.Task], started: float,
 ) -> Response:
     scores = [d.score for d in decisions if d.score is not None]
     info = {
@@ -143,7 +170,7 @@ async def _pass_through(
         metrics.observe_answer("base")
     # the gateway's own time before relaying (body read, scope decision): its added latency
     headers = {**provenance_headers(info), "X-Serac-Route-Ms": f"{(time.perf_counter() - started) * 1000:.2f}"}
-    return await upstream.relay("POST", path, raw, request.headers.get("content-type"), info, headers)
+    return await upstream.relay("POST", path, raw, request.headers.get("content-type"), info, headers, pending)
 
 
 def _check_in_scope(data: dict[str, Any], edit_id: Optional[int]) -> dict[str, Any]:
@@ -196,6 +223,17 @@ async def _answer_in_scope(
 
 
 # -- routes ----------------------------------------------------------------------------------------
+async def _serve(
+    path: str, handler: Any, schema: Any, request: Request, editor: EditedModel, settings: Any, metrics: Any,
+    batcher: Any, upstream: Upstream,
+) -> Response:
+    raw, data, decisions, pending, started = await _route(editor, settings, upstream, request, path)
+    edited = [d for d in decisions if d.in_scope]
+    if not edited:
+        return await _pass_through(upstream, editor, metrics, path, request, raw, decisions, pending, started)
+    return await _answer_in_scope(handler, schema, data, edited[0], editor, settings, metrics, batcher)
+
+
 @router.post("/v1/chat/completions", responses=RELAYED)
 async def chat_completions(
     request: Request, editor: Editor, settings: Settings, metrics: AppMetrics, batcher: Batcher,
@@ -203,16 +241,8 @@ async def chat_completions(
 ) -> Response:
     """OpenAI chat completion: out of scope relayed to the upstream as sent; in scope answered from
     the edit. The reply's top-level `serac` says which (and `X-Serac-*` headers, also on streams)."""
-    started = time.perf_counter()
-    raw = await request.body()
-    data = _parse(raw)
-    decisions = await _decide(editor, chat_queries(data))
-    edited = [d for d in decisions if d.in_scope]
-    if not edited:
-        return await _pass_through(upstream, editor, metrics, "/chat/completions", request, raw, decisions, started)
-    return await _answer_in_scope(
-        inference.chat_completions, ChatCompletionRequest, data, edited[0], editor, settings, metrics, batcher
-    )
+    return await _serve("/chat/completions", inference.chat_completions, ChatCompletionRequest, request, editor,
+                        settings, metrics, batcher, upstream)
 
 
 @router.post("/v1/completions", responses=RELAYED)
@@ -222,16 +252,8 @@ async def completions(
 ) -> Response:
     """OpenAI text completion. A list of prompts goes upstream as sent when none is in scope; when
     one is, serac answers them all (the others from the upstream model, one request each)."""
-    started = time.perf_counter()
-    raw = await request.body()
-    data = _parse(raw)
-    decisions = await _decide(editor, completion_queries(data))
-    edited = [d for d in decisions if d.in_scope]
-    if not edited:
-        return await _pass_through(upstream, editor, metrics, "/completions", request, raw, decisions, started)
-    return await _answer_in_scope(
-        inference.completions, CompletionRequest, data, edited[0], editor, settings, metrics, batcher
-    )
+    return await _serve("/completions", inference.completions, CompletionRequest, request, editor, settings,
+                        metrics, batcher, upstream)
 
 
 @router.get("/v1/models", responses=RELAYED)
