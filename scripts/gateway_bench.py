@@ -134,7 +134,7 @@ def measure(upstream_url: str, gateway_url: str, questions: list[str], max_token
 
 def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict], command: str) -> str:
     lines = [
-        f"## Gateway overhead, upstream: {upstream_name}",
+        f"## Gateway overhead, upstream: {upstream_name}{', speculative relay' if args.speculative else ''}",
         "",
         f"Command: `{command}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
@@ -143,7 +143,8 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
         "",
         f"Upstream: {upstream_name}" + ("" if "stub" in upstream_name else
                                         " serving the embedded SmolLM2-135M-Instruct, 1 thread") + ". Gateway: "
-        "`serac serve --upstream URL --counterfactual prompted`, 1 torch thread, real MiniLM scope encoder, "
+        f"`serac serve --upstream URL --counterfactual prompted{' --speculative-relay' if args.speculative else ''}`, "
+        "1 torch thread, real MiniLM scope encoder, "
         "store of N CounterFact edits. Out-of-scope NQ-open questions as chat completions, "
         f"`max_tokens={args.max_tokens}`, greedy; each question sent directly and through the gateway in "
         f"random order, {args.concurrency} client(s). *added* = gateway minus direct latency of the same "
@@ -164,7 +165,9 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
             f"| {r['throughput_ratio']:.3f} |"
         )
     largest = rows[max(rows)]
-    overhead = largest["added_p50_ms"]
+    # Without speculation the routing time is always paid, so it bounds the overhead from below even when
+    # the upstream's own variance hides it in the paired difference.
+    overhead = largest["added_p50_ms"] if args.speculative else max(largest["added_p50_ms"], largest["route_p50_ms"])
     share = 100 * overhead / largest["direct_p50_ms"]
     met = overhead <= 30 and share <= 5 and all(r["errors"] == 0 for r in rows.values())
     lines += [
@@ -173,7 +176,8 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
         "shared machine); *routing* is the gateway's own time from request to relay (body read, scope "
         "encoder, index search), from its `X-Serac-Route-Ms` header.",
         "",
-        f"Target at {max(rows):,} edits (added p50 <= 5% of upstream p50 and <= 30 ms, zero errors): "
+        f"Target at {max(rows):,} edits (overhead p50 <= 5% of upstream p50 and <= 30 ms, zero errors; overhead = "
+        f"{'added p50' if args.speculative else 'the larger of added p50 and routing p50'}): "
         f"**{'met' if met else 'NOT met'}** ({overhead:.1f} ms, {share:.1f}% of {largest['direct_p50_ms']:.0f} ms).",
         "",
     ]
@@ -190,6 +194,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speculative", action="store_true",
+                        help="run the gateway with --speculative-relay (routing overlaps the upstream request)")
     parser.add_argument("--store-cache", type=Path, default=None,
                         help="keep the edit stores here and reuse them in later runs (embedding 10,000 keys "
                              "takes minutes); default: a temporary directory")
@@ -221,7 +227,8 @@ def main() -> None:
                 store = (args.store_cache or work) / f"edits-{n}.db"
                 if n and not store.exists():
                     build_store(store, [c["prompt"] for c in counterfact[:n]], [c["target_new"] for c in counterfact[:n]])
-                with gateway(upstream.url + prefix + "/v1", store, work, "--counterfactual", "prompted") as gw:
+                extra = ("--counterfactual", "prompted", *(("--speculative-relay",) if args.speculative else ()))
+                with gateway(upstream.url + prefix + "/v1", store, work, *extra) as gw:
                     print(f"{n} edits: gateway up, measuring", file=sys.stderr)
                     rows[n] = measure(upstream.url + prefix, gw.url, questions, args.max_tokens, args.concurrency,
                                       args.seed)
