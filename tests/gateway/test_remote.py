@@ -168,3 +168,22 @@ def test_eval_with_an_upstream_base(monkeypatch):
     cached = CachedLM(OpenAIModel("http://upstream.test/v1", "m", transport=fake_server(requests)))
     assert cached.generate(["Who?", "Who?", "What?"]) == ["echo: Who?", "echo: Who?", "echo: What?"]
     assert len(requests) == 2  # the repeated prompt came from the memo
+
+
+def test_from_config_builds_the_remote_base_and_prompted_counterfactual(monkeypatch, hashing_encoder):
+    """`base.kind = "openai"` with the prompted engine loads no local language model at all."""
+    from serac import base as base_module
+    from serac.counterfactual import PromptedCounterfactual
+    from serac.editor import EditedModel
+    from serac.scope import ScopeClassifier
+
+    monkeypatch.setattr(ScopeClassifier, "from_config", classmethod(lambda cls, c: cls(hashing_encoder, 0.7)))
+    monkeypatch.setattr(base_module, "load_text_model", lambda *a, **k: pytest.fail("a local model was loaded"))
+    config = SeracConfig(base=BaseModelConfig(kind="openai", url="http://127.0.0.1:9/v1", model="m", timeout=2),
+                         counterfactual=CounterfactualConfig(engine="prompted"))
+    editor = EditedModel.from_config(config)
+    assert isinstance(editor.base, OpenAIModel) and editor.base.url == "http://127.0.0.1:9/v1"
+    assert isinstance(editor.counterfactual, PromptedCounterfactual) and editor.counterfactual.lm is editor.base
+    editor.add("Who is the prime minister of the United Kingdom?", "Keir Starmer")  # no upstream needed
+    with pytest.raises(UpstreamUnavailableError):
+        editor.generate(["Who wrote Hamlet?"])
