@@ -61,19 +61,20 @@ def build_store(path: Path, inputs: list[str], targets: list[str]) -> None:
         store.add_many(list(zip(inputs, targets)), embeddings=(scope.encoder.id, np.concatenate(vectors)))
 
 
-def one(client: httpx.Client, question: str, max_tokens: int) -> tuple[float, dict | None, str | None, float]:
+def one(client: httpx.Client, question: str, max_tokens: int) -> tuple[float, dict | None, str | None, float, float]:
     body = {"model": "smollm2", "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens,
             "temperature": 0}
     started = time.perf_counter()
     try:
         response = client.post("/v1/chat/completions", json=body)
     except httpx.HTTPError as exc:
-        return time.perf_counter() - started, None, type(exc).__name__, 0.0
+        return time.perf_counter() - started, None, type(exc).__name__, 0.0, 0.0
     elapsed = time.perf_counter() - started
     route_ms = float(response.headers.get("x-serac-route-ms", 0.0))  # the gateway's own time before relaying
+    cpu_ms = float(response.headers.get("x-serac-route-cpu-ms", 0.0))  # CPU time of its scope decision
     if response.status_code != 200:
-        return elapsed, None, f"HTTP {response.status_code}", route_ms
-    return elapsed, response.json(), None, route_ms
+        return elapsed, None, f"HTTP {response.status_code}", route_ms, cpu_ms
+    return elapsed, response.json(), None, route_ms, cpu_ms
 
 
 def measure(upstream_url: str, gateway_url: str, questions: list[str], max_tokens: int, concurrency: int,
@@ -112,6 +113,7 @@ def measure(upstream_url: str, gateway_url: str, questions: list[str], max_token
     through = [r["gateway"][0] * 1000 for r in pairs]
     added = [g - d for d, g in zip(direct, through)]
     route = [r["gateway"][3] for r in pairs]
+    cpu = [r["gateway"][4] for r in pairs]
     return {
         "requests": len(results),
         "pairs": len(pairs),
@@ -128,6 +130,7 @@ def measure(upstream_url: str, gateway_url: str, questions: list[str], max_token
         "p50_overhead_ms": percentile(through, 50) - percentile(direct, 50),
         "route_p50_ms": percentile(route, 50),
         "route_p99_ms": percentile(route, 99),
+        "route_cpu_p50_ms": percentile(cpu, 50),
         "throughput_ratio": (sum(direct) / sum(through)) if through else float("nan"),
     }
 
@@ -152,8 +155,8 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
         "",
         "| edits | pairs | errors | in scope (skipped) | identical answers | upstream p50 / p99 ms | "
         "gateway p50 / p99 ms | added p50 / p99 ms (paired) | gateway p50 - upstream p50 | "
-        "routing p50 / p99 ms | throughput ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "routing p50 / p99 ms | routing CPU p50 ms | throughput ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, r in rows.items():
         share = 100 * r["p50_overhead_ms"] / r["direct_p50_ms"]
@@ -162,7 +165,7 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
             f"| {r['direct_p50_ms']:.1f} / {r['direct_p99_ms']:.1f} | {r['gateway_p50_ms']:.1f} / "
             f"{r['gateway_p99_ms']:.1f} | {r['added_p50_ms']:.1f} / {r['added_p99_ms']:.1f} | "
             f"{r['p50_overhead_ms']:.1f} ms ({share:.1f}%) | {r['route_p50_ms']:.1f} / {r['route_p99_ms']:.1f} "
-            f"| {r['throughput_ratio']:.3f} |"
+            f"| {r['route_cpu_p50_ms']:.1f} | {r['throughput_ratio']:.3f} |"
         )
     largest = rows[max(rows)]
     # Without speculation the routing time is always paid, so it bounds the overhead from below even when
@@ -174,7 +177,8 @@ def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict]
         "",
         "*added* is the median of per-question differences (robust to the upstream's own variance on a "
         "shared machine); *routing* is the gateway's own time from request to relay (body read, scope "
-        "encoder, index search), from its `X-Serac-Route-Ms` header.",
+        "encoder, index search), from its `X-Serac-Route-Ms` header; *routing CPU* the CPU time of the scope "
+        "decision (`X-Serac-Route-Cpu-Ms`): what routing costs on a core of its own, whatever else runs.",
         "",
         f"Target at {max(rows):,} edits (overhead p50 <= 5% of upstream p50 and <= 30 ms, zero errors; overhead = "
         f"{'added p50' if args.speculative else 'the larger of added p50 and routing p50'}): "

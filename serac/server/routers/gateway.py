@@ -123,8 +123,16 @@ def provenance_headers(info: dict[str, Any]) -> dict[str, str]:
 
 
 # -- the two paths ---------------------------------------------------------------------------------
-async def _decide(editor: EditedModel, queries: list[str]) -> list[ScopeDecision]:
-    return await run_in_threadpool(editor.route, queries) if queries else []
+async def _decide(editor: EditedModel, queries: list[str]) -> tuple[list[ScopeDecision], float]:
+    """The scope decisions and the CPU seconds they took (on a busy machine, wall time is more)."""
+    if not queries:
+        return [], 0.0
+
+    def timed() -> tuple[list[ScopeDecision], float]:
+        cpu = time.thread_time()
+        return editor.route(queries), time.thread_time() - cpu
+
+    return await run_in_threadpool(timed)
 
 
 async def _route(
@@ -142,7 +150,7 @@ async def _route(
     if settings.speculative_relay and queries:
         pending = upstream.start("POST", path, raw, request.headers.get("content-type"))
     try:
-        decisions = await _decide(editor, queries)
+        decisions, cpu_s = await _decide(editor, queries)
     except BaseException:
         if pending is not None:
             await upstream.discard(pending)
@@ -150,6 +158,7 @@ async def _route(
     if pending is not None and any(d.in_scope for d in decisions):
         await upstream.discard(pending)
         pending = None
+    request.state.route_cpu_s = cpu_s
     return raw, data, decisions, pending, started
 
 
@@ -169,7 +178,11 @@ async def _pass_through(
     for _ in decisions or [None]:
         metrics.observe_answer("base")
     # the gateway's own time before relaying (body read, scope decision): its added latency
-    headers = {**provenance_headers(info), "X-Serac-Route-Ms": f"{(time.perf_counter() - started) * 1000:.2f}"}
+    headers = {
+        **provenance_headers(info),
+        "X-Serac-Route-Ms": f"{(time.perf_counter() - started) * 1000:.2f}",
+        "X-Serac-Route-Cpu-Ms": f"{request.state.route_cpu_s * 1000:.2f}",
+    }
     return await upstream.relay("POST", path, raw, request.headers.get("content-type"), info, headers, pending)
 
 
