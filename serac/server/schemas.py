@@ -209,9 +209,6 @@ class SeracInfo(BaseModel):
     )
     edit: Optional[dict[str, Any]] = None
     store_version: Optional[int] = None
-    answered_by: Optional[Literal["upstream", "local"]] = Field(
-        None, description="Gateway only: the upstream server or the local counterfactual model."
-    )
 
 
 class Usage(BaseModel):

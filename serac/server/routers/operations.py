@@ -15,7 +15,7 @@ from serac.server.schemas import Health
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, response_model_exclude_none=True)
 async def healthz(request: Request, editor: Editor, settings: Settings) -> Any:
     """Liveness and readiness: the store answers. No key needed. A gateway also reports its
     upstream server's state under `upstream`, separately: edits keep working while it is down."""
