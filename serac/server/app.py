@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serac.base import GenerationOptions, Prompt
 from serac.editor import Answer, EditedModel
 from serac.edits import Edit
+from serac.follower import StoreFollower
 from serac.server import inference
 from serac.server.auth import Role
 from serac.server.batching import MicroBatcher
@@ -86,9 +87,13 @@ def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
+        # A shared store (PostgreSQL) announces other replicas' writes: index them between requests.
+        follower = StoreFollower(editor).start() if StoreFollower.supported(editor.store) else None
         try:
             yield
         finally:
+            if follower is not None:
+                await run_in_threadpool(follower.stop)
             await batcher.close()
 
     app = FastAPI(

@@ -25,16 +25,13 @@ def build_tiny_editor(model_dir: str | Path, store: Any = None, threshold: float
     from serac.counterfactual import LMCounterfactual
     from serac.editor import EditedModel
     from serac.scope import ScopeClassifier
-    from serac.store import EditStore
+    from serac.store_url import open_store
     from tests.conftest import HashingEncoder
 
     base = load_text_model(str(model_dir), max_new_tokens=6)
     counterfactual = LMCounterfactual(load_text_model(str(model_dir), max_new_tokens=6))
     scope = ScopeClassifier(HashingEncoder(), threshold=threshold, top_k=3)
-    store = store if store is not None else EditStore(":memory:")
-    if isinstance(store, (str, Path)):
-        store = EditStore(store)
-    return EditedModel(base, scope, counterfactual, store)
+    return EditedModel(base, scope, counterfactual, open_store(store))
 
 
 def ensure_tiny_model(model_dir: str | Path) -> Path:
@@ -85,7 +82,7 @@ def free_port() -> int:
 class ProcessServer:
     """serve_tiny.py in a subprocess, so a test can SIGKILL it."""
 
-    def __init__(self, model_dir: Path, store: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, model_dir: Path, store: Path | str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [
