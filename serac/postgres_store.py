@@ -159,11 +159,14 @@ class PostgresEditStore:
         self._listener.start()
 
     # -- connections and errors ---------------------------------------------------------------------
-    def _connect(self) -> Any:
+    def _connect(self, role: str = "serac") -> Any:
+        """A new autocommit connection, named ``role`` in pg_stat_activity."""
         import psycopg
 
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)), application_name=role
+            )
         except psycopg.Error as exc:
             raise self._translate(exc, "connecting") from None
         except Exception as exc:  # e.g. a malformed URL (psycopg.ProgrammingError is a psycopg.Error)
@@ -232,7 +235,7 @@ class PostgresEditStore:
             )
         if isinstance(exc, psycopg.OperationalError):
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            reason = reason.split("failed: ", 1)[-1]  # drop libpq's 'connection to server at HOST ... failed:'
+            reason = reason.rsplit("failed: ", 1)[-1]  # drop libpq's 'connection to server at HOST ... failed:'
             outcome = " (a write in flight may or may not have committed; list the edits to see)" if (
                 action in ("writing", "committing")
             ) else ""
@@ -308,7 +311,7 @@ class PostgresEditStore:
         while not self._closed:
             conn = None
             try:
-                conn = self._connect()
+                conn = self._connect("serac-listener")
                 conn.execute(f"LISTEN {CHANNEL}")
                 # Anything committed while we were not listening is announced by reading the head.
                 self._announce(conn.execute("SELECT version FROM serac_head WHERE id = 1").fetchone()[0])
