@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,16 @@ class StoreFollower:
 
     def _run(self) -> None:
         store = self.editor.store
-        seen = -1
+        seen, last_sync = -1, 0.0
         while not self._stop.is_set():
             try:
-                store.wait_for_change(seen, timeout=self.poll_s)
+                # Short waits, so stop() is prompt; a sync on a change, or every poll_s regardless.
+                changed = store.wait_for_change(seen, timeout=min(0.5, self.poll_s))
                 if self._stop.is_set():
                     return
+                if not changed and time.monotonic() - last_sync < self.poll_s:
+                    continue
+                last_sync = time.monotonic()
                 seen = store.version  # read before the sync: a write racing it wakes the next wait
                 self.editor.sync()
             except Exception as exc:  # the store is down: requests report it; retry after a pause

@@ -176,3 +176,32 @@ def test_random_operations_match_sqlite(postgres_url, tmp_path):
         assert [(v["version"], v["op"], v["note"]) for v in lite.versions()] == [
             (v["version"], v["op"], v["note"]) for v in pg.versions()
         ]
+
+
+def test_follower_syncs_on_another_writers_notification(postgres_url):
+    from serac.follower import StoreFollower
+
+    class Editor:  # what the follower uses of an EditedModel
+        def __init__(self, store):
+            self.store, self.synced = store, []
+
+        def sync(self):
+            self.synced.append(self.store.version)
+
+    with PostgresEditStore(postgres_url) as writer, PostgresEditStore(postgres_url) as replica:
+        editor = Editor(replica)
+        follower = StoreFollower(editor, poll_s=60).start()  # a poll would come only after 60 s
+        try:
+            deadline = time.monotonic() + 10
+            while not editor.synced and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert editor.synced == [0]  # the first sync, at start
+            writer.add("q", "a")
+            deadline = time.monotonic() + 10
+            while editor.synced[-1] != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert editor.synced[-1] == 1, "woken by the NOTIFY, long before the 60 s poll"
+        finally:
+            started = time.monotonic()
+            follower.stop()
+            assert time.monotonic() - started < 3  # stop is prompt

@@ -99,9 +99,16 @@ class ProcessServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> "ProcessServer":
+        return self.launch().wait_healthy(timeout)
+
+    def launch(self) -> "ProcessServer":
+        """Start the process without waiting (start several, then wait for each: they load in parallel)."""
         self.process = subprocess.Popen(
             self.command, env=self.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
+        return self
+
+    def wait_healthy(self, timeout: float = 120) -> "ProcessServer":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
