@@ -35,8 +35,9 @@ def find_bindir() -> Path | None:
 
 
 class PostgresCluster:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, fsync: bool = False) -> None:
         self.bindir = bindir
+        self.fsync = fsync
         self.root = Path(tempfile.mkdtemp(prefix="serac-pg-"))  # short: a socket path has a 107-byte limit
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -44,7 +45,12 @@ class PostgresCluster:
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
             os.chown(self.root, nobody.pw_uid, nobody.pw_gid)
-            self._as_user = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+            self._as_user = [
+                "setpriv",
+                f"--reuid={nobody.pw_uid}",
+                f"--regid={nobody.pw_gid}",
+                "--clear-groups",
+            ]
         self.user = "serac"
         self.database = "serac"
 
@@ -54,17 +60,23 @@ class PostgresCluster:
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=self.root, timeout=120)
         if result.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"{' '.join(args[:2])} failed ({result.returncode}):\n{result.stderr[-2000:]}\n{log}")
+            raise RuntimeError(
+                f"{' '.join(args[:2])} failed ({result.returncode}):\n{result.stderr[-2000:]}\n{log}"
+            )
 
     def start(self) -> "PostgresCluster":
-        self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-instructions")
-        # fsync off: the tests kill serac processes, never PostgreSQL itself, so what they check
-        # (an acknowledged edit is committed) does not depend on it, and commits are much faster.
-        options = (
-            f"-k {self.root} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
-            "-c shared_buffers=16MB -c max_connections=200"
+        self._run(
+            "initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-instructions"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+        # fsync off for tests: they kill serac processes, never PostgreSQL itself, so what they
+        # check (an acknowledged edit is committed) does not depend on it, and commits are faster.
+        durability = "" if self.fsync else "-c fsync=off -c full_page_writes=off "
+        options = (
+            f"-k {self.root} -c listen_addresses='' {durability}-c shared_buffers=16MB -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start"
+        )
         self.execute(f"CREATE DATABASE {self.database}")
         return self
 

@@ -115,7 +115,12 @@ def test_two_replicas_writing_at_once_get_gap_free_unique_versions(replicas, sto
     assert errors == [] and len(acknowledged) == 6 * 12
 
     with psycopg.connect(store_url) as conn:
-        versions = [r[0] for r in conn.execute("SELECT version FROM serac_versions WHERE version > %s ORDER BY version", (start,))]
+        versions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT version FROM serac_versions WHERE version > %s ORDER BY version", (start,)
+            )
+        ]
         by_version = conn.execute(
             "SELECT ev.version, array_agg(e.target ORDER BY e.id), array_agg(e.id ORDER BY e.id) "
             "FROM serac_events ev JOIN serac_edits e ON e.id = ev.edit_id "
@@ -179,4 +184,7 @@ def test_sigkill_of_a_replica_mid_burst_loses_no_acknowledged_edit(replicas):
             assert len(found) in (0, PER_BATCH), f"batch {tag} is half-present: {len(found)} of {PER_BATCH}"
             if tag in acknowledged:
                 assert found == acknowledged[tag], f"acknowledged batch {tag} is missing on the other replica"
-        assert to_b.post("/v1/edits", json={"input": "after the kill", "target": "still writable"}).status_code == 201
+        assert (
+            to_b.post("/v1/edits", json={"input": "after the kill", "target": "still writable"}).status_code
+            == 201
+        )
