@@ -86,6 +86,7 @@ def measure(store: Any, n: int, repeats: int, rng: np.random.Generator) -> dict[
 def notify_latency(url: str, repeats: int) -> float:
     """ms from a write's commit (as its writer sees it) to another store's wait_for_change waking."""
     with PostgresEditStore(url) as writer, PostgresEditStore(url) as reader:
+        reader.listen()
         deadline = time.monotonic() + 10
         while not reader.listening and time.monotonic() < deadline:
             time.sleep(0.01)

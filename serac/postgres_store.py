@@ -11,7 +11,8 @@ same test suite runs against both. What PostgreSQL adds is many writers on many 
   on ``serac_events``), in one snapshot; rollback likewise touches only edits with events after the
   target version. ``count`` is a column of the head row, kept in the write transaction.
 - *Wake-ups.* Each write sends ``NOTIFY serac_edits, '<version>'`` inside its transaction (delivered
-  on commit). A listener thread on its own connection records the newest version announced;
+  on commit). A listener thread on its own connection (started by the first ``wait_for_change``)
+  records the newest version announced;
   ``wait_for_change`` blocks on it, so a replica's follower (serac/follower.py) syncs its index as
   soon as another replica commits. When the listener's connection is down, the wait times out and
   the follower polls; ``version`` itself always reads the head row (one primary-key read), so a
@@ -152,10 +153,9 @@ class PostgresEditStore:
         self._announced = -1
         self._changed = threading.Condition()
         self._listener_up = threading.Event()
+        self._listener: threading.Thread | None = None  # started by the first listen()
         with self._lock:
             self._connection()
-        self._listener = threading.Thread(target=self._listen, name="serac-pg-listener", daemon=True)
-        self._listener.start()
 
     # -- connections and errors ---------------------------------------------------------------------
     def _connect(self, role: str = "serac") -> Any:
@@ -344,6 +344,14 @@ class PostgresEditStore:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def listen(self) -> None:
+        """Start the LISTEN thread (once). Only processes that wait for changes pay for it: a
+        one-shot `serac edit ...` command never opens the second connection."""
+        with self._changed:
+            if self._listener is None and not self._closed:
+                self._listener = threading.Thread(target=self._listen, name="serac-pg-listener", daemon=True)
+                self._listener.start()
+
     @property
     def listening(self) -> bool:
         """Whether the LISTEN connection is up (if not, followers fall back to polling)."""
@@ -352,6 +360,7 @@ class PostgresEditStore:
     def wait_for_change(self, version: int, timeout: float) -> bool:
         """Block until a version newer than ``version`` is announced (by NOTIFY or by our own write)
         or ``timeout`` passes. True when woken by a change; the caller then reads the store."""
+        self.listen()
         deadline = time.monotonic() + timeout
         with self._changed:
             while self._announced <= version and not self._closed:
@@ -567,8 +576,9 @@ class PostgresEditStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-        if self._listener.is_alive() and self._listener is not threading.current_thread():
-            self._listener.join(timeout=2)
+        listener = self._listener
+        if listener is not None and listener.is_alive() and listener is not threading.current_thread():
+            listener.join(timeout=2)
 
     def __enter__(self) -> "PostgresEditStore":
         return self

@@ -38,7 +38,9 @@ class PostgresCluster:
     def __init__(self, bindir: Path, fsync: bool = False) -> None:
         self.bindir = bindir
         self.fsync = fsync
-        self.root = Path(tempfile.mkdtemp(prefix="serac-pg-"))  # short: a socket path has a 107-byte limit
+        # /tmp: short (a socket path has a 107-byte limit) and open to the server's user, which a
+        # private $TMPDIR may not be.
+        self.root = Path(tempfile.mkdtemp(prefix="serac-pg-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self._as_user: list[str] = []
