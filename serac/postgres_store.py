@@ -243,12 +243,11 @@ class PostgresEditStore:
             )
         if isinstance(exc, psycopg.OperationalError):
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            reason = reason.rsplit("failed: ", 1)[
-                -1
-            ]  # drop libpq's 'connection to server at HOST ... failed:'
+            # drop libpq's 'connection to server at HOST, port P failed:' (no host in a client message)
+            reason = reason.rsplit("failed: ", 1)[-1]
             outcome = (
                 " (a write in flight may or may not have committed; list the edits to see)"
-                if (action in ("writing", "committing"))
+                if action == "writing"
                 else ""
             )
             return StoreUnavailableError(
