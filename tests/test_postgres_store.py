@@ -68,13 +68,18 @@ def test_postgres_url_opens_the_postgres_store(postgres_url):
 
 
 # -- many writers, notifications, locks ---------------------------------------------------------
+def listening(store: PostgresEditStore) -> None:
+    """Start the store's LISTEN connection and wait until it is up."""
+    store.listen()
+    deadline = time.monotonic() + 10
+    while not store.listening and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.listening
+
+
 def test_a_write_wakes_another_store_through_notify(postgres_url):
     with PostgresEditStore(postgres_url) as writer, PostgresEditStore(postgres_url) as reader:
-        reader.listen()
-        deadline = time.monotonic() + 10
-        while not reader.listening and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert reader.listening
+        listening(reader)
         assert reader.wait_for_change(0, timeout=0.2) is False  # nothing changed: times out
         woke: list[tuple[bool, float]] = []
 
@@ -94,10 +99,7 @@ def test_a_write_wakes_another_store_through_notify(postgres_url):
 
 def test_listener_reconnects_after_its_connection_is_killed(postgres_url):
     with PostgresEditStore(postgres_url) as writer, PostgresEditStore(postgres_url) as reader:
-        reader.listen()
-        deadline = time.monotonic() + 10
-        while not reader.listening and time.monotonic() < deadline:
-            time.sleep(0.01)
+        listening(reader)
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
