@@ -9,6 +9,7 @@ makes rollback exact and lets other processes catch up incrementally (``changes_
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -64,6 +65,19 @@ CREATE TABLE embeddings (
 """
 
 
+# Full-text index over the edits (word and word-prefix search for people looking for an edit).
+# External content: the text lives once, in `edits`; edit text never changes after insert, so one
+# insert trigger keeps the index whole. Added to stores made before it by `_ensure_search_index`.
+_SEARCH_SCHEMA = (
+    "CREATE VIRTUAL TABLE edits_fts USING fts5(input, target, metadata, content='edits', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER edits_fts_insert AFTER INSERT ON edits BEGIN INSERT INTO edits_fts "
+    "(rowid, input, target, metadata) VALUES (new.id, new.input, new.target, new.metadata); END",
+    "INSERT INTO edits_fts (edits_fts) VALUES ('rebuild')",
+)
+_WORD = re.compile(r"\w+")
+
+
 @dataclass(frozen=True)
 class Changes:
     """What changed after a version: edits now live (to index) and ids no longer live (to drop)."""
@@ -84,6 +98,8 @@ class EditStoreProtocol(Protocol):
     def get(self, edit_id: int) -> Edit: ...
     def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]: ...
     def count(self) -> int: ...
+    def search(self, text: str, offset: int = 0, limit: int = 50) -> tuple[list[Edit], int]: ...
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]: ...
     def remove(self, edit_id: int) -> int: ...
     def rollback(self, version: int) -> int: ...
     def changes_since(self, version: int) -> Changes: ...
@@ -183,6 +199,21 @@ class EditStore:
                 f"{self.path} failed SQLite's integrity check ({problems[0]}); restore it from a "
                 "backup, or move it aside and start a new store"
             )
+        self._ensure_search_index()
+
+    def _ensure_search_index(self) -> None:
+        """Create the full-text index (and fill it from the stored edits) if this store lacks it:
+        new stores, and stores written before search existed. Same schema version: older serac
+        versions read such a store unchanged, and their inserts still feed the index (trigger)."""
+
+        def missing() -> bool:
+            return not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'edits_fts'").fetchone()
+
+        if missing():
+            with self._write() as conn:
+                if missing():  # another process may have added it since
+                    for statement in _SEARCH_SCHEMA:
+                        conn.execute(statement)
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
         message = str(exc)
@@ -275,6 +306,57 @@ class EditStore:
 
     def __len__(self) -> int:
         return self.count()
+
+    def search(self, text: str, offset: int = 0, limit: int = 50) -> tuple[list[Edit], int]:
+        """Live edits whose input, target or metadata contain every word of ``text`` (the last
+        word also as a prefix, so results follow typing), newest first, and how many match.
+
+        Served by the full-text index: the cost grows with the number of matches, not of edits.
+        Words are quoted, so FTS5 syntax (``AND``, ``*``, quotes) in ``text`` is plain text."""
+        words = _WORD.findall(text)
+        if not words:
+            return [], 0
+        query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
+        with self._lock:
+            total = self._read(f"SELECT COUNT(*) {match}", (query,))[0][0]
+            rows = self._read(
+                f"SELECT edits.id, edits.input, edits.target, edits.created_at, edits.metadata {match} "
+                "ORDER BY edits_fts.rowid DESC LIMIT ? OFFSET ?",
+                (query, int(limit), int(offset)),
+            )
+        return [_row_to_edit(r) for r in rows], total
+
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
+        """Versions newest first, each with what it did from the event log: how many edits it
+        added and removed, and up to ``sample`` of them (id, op, input, target)."""
+        with self._lock:
+            versions = self._read(
+                "SELECT version, created_at, op, note FROM versions ORDER BY version DESC LIMIT ? OFFSET ?",
+                (int(limit), int(offset)),
+            )
+            records = []
+            for version, created_at, op, note in versions:
+                counts = dict(
+                    self._read("SELECT op, COUNT(*) FROM events WHERE version = ? GROUP BY op", (version,))
+                )
+                edits = self._read(
+                    "SELECT events.edit_id, events.op, edits.input, edits.target FROM events "
+                    "JOIN edits ON edits.id = events.edit_id WHERE version = ? ORDER BY events.edit_id LIMIT ?",
+                    (version, int(sample)),
+                )
+                records.append(
+                    {
+                        "version": version,
+                        "created_at": created_at,
+                        "op": op,
+                        "note": note,
+                        "added": counts.get("add", 0),
+                        "removed": counts.get("remove", 0),
+                        "edits": [dict(zip(("id", "op", "input", "target"), e)) for e in edits],
+                    }
+                )
+        return records
 
     def changes_since(self, version: int) -> Changes:
         """Edits touched after ``version``: those now live, and the ids that are not."""
