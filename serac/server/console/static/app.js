@@ -46,7 +46,23 @@ class ApiError extends Error {
   }
 }
 
+let pending = 0; // requests in flight, shown as aria-busy on the body (tests wait on it too)
+
+function busy(step) {
+  pending += step;
+  document.body.setAttribute("aria-busy", String(pending > 0));
+}
+
 async function api(method, path, body) {
+  busy(1);
+  try {
+    return await request(method, path, body);
+  } finally {
+    busy(-1);
+  }
+}
+
+async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   const key = sessionStorage.getItem(KEY_SLOT);
   if (key) headers.Authorization = "Bearer " + key;
@@ -64,7 +80,7 @@ async function api(method, path, body) {
   }
   if (!response.ok) {
     const message = data && data.error ? data.error.message : "HTTP " + response.status;
-    if (response.status === 401) showLogin(message);
+    if (response.status === 401) showLogin(key ? message : "");
     throw new ApiError(response.status, message);
   }
   return data;
@@ -100,7 +116,7 @@ function showLogin(message) {
   $("login").hidden = false;
   $("signout").hidden = true;
   $("who").textContent = "";
-  say("login-status", sessionStorage.getItem(KEY_SLOT) ? message : "", true);
+  say("login-status", message, true);
   $("login-key").focus();
 }
 
@@ -108,7 +124,7 @@ async function loadSession() {
   try {
     state.session = await api("GET", "/v1/console/session");
   } catch (error) {
-    if (error.status !== 401) say("login-status", error.message, true);
+    if (error.status !== 401) showLogin(error.message); // 401 has shown the sign-in form already
     return false;
   }
   const s = state.session;
@@ -123,11 +139,7 @@ async function loadSession() {
 }
 
 async function start() {
-  if (await loadSession()) {
-    await Promise.all([loadEdits(), loadHistory()]);
-  } else if ($("main").hidden) {
-    showLogin("");
-  }
+  if (await loadSession()) await Promise.all([loadEdits(), loadHistory()]);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -334,7 +346,7 @@ function scoreChart(candidates, threshold, firedId) {
     const y = top + i * rowHeight;
     const label = `#${c.edit.id} ${c.edit.input}`;
     svg.append(svgEl("text", { x: labelWidth - 8, y: y + 15, "text-anchor": "end", class: "label" },
-      label.length > 34 ? label.slice(0, 33) + "…" : label));
+      label.length > 30 ? label.slice(0, 29) + "…" : label));
     const kind = c.edit.id === firedId ? "bar fired" : c.above_threshold ? "bar above" : "bar below";
     const x0 = x(0), x1 = x(c.score);
     svg.append(svgEl("rect", { x: Math.min(x0, x1), y: y + 3, width: Math.max(1, Math.abs(x1 - x0)), height: rowHeight - 8, class: kind }));
@@ -522,7 +534,8 @@ function versionItem(v, current) {
     el("h3", { text: title }),
   );
   if (v.version > 0) {
-    item.append(el("p", { class: "when", text: `${fmtTime(v.created_at)} · +${v.added} added · −${v.removed} removed` }));
+    const counts = [v.added ? `+${v.added} added` : "", v.removed ? `−${v.removed} removed` : ""].filter(Boolean);
+    item.append(el("p", { class: "when", text: [fmtTime(v.created_at), ...counts].join(" · ") }));
     const changes = el("ul", { class: "changes" });
     for (const e of v.edits) {
       changes.append(el("li", { class: e.op, text: `${e.op === "add" ? "+" : "−"} #${e.id} “${e.input}” → “${e.target}”` }));
