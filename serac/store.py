@@ -96,7 +96,7 @@ class EditStoreProtocol(Protocol):
         self, requests: Sequence[EditRequest], embeddings: tuple[str, np.ndarray] | None = None
     ) -> list[Edit]: ...
     def get(self, edit_id: int) -> Edit: ...
-    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]: ...
+    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]: ...
     def count(self) -> int: ...
     def search(self, text: str, offset: int = 0, limit: int = 50) -> tuple[list[Edit], int]: ...
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]: ...
@@ -293,10 +293,11 @@ class EditStore:
             )
         return _row_to_edit(rows[0][:5])
 
-    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]:
-        """Live edits in id order (oldest first)."""
+    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
+        """Live edits in id order (oldest first, or newest first)."""
+        order = "DESC" if newest_first else "ASC"
         rows = self._read(
-            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id LIMIT ? OFFSET ?",
+            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id {order} LIMIT ? OFFSET ?",
             (-1 if limit is None else int(limit), int(offset)),
         )
         return [_row_to_edit(r) for r in rows]

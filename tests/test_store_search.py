@@ -37,6 +37,12 @@ def test_the_last_word_matches_as_a_prefix(store):
     assert ids(store.search("prim minister")) == ([], 0)  # only the last word is a prefix
 
 
+def test_list_newest_first(store):
+    made = [store.add(f"q{i}", "a") for i in range(5)]
+    assert [e.id for e in store.list(1, 2, newest_first=True)] == [made[3].id, made[2].id]
+    assert store.list(newest_first=True) == list(reversed(store.list()))
+
+
 def test_search_is_newest_first_and_pages(store):
     made = [store.add(f"question number {i}", f"answer {i}") for i in range(7)]
     newest_first = [e.id for e in reversed(made)]

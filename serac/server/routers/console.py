@@ -262,12 +262,7 @@ async def search_edits(
         if q.strip():
             found, total = store.search(q, offset, limit)
             return found, total, store.version
-        total = store.count()
-        # newest first over the store's oldest-first list: page from the end
-        start, size = total - offset - limit, limit
-        if start < 0:
-            start, size = 0, max(0, size + start)
-        return (list(reversed(store.list(start, size))) if size else []), total, store.version
+        return store.list(offset, limit, newest_first=True), store.count(), store.version
 
     found, total, version = await run_in_threadpool(page)
     return {
