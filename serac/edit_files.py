@@ -65,8 +65,11 @@ def _csv_rows(content: str) -> list[tuple[int, dict[str, Any] | str]]:
     columns = [name.strip().lower() for name in header]
     missing = [name for name in ("input", "target") if name not in columns]
     if missing:
-        return [(1, f"the header has no {' or '.join(repr(m) for m in missing)} column; the first row must "
-                    "name the columns, e.g. 'input,target,metadata'")]
+        message = (
+            f"the header has no {' or '.join(repr(m) for m in missing)} column; the first row must "
+            "name the columns, e.g. 'input,target,metadata'"
+        )
+        return [(1, message)]
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
         return [(1, f"the header repeats column(s) {duplicated}; name each column once")]

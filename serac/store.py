@@ -69,10 +69,14 @@ CREATE TABLE embeddings (
 # External content: the text lives once, in `edits`; edit text never changes after insert, so one
 # insert trigger keeps the index whole. Added to stores made before it by `_ensure_search_index`.
 _SEARCH_SCHEMA = (
-    "CREATE VIRTUAL TABLE edits_fts USING fts5(input, target, metadata, content='edits', "
-    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER edits_fts_insert AFTER INSERT ON edits BEGIN INSERT INTO edits_fts "
-    "(rowid, input, target, metadata) VALUES (new.id, new.input, new.target, new.metadata); END",
+    (
+        "CREATE VIRTUAL TABLE edits_fts USING fts5(input, target, metadata, content='edits', "
+        "content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+    ),
+    (
+        "CREATE TRIGGER edits_fts_insert AFTER INSERT ON edits BEGIN INSERT INTO edits_fts "
+        "(rowid, input, target, metadata) VALUES (new.id, new.input, new.target, new.metadata); END"
+    ),
     "INSERT INTO edits_fts (edits_fts) VALUES ('rebuild')",
 )
 _WORD = re.compile(r"\w+")
@@ -87,6 +91,16 @@ class Changes:
     removed: list[int]
 
 
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of search results, newest first, and how many edits match: exactly when
+    ``exact``, else at least ``total`` (counting stops there, so a word in every edit stays cheap)."""
+
+    edits: list[Edit]
+    total: int
+    exact: bool
+
+
 class EditStoreProtocol(Protocol):
     """The seam a different backend (e.g. Postgres) implements."""
 
@@ -98,7 +112,7 @@ class EditStoreProtocol(Protocol):
     def get(self, edit_id: int) -> Edit: ...
     def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]: ...
     def count(self) -> int: ...
-    def search(self, text: str, offset: int = 0, limit: int = 50) -> tuple[list[Edit], int]: ...
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult: ...
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]: ...
     def remove(self, edit_id: int) -> int: ...
     def rollback(self, version: int) -> int: ...
@@ -308,25 +322,28 @@ class EditStore:
     def __len__(self) -> int:
         return self.count()
 
-    def search(self, text: str, offset: int = 0, limit: int = 50) -> tuple[list[Edit], int]:
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult:
         """Live edits whose input, target or metadata contain every word of ``text`` (the last
         word also as a prefix, so results follow typing), newest first, and how many match.
 
-        Served by the full-text index: the cost grows with the number of matches, not of edits.
-        Words are quoted, so FTS5 syntax (``AND``, ``*``, quotes) in ``text`` is plain text."""
+        Served by the full-text index: the page costs about the same however many edits are
+        stored, and counting stops after ``count_up_to`` matches (or the end of this page, if
+        further), so the worst case does not grow with the store either. Words are quoted, so
+        FTS5 syntax (``AND``, ``*``, quotes) in ``text`` is plain text."""
         words = _WORD.findall(text)
         if not words:
-            return [], 0
+            return SearchResult([], 0, True)
         query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
+        cap = max(int(count_up_to), int(offset) + int(limit))
         with self._lock:
-            total = self._read(f"SELECT COUNT(*) {match}", (query,))[0][0]
+            counted = self._read(f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT ?)", (query, cap + 1))[0][0]
             rows = self._read(
                 f"SELECT edits.id, edits.input, edits.target, edits.created_at, edits.metadata {match} "
                 "ORDER BY edits_fts.rowid DESC LIMIT ? OFFSET ?",
                 (query, int(limit), int(offset)),
             )
-        return [_row_to_edit(r) for r in rows], total
+        return SearchResult([_row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
 
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
         """Versions newest first, each with what it did from the event log: how many edits it

@@ -16,8 +16,8 @@ def store(tmp_path):
 
 
 def ids(result):
-    edits, total = result
-    return [e.id for e in edits], total
+    assert result.exact
+    return [e.id for e in result.edits], result.total
 
 
 def test_search_matches_words_in_input_target_and_metadata(store):
@@ -51,6 +51,16 @@ def test_search_is_newest_first_and_pages(store):
     assert ids(store.search("question", 6, 3)) == (newest_first[6:], 7)
 
 
+def test_counting_stops_at_the_cap_but_pages_go_on(store):
+    made = store.add_many([(f"question number {i}", "a") for i in range(12)])
+    capped = store.search("question", 0, 3, count_up_to=5)
+    assert (capped.total, capped.exact) == (5, False)  # at least 5
+    assert [e.id for e in capped.edits] == [e.id for e in reversed(made)][:3]
+    deep = store.search("question", 6, 3, count_up_to=5)  # counting covers the page asked for
+    assert (deep.total, deep.exact) == (9, False) and len(deep.edits) == 3
+    assert (store.search("question", count_up_to=12).total, store.search("question", count_up_to=12).exact) == (12, True)
+
+
 def test_search_skips_removed_and_superseded_edits_and_rollback_restores_them(store):
     old = store.add("Who leads the UK?", "Rishi Sunak")
     new = store.add("who leads the uk?", "Keir Starmer")  # same input: supersedes `old`
@@ -64,8 +74,8 @@ def test_search_skips_removed_and_superseded_edits_and_rollback_restores_them(st
 @pytest.mark.parametrize("text", ['"', "*", "AND", "NOT x", "a:b", "(", "^", "NEAR(a b)", ""])
 def test_query_syntax_is_plain_text(store, text):
     store.add("AND NOT x a:b NEAR a b", "t")
-    edits, total = store.search(text)  # never an FTS5 syntax error
-    assert total == len(edits)
+    result = store.search(text)  # never an FTS5 syntax error
+    assert result.total == len(result.edits)
 
 
 def test_search_in_a_store_made_before_the_index_existed(tmp_path):

@@ -113,6 +113,19 @@ def test_edits_search(server, http):
     assert http.get("/v1/console/edits", params={"limit": 100_000}).status_code == 400
 
 
+def test_edits_search_counts_up_to_a_limit(server, http, monkeypatch):
+    from serac.server.routers import console
+
+    server.editor.add_many([(f"question number {i}", "a") for i in range(3)])
+    exact = http.get("/v1/console/edits", params={"q": "question", "limit": 1}).json()
+    assert (exact["total"], exact["total_exact"], exact["has_more"]) == (3, True, True)
+    monkeypatch.setattr(console, "SEARCH_COUNT_LIMIT", 1)
+    capped = http.get("/v1/console/edits", params={"q": "question", "limit": 1}).json()
+    assert (capped["total"], capped["total_exact"], capped["has_more"]) == (1, False, True)
+    last = http.get("/v1/console/edits", params={"q": "question", "limit": 1, "offset": 2}).json()
+    assert (last["total"], last["total_exact"], last["has_more"]) == (3, True, False)
+
+
 # -- scope, ask, conflicts ----------------------------------------------------------------------------------
 def test_scope_explains_which_edit_would_fire(server, http):
     pm = server.editor.add(PM, "Ana Gomez")

@@ -311,7 +311,7 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(server, browser):
         by_id(browser, "tab-edits").click()
         for _ in range(("edits", "ask", "history").index(tab)):
             ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
-        wait(browser, lambda d: by_id(d, "panel-" + tab).is_displayed())
+        wait(browser, lambda d, tab=tab: by_id(d, "panel-" + tab).is_displayed())
         if tab == "ask":
             type_into(browser, "ask-q", PM)
             by_id(browser, "ask-q").send_keys(Keys.ENTER)  # submit from the keyboard

@@ -9,7 +9,7 @@ edits, read the version history, and check a bulk file row by row before anythin
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
 from importlib.resources import files
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
@@ -31,6 +31,7 @@ from serac.server.routers.edits import edit_out
 from serac.server.schemas import MAX_ID, EditOut, EditPage, Strict
 
 router = APIRouter()
+SEARCH_COUNT_LIMIT = 10_000  # a search counts its matches up to here ("10,000+"): bounded cost at any size
 
 # -- the page ----------------------------------------------------------------------------------------
 # The page takes scripts, styles and data from this server only; the API key it holds cannot be sent
@@ -76,7 +77,7 @@ class QuestionIn(Strict):
 
 
 class AskIn(QuestionIn):
-    max_tokens: Optional[int] = Field(None, ge=1, le=MAX_ID, description="Upper bound on generated tokens.")
+    max_tokens: int | None = Field(None, ge=1, le=MAX_ID, description="Upper bound on generated tokens.")
 
 
 class ImportIn(Strict):
@@ -97,6 +98,12 @@ class SessionOut(BaseModel):
     max_edits_per_request: int
 
 
+class ConsolePage(EditPage):
+    total_exact: bool = Field(
+        True, description=f"False when a search matched more than {SEARCH_COUNT_LIMIT:,} edits: `total` is then a lower bound."
+    )
+
+
 class CandidateOut(BaseModel):
     edit: EditOut
     score: float
@@ -106,8 +113,8 @@ class CandidateOut(BaseModel):
 class ScopeOut(BaseModel):
     question: str
     in_scope: bool
-    edit_id: Optional[int] = Field(None, description="The edit that would answer, if any.")
-    score: Optional[float] = Field(None, description="The best score, the one compared with the threshold.")
+    edit_id: int | None = Field(None, description="The edit that would answer, if any.")
+    score: float | None = Field(None, description="The best score, the one compared with the threshold.")
     threshold: float
     top_k: int
     candidates: list[CandidateOut] = Field(..., description="The scope's top-k, highest score first.")
@@ -121,9 +128,9 @@ class BaseAnswer(BaseModel):
 class EditedAnswer(BaseModel):
     text: str
     source: Literal["base", "counterfactual"]
-    edit_id: Optional[int] = None
-    edit: Optional[EditOut] = None
-    score: Optional[float] = None
+    edit_id: int | None = None
+    edit: EditOut | None = None
+    score: float | None = None
 
 
 class AskOut(BaseModel):
@@ -145,8 +152,8 @@ class ConflictsOut(BaseModel):
     edit: EditOut
     policy: str
     same_fact_threshold: float
-    answering_edit_id: Optional[int] = Field(None, description="The edit that answers the edit's own input.")
-    answering_target: Optional[str] = None
+    answering_edit_id: int | None = Field(None, description="The edit that answers the edit's own input.")
+    answering_target: str | None = None
     neighbours: list[NeighbourOut]
 
 
@@ -161,7 +168,7 @@ class HistoryEntry(BaseModel):
     version: int
     created_at: float
     op: Literal["add", "remove", "rollback"]
-    note: Optional[str] = None
+    note: str | None = None
     added: int
     removed: int
     edits: list[HistoryEdit] = Field(..., description="A sample of the edits this version added or removed.")
@@ -218,7 +225,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip.")]
 async def session(
     editor: Editor,
     settings: Settings,
-    credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Any:
     """Who the console is talking as (the key's role; with auth off, loopback clients may write)
     and the state it shows in its header."""
@@ -242,7 +249,7 @@ async def session(
     }
 
 
-@router.get("/v1/console/edits", response_model=EditPage, responses=ERRORS, dependencies=READ, tags=["console"])
+@router.get("/v1/console/edits", response_model=ConsolePage, responses=ERRORS, dependencies=READ, tags=["console"])
 async def search_edits(
     editor: Editor,
     settings: Settings,
@@ -257,20 +264,21 @@ async def search_edits(
             400, f"limit is {limit}; this server returns at most {settings.max_page_size} per page", "invalid_request", "limit"
         )
 
-    def page() -> tuple[list[Edit], int, int]:
+    def page() -> tuple[list[Edit], int, bool, int]:
         store = editor.store
         if q.strip():
-            found, total = store.search(q, offset, limit)
-            return found, total, store.version
-        return store.list(offset, limit, newest_first=True), store.count(), store.version
+            found = store.search(q, offset, limit, count_up_to=SEARCH_COUNT_LIMIT)
+            return found.edits, found.total, found.exact, store.version
+        return store.list(offset, limit, newest_first=True), store.count(), True, store.version
 
-    found, total, version = await run_in_threadpool(page)
+    found, total, exact, version = await run_in_threadpool(page)
     return {
         "data": [edit_out(e) for e in found],
         "total": total,
+        "total_exact": exact,
         "offset": offset,
         "limit": limit,
-        "has_more": offset + len(found) < total,
+        "has_more": offset + len(found) < total or (not exact and len(found) == limit),
         "version": version,
     }
 

@@ -207,7 +207,7 @@ async function loadEdits() {
   }
   const first = page.total ? state.offset + 1 : 0;
   const last = state.offset + page.data.length;
-  $("page-info").textContent = `${first}–${last} of ${page.total}`;
+  $("page-info").textContent = `${first}–${last} of ${page.total.toLocaleString("en-US")}${page.total_exact ? "" : "+"}`;
   $("edits-caption").textContent = state.query
     ? `Live edits matching “${state.query}”, newest first`
     : "Live edits, newest first";
