@@ -165,6 +165,7 @@ def main() -> None:
         "command": "python scripts/console_scale.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()}-core CPU ({platform.machine()}), shared with other jobs",
+        "load_average_1min": os.getloadavg()[0],
         "edits": total,
         "batch": args.batch,
         "fill_s": fill_s,
@@ -218,7 +219,10 @@ def render(result: dict[str, Any]) -> str:
         "  Search pages come straight off the FTS5 index; its count stops at 10,000 matches (shown as",
         "  \"10,000+\"), so a word that every edit holds costs no more than one in 10,000 of them, at any size.",
         "",
-        f"Command: `{result['command']}` ({result['date']}; {result['machine']}).",
+        (
+            f"Command: `{result['command']}` ({result['date']}; {result['machine']}; load average "
+            f"{result['load_average_1min']:.1f} at the end, so absolute numbers are noisy)."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -309,10 +309,20 @@ class EditStore:
 
     def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
         """Live edits in id order (oldest first, or newest first)."""
-        order = "DESC" if newest_first else "ASC"
+        offset, size = int(offset), -1 if limit is None else int(limit)
+        with self._lock:
+            if newest_first and size >= 0 and offset > 0:
+                total = self.count()
+                if offset > total // 2:
+                    # OFFSET costs the rows it skips: a page nearer the oldest end is read from there
+                    start = max(0, total - offset - size)
+                    return self._page(start, max(0, total - offset - start), "ASC")[::-1]
+            return self._page(offset, size, "DESC" if newest_first else "ASC")
+
+    def _page(self, offset: int, limit: int, order: str) -> list[Edit]:
         rows = self._read(
             f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id {order} LIMIT ? OFFSET ?",
-            (-1 if limit is None else int(limit), int(offset)),
+            (limit, offset),
         )
         return [_row_to_edit(r) for r in rows]
 

@@ -41,6 +41,10 @@ def test_list_newest_first(store):
     made = [store.add(f"q{i}", "a") for i in range(5)]
     assert [e.id for e in store.list(1, 2, newest_first=True)] == [made[3].id, made[2].id]
     assert store.list(newest_first=True) == list(reversed(store.list()))
+    newest = list(reversed(store.list()))
+    for offset in range(7):  # pages near the old end are read from there: same answer
+        for limit in (1, 2, 3, 5):
+            assert store.list(offset, limit, newest_first=True) == newest[offset : offset + limit], (offset, limit)
 
 
 def test_search_is_newest_first_and_pages(store):
