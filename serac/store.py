@@ -80,6 +80,7 @@ _SEARCH_SCHEMA = (
     "INSERT INTO edits_fts (edits_fts) VALUES ('rebuild')",
 )
 _WORD = re.compile(r"\w+")
+_MAX_SQL_INT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ class EditStore:
             return SearchResult([], 0, True)
         query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
-        cap = max(int(count_up_to), int(offset) + int(limit))
+        cap = min(max(int(count_up_to), int(offset) + int(limit)), _MAX_SQL_INT - 1)
         with self._lock:
             counted = self._read(f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT ?)", (query, cap + 1))[0][0]
             rows = self._read(

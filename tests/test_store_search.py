@@ -65,6 +65,12 @@ def test_counting_stops_at_the_cap_but_pages_go_on(store):
     assert (store.search("question", count_up_to=12).total, store.search("question", count_up_to=12).exact) == (12, True)
 
 
+def test_huge_offsets_are_just_past_the_end(store):
+    store.add("question one", "a")
+    assert store.search("question", 2**63 - 1, 5).edits == []
+    assert store.list(2**63 - 1, 5, newest_first=True) == []
+
+
 def test_search_skips_removed_and_superseded_edits_and_rollback_restores_them(store):
     old = store.add("Who leads the UK?", "Rishi Sunak")
     new = store.add("who leads the uk?", "Keir Starmer")  # same input: supersedes `old`

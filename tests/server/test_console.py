@@ -111,6 +111,8 @@ def test_edits_search(server, http):
     assert http.get("/v1/console/edits", params={"q": "spider gomez"}).json()["total"] == 0
     assert http.get("/v1/console/edits", params={"q": "   "}).json()["total"] == 2  # blank: everything
     assert http.get("/v1/console/edits", params={"limit": 100_000}).status_code == 400
+    for q in ("", "question"):  # the largest offset is past the end, not a server error
+        assert http.get("/v1/console/edits", params={"q": q, "offset": 2**63 - 1}).json()["data"] == []
 
 
 def test_edits_search_counts_up_to_a_limit(server, http, monkeypatch):
