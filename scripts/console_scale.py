@@ -215,7 +215,8 @@ def render(result: dict[str, Any]) -> str:
             f"{result['store_bytes'] / 2**20:.0f} MiB (edits, events, vectors and the full-text index)."
         ),
         f"- Loading the scope index from the stored vectors (once per server start): {result['index_load_s']:.1f} s.",
-        "- Paging is newest first (`ORDER BY id DESC LIMIT/OFFSET` over the live edits), with an exact count.",
+        "- Paging is newest first (`ORDER BY id LIMIT/OFFSET` over the live edits, from whichever end is nearer,",
+        "  so a page never skips more than half the edits), with an exact count.",
         "  Search pages come straight off the FTS5 index; its count stops at 10,000 matches (shown as",
         "  \"10,000+\"), so a word that every edit holds costs no more than one in 10,000 of them, at any size.",
         "",
