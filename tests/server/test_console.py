@@ -166,15 +166,20 @@ def test_ask_checks_its_limits(server, http):
 
 def test_conflicts_show_the_same_fact_and_who_answers(server, http):
     old = server.editor.add("Which company makes the Widget X?", "Acme")
-    new = server.editor.add("What company makes the Widget X?", "Globex")  # same fact, other words
-    other = server.editor.add(UNRELATED, "Eight")
+    new = server.editor.add("Which company now makes the Widget X?", "Globex")  # same fact, reworded
+    other = server.editor.add("Where is the Widget X made?", "Ohio")  # same subject, another fact
     body = http.get(f"/v1/console/edits/{old.id}/conflicts").json()
     assert body["edit"]["id"] == old.id and body["policy"] == "newest"
+    assert body["key_threshold"] == 0.7 and body["same_fact_threshold"] == server.editor.scope.same_fact.threshold
     assert body["answering_edit_id"] == new.id and body["answering_target"] == "Globex"
     by_id = {n["edit"]["id"]: n for n in body["neighbours"]}
-    assert by_id[old.id]["score"] == pytest.approx(1.0, abs=1e-5) and by_id[old.id]["same_fact"]
-    assert by_id[new.id]["same_fact"] and by_id[new.id]["score"] >= body["same_fact_threshold"]
-    assert other.id not in by_id or not by_id[other.id]["same_fact"]
+    assert body["neighbours"][0]["edit"]["id"] == old.id and by_id[old.id]["same_fact"]
+    assert by_id[new.id]["same_fact"] and by_id[new.id]["score"] >= 0.7
+    assert by_id[new.id]["relation_similarity"] >= body["same_fact_threshold"]
+    judge = server.editor.scope.same_fact
+    expected = judge.similarities(server.editor.store.get(old.id), [server.editor.store.get(other.id)])[0]
+    assert by_id[other.id]["relation_similarity"] == pytest.approx(expected)
+    assert by_id[other.id]["relation_similarity"] < body["same_fact_threshold"] and not by_id[other.id]["same_fact"]
 
     alone = http.get(f"/v1/console/edits/{other.id}/conflicts").json()
     assert alone["answering_edit_id"] == other.id

@@ -217,7 +217,8 @@ def test_roll_back_from_the_timeline(server, browser):
 
 def test_which_edits_would_fire_and_conflicts(server, browser):
     old = server.editor.add("Which company makes the Widget X?", "Acme", {"author": "ana"})
-    new = server.editor.add("What company makes the Widget X?", "Globex", {"author": "lee"})
+    new = server.editor.add("Which company now makes the Widget X?", "Globex", {"author": "lee"})
+    server.editor.add("Where is the Widget X made?", "Ohio")
     server.editor.add(UNRELATED, "Eight")
     open_console(browser, server)
     type_into(browser, "scope-q", "Which company makes Widget X?")

@@ -144,13 +144,17 @@ class AskOut(BaseModel):
 
 class NeighbourOut(BaseModel):
     edit: EditOut
-    score: float = Field(..., description="Similarity of this edit's input to the edit's input.")
-    same_fact: bool
+    score: float = Field(..., description="Cosine of this edit's key and the edit's key.")
+    relation_similarity: float | None = Field(
+        None, description="Cosine of the two inputs with their shared subject masked (None for the edit itself)."
+    )
+    same_fact: bool = Field(..., description="score >= key_threshold and relation_similarity >= same_fact_threshold.")
 
 
 class ConflictsOut(BaseModel):
     edit: EditOut
     policy: str
+    key_threshold: float
     same_fact_threshold: float
     answering_edit_id: int | None = Field(None, description="The edit that answers the edit's own input.")
     answering_target: str | None = None
@@ -201,11 +205,6 @@ class ImportOut(BaseModel):
 def routing_threshold(scope: ScopeClassifier) -> float:
     """The threshold the best score is compared with (the re-ranker's when there is one)."""
     return scope.reranker.threshold if scope.reranker is not None else scope.threshold
-
-
-def same_fact_threshold(scope: ScopeClassifier) -> float:
-    """The key similarity at or above which two edits count as the same fact (ScopeClassifier._newest_first)."""
-    return scope.threshold
 
 
 def _candidates(candidates: tuple[Candidate, ...], threshold: float) -> list[dict[str, Any]]:
@@ -354,29 +353,43 @@ EditId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="An edit id from 
 )
 async def conflicts(edit_id: EditId, editor: Editor) -> Any:
     """The stored edits nearest this edit (its input routed as a question: the same top-k and
-    conflict policy as any request), which of them count as the same fact, and which one answers."""
-
-    def look() -> tuple[Edit, Any]:
-        edit = editor.store.get(edit_id)
-        return edit, editor.route([edit.input])[0]
-
-    edit, decision = await run_in_threadpool(look)
-    return _conflicts(editor, edit, decision)
+    conflict policy as any request), which of them the scope treats as the same fact (keys in scope
+    of each other and the same relation, as `ScopeClassifier` decides for newest-wins), and which
+    one answers."""
+    return await run_in_threadpool(_conflicts, editor, edit_id)
 
 
-def _conflicts(editor: EditedModel, edit: Edit, decision: Any) -> dict[str, Any]:
-    same = same_fact_threshold(editor.scope)
+def _conflicts(editor: EditedModel, edit_id: int) -> dict[str, Any]:
+    scope = editor.scope
+    edit = editor.store.get(edit_id)
+    decision = editor.route([edit.input])[0]
+    others = [c.edit for c in sorted(decision.candidates, key=lambda c: -c.score) if c.edit.id != edit.id]
+    # key cosines from the stored vectors (the scores above are a re-ranker's when there is one)
+    vectors = editor.store.get_embeddings([edit.id] + [o.id for o in others], scope.encoder.id)
+    keys = {c.edit.id: c.score for c in decision.candidates}  # the same, without a re-ranker
+    keys.update({o.id: float(vectors[o.id] @ vectors[edit.id]) for o in others if o.id in vectors and edit.id in vectors})
+    relations = dict(zip((o.id for o in others), scope.same_fact.similarities(edit, others) if others else []))
+    same_threshold = scope.same_fact.threshold
+    neighbours = [{"edit": edit_out(edit), "score": 1.0, "relation_similarity": None, "same_fact": True}]
+    for other in others:
+        key = keys[other.id]
+        neighbours.append(
+            {
+                "edit": edit_out(other),
+                "score": key,
+                "relation_similarity": relations[other.id],
+                "same_fact": key >= scope.threshold and relations[other.id] >= same_threshold,
+            }
+        )
     answering = decision.edit
     return {
         "edit": edit_out(edit),
-        "policy": editor.scope.conflicts,
-        "same_fact_threshold": same,
+        "policy": scope.conflicts,
+        "key_threshold": scope.threshold,
+        "same_fact_threshold": same_threshold,
         "answering_edit_id": answering.id if answering else None,
         "answering_target": answering.target if answering else None,
-        "neighbours": [
-            {"edit": edit_out(c.edit), "score": c.score, "same_fact": c.score >= same}
-            for c in sorted(decision.candidates, key=lambda c: -c.score)
-        ],
+        "neighbours": neighbours,
     }
 
 

@@ -384,9 +384,10 @@ async function showConflicts(editId) {
   const same = result.neighbours.filter((n) => n.same_fact && n.edit.id !== editId);
   const answering = result.answering_edit_id;
   let summary = `Edit #${editId}: “${result.edit.input}” → “${result.edit.target}”. `;
+  const rule = `key similarity ≥ ${fmtScore(result.key_threshold)} and relation similarity ≥ ${fmtScore(result.same_fact_threshold)}`;
   summary += same.length
-    ? `${same.length} other stored edit(s) count as the same fact (similarity ≥ ${fmtScore(result.same_fact_threshold)}). `
-    : `No other stored edit counts as the same fact (similarity ≥ ${fmtScore(result.same_fact_threshold)}). `;
+    ? `${same.length} other stored edit(s) count as the same fact (${rule}). `
+    : `No other stored edit counts as the same fact (${rule}). `;
   summary += `Policy “${result.policy}”: asked this edit's own input, edit #${answering} answers` +
     (answering === editId ? "." : ` (“${result.answering_target}”), not this one.`);
   $("conflicts-title").textContent = `Conflicts for edit #${editId}`;
@@ -402,6 +403,7 @@ async function showConflicts(editId) {
         el("td", { text: n.edit.input }),
         el("td", { text: n.edit.target }),
         el("td", { class: "num", text: fmtScore(n.score) }),
+        el("td", { class: "num", text: fmtScore(n.relation_similarity) }),
         el("td", { text: n.same_fact ? "yes" : "no" }),
         el("td", { text: n.edit.id === answering ? "answers" : "" }),
       ),
