@@ -92,6 +92,12 @@ class Changes:
     removed: list[int]
 
 
+def search_words(text: str) -> list[str]:
+    """The words a search looks for: runs of letters and digits; everything else (quotes,
+    operators, punctuation) separates them, so no query syntax reaches the database."""
+    return _WORD.findall(text)
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """One page of search results, newest first, and how many edits match: exactly when
@@ -341,7 +347,7 @@ class EditStore:
         stored, and counting stops after ``count_up_to`` matches (or the end of this page, if
         further), so the worst case does not grow with the store either. Words are quoted, so
         FTS5 syntax (``AND``, ``*``, quotes) in ``text`` is plain text."""
-        words = _WORD.findall(text)
+        words = search_words(text)
         if not words:
             return SearchResult([], 0, True)
         query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'

@@ -1,4 +1,5 @@
-"""EditStore.search (full-text index) and EditStore.history (the event log as a timeline)."""
+"""Store search (full-text index), newest-first listing and history (the event log as a
+timeline), on the SQLite and the PostgreSQL store alike."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import sqlite3
 import pytest
 
 from serac.store import EditStore
+from serac.store_url import open_store
 
 
-@pytest.fixture
-def store(tmp_path):
-    with EditStore(tmp_path / "edits.db") as s:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    """The same behaviour from both backends: a SQLite file, or a fresh PostgreSQL schema."""
+    location = str(tmp_path / "edits.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with open_store(location) as s:
         yield s
 
 
@@ -101,6 +105,21 @@ def test_search_in_a_store_made_before_the_index_existed(tmp_path):
         assert ids(s.search("hamlet")) == ([first.id], 1)  # backfilled on open
         second = s.add("Who wrote Faust?", "Goethe")
         assert ids(s.search("wrote")) == ([second.id, first.id], 2)  # and kept up to date
+
+
+def test_search_in_a_postgres_store_made_before_the_index_existed(postgres_url):
+    import psycopg
+
+    from serac.postgres_store import PostgresEditStore
+
+    with PostgresEditStore(postgres_url) as s:
+        first = s.add("Who wrote Hamlet?", "Shakespeare")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX serac_edits_search")
+    with PostgresEditStore(postgres_url) as s:
+        assert ids(s.search("hamlet")) == ([first.id], 1)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'serac_edits_search'").fetchone()[0]
 
 
 def test_history_lists_versions_newest_first_with_their_events(store):
