@@ -253,14 +253,10 @@ def test_import_limits(server, http, monkeypatch):
 def test_console_endpoints_never_answer_5xx_to_generated_requests(server, tmp_path):
     """test_fuzz.py's budget runs out before it reaches the console's operations; these get their own
     (ask, which generates text, is left to that run)."""
-    import time
-
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis.configuration import set_hypothesis_home_dir
-    from hypothesis.errors import Unsatisfiable
-    from schemathesis import GenerationMode
 
-    from .test_fuzz import _fuzz
+    from .test_fuzz import fuzz_operations
 
     server.editor.add(PM, "Ana Gomez")
     set_hypothesis_home_dir(str(tmp_path / "hypothesis"))
@@ -271,14 +267,6 @@ def test_console_endpoints_never_answer_5xx_to_generated_requests(server, tmp_pa
         if op.path.startswith("/v1/console/") and not op.path.endswith("/ask")
     ]
     assert len(operations) == 6, [op.label for op in operations]
-    deadline = time.monotonic() + 40.0
-    seen: dict[str, list[int]] = {}
-    failures: list[str] = []
-    for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            try:
-                _fuzz(operation, mode, server.url, deadline, seen, failures)
-            except Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE, operation.label
+    seen, failures = fuzz_operations(operations, server.url, budget_s=40.0)
     assert not failures, "\n".join(failures[:10])
     assert len(seen) == 6 and all(len(codes) >= 10 for codes in seen.values()), seen
