@@ -33,9 +33,28 @@ class GenerationOptions:
     top_p: float = 1.0
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None
+    logprobs: int | None = None  # None: text only; k >= 0: each token's log-prob and its k likeliest rivals
 
 
 GREEDY = GenerationOptions()
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, its log-probability under the model that generated it, and the
+    ``k`` likeliest tokens at that step (``(token, logprob)``, likeliest first)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """An answer and, when asked for, the scores of its tokens (before the answer's final strip)."""
+
+    text: str
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @runtime_checkable
@@ -72,10 +91,13 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 @contextlib.contextmanager
 def _seeded(seed: int | None) -> Iterator[None]:
-    # fork_rng keeps the caller's global RNG state untouched.
+    # fork_rng keeps the caller's global RNG state untouched. Without a seed the global state is
+    # used and advances: forking it there would replay the same "random" sample on every call.
+    if seed is None:
+        yield
+        return
     with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+        torch.manual_seed(seed)
         yield
 
 
@@ -151,9 +173,15 @@ class HFTextModel:
 
     # -- generation --------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[str]:
+        return [g.text for g in self.generate_detailed(prompts, options)]
+
+    def generate_detailed(
+        self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY
+    ) -> list[Generation]:
+        """``generate``, each answer with its tokens' log-probs when ``options.logprobs`` is set."""
         texts = [self.format(p) for p in prompts]
         max_new = options.max_new_tokens or self.max_new_tokens
-        answers: list[str] = []
+        answers: list[Generation] = []
         for start in range(0, len(texts), self.batch_size):
             answers.extend(self._generate_batch(texts[start : start + self.batch_size], max_new, options))
         return answers
@@ -173,14 +201,65 @@ class HFTextModel:
         return kwargs
 
     @torch.inference_mode()
-    def _generate_batch(self, texts: list[str], max_new: int, options: GenerationOptions) -> list[str]:
+    def _generate_batch(self, texts: list[str], max_new: int, options: GenerationOptions) -> list[Generation]:
         encoded = self._encode(texts, max_new)
+        scored = options.logprobs is not None
+        kwargs = self._generation_kwargs(max_new, options)
+        if scored:
+            kwargs.update(return_dict_in_generate=True, output_logits=True)
         with _seeded(options.seed):
-            output = self.model.generate(**encoded, **self._generation_kwargs(max_new, options))
+            output = self.model.generate(**encoded, **kwargs)
+        sequences = output.sequences if scored else output
         if not self.is_encoder_decoder:
-            output = output[:, encoded["input_ids"].shape[1] :]
-        decoded = self.tokenizer.batch_decode(output, skip_special_tokens=True)
-        return [_truncate_at_stop(text, options.stop).strip() for text in decoded]
+            sequences = sequences[:, encoded["input_ids"].shape[1] :]
+        decoded = [
+            _truncate_at_stop(text, options.stop)
+            for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        ]
+        if not scored:
+            return [Generation(text.strip()) for text in decoded]
+        # logits[t] scored the token at sequences[:, offset + t] (seq2seq: after the start token)
+        offset = sequences.shape[1] - len(output.logits)
+        return [
+            Generation(
+                text.strip(),
+                self._token_logprobs(
+                    sequences[row, offset:].tolist(),
+                    [step[row] for step in output.logits],
+                    len(text),
+                    options.logprobs or 0,
+                ),
+            )
+            for row, text in enumerate(decoded)
+        ]
+
+    def _token_logprobs(
+        self, ids: list[int], logits: list[torch.Tensor], kept_chars: int, top_k: int
+    ) -> tuple[TokenLogprob, ...]:
+        """Per generated token up to the end of the answer (end of sequence, or a stop string at
+        ``kept_chars``): its text, log-prob under the model's own distribution, and top rivals."""
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        special = set(self.tokenizer.all_special_ids)
+        out, kept, before = [], [], ""
+        for token_id, step in zip(ids, logits):
+            if token_id in ends:
+                break
+            if token_id in special:
+                continue
+            if len(before) >= kept_chars:  # past a stop string
+                break
+            kept.append(token_id)
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)  # whole prefix: merges right
+            log_probs = torch.log_softmax(step.float(), dim=-1)
+            top: tuple[tuple[str, float], ...] = ()
+            if top_k:
+                values, indices = log_probs.topk(min(top_k, log_probs.shape[-1]))
+                top = tuple(
+                    (self.tokenizer.decode([i]), float(v)) for v, i in zip(values.tolist(), indices.tolist())
+                )
+            out.append(TokenLogprob(text[len(before) :], float(log_probs[token_id]), top))
+            before = text
+        return tuple(out)
 
     def stream(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Iterator[str]:
         """Yield text pieces as they are generated (for SSE); joined they equal ``generate``'s

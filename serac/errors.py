@@ -53,3 +53,7 @@ class DataError(SeracError, ValueError):
 
 class PromptTooLongError(SeracError, ValueError):
     """A prompt plus the requested new tokens does not fit the model's context window."""
+
+
+class UnsupportedOptionError(SeracError, ValueError):
+    """A request asks for something the model in use cannot do (e.g. log-probs from a callable)."""

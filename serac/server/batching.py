@@ -71,15 +71,21 @@ class MicroBatcher:
             self._executor = None
 
     # -- submitting --------------------------------------------------------------------------------
-    async def submit_many(self, prompts: Sequence[Prompt], options: GenerationOptions) -> list[Any]:
-        """Answers for ``prompts`` in order; they may share a batch with other requests."""
+    async def submit_many(
+        self, prompts: Sequence[Prompt], options: GenerationOptions | Sequence[GenerationOptions]
+    ) -> list[Any]:
+        """Answers for ``prompts`` in order; they may share a batch with other requests. ``options``
+        is one for all prompts, or one per prompt."""
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called (the app's lifespan did not run)")
+        per_prompt = [options] * len(prompts) if isinstance(options, GenerationOptions) else list(options)
+        if len(per_prompt) != len(prompts):
+            raise ValueError(f"got {len(per_prompt)} options for {len(prompts)} prompts")
         loop = asyncio.get_running_loop()
         futures = []
-        for prompt in prompts:
+        for prompt, prompt_options in zip(prompts, per_prompt):
             future = loop.create_future()
-            self._queue.put_nowait(_Item(prompt, options, future))
+            self._queue.put_nowait(_Item(prompt, prompt_options, future))
             futures.append(future)
         try:
             results = await asyncio.gather(*futures, return_exceptions=True)

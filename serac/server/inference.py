@@ -8,10 +8,12 @@ Only public attributes of the editor are used (``stream``, ``base``, ``counterfa
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 from typing import Any, Iterator, Sequence
 
-from serac.base import GenerationOptions, Prompt
+from serac.base import GenerationOptions, Prompt, TokenLogprob
 from serac.editor import Answer, EditedModel
 from serac.errors import PromptTooLongError
 
@@ -93,3 +95,62 @@ def usage_of(
     if max_new:
         completion_tokens = min(completion_tokens, max_new)
     return prompt_tokens, completion_tokens, finish
+
+
+# -- several choices per prompt -------------------------------------------------------------------
+def choice_options(options: GenerationOptions, n: int) -> list[GenerationOptions]:
+    """Options for the ``n`` choices of one prompt: seeded sampling uses seed + j for choice j, so
+    the choices differ and each reproduces. (Greedy choices are all equal: see ``distinct_runs``.)"""
+    if options.seed is None or options.temperature == 0:
+        return [options] * n
+    return [dataclasses.replace(options, seed=(options.seed + j) % 2**63) for j in range(n)]
+
+
+def distinct_runs(options: GenerationOptions, n: int) -> int:
+    """How many generations ``n`` choices need: one when decoding is greedy (all would be equal)."""
+    return 1 if options.temperature == 0 else n
+
+
+# -- log-probs in the OpenAI shapes ---------------------------------------------------------------
+LOGPROB_FLOOR = -9999.0  # what OpenAI sends for a token the model gave no probability; JSON has no -inf
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else LOGPROB_FLOOR
+
+
+def chat_logprobs(tokens: Sequence[TokenLogprob] | None) -> dict[str, Any] | None:
+    """``choices[i].logprobs`` of a chat completion."""
+    if tokens is None:
+        return None
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": _finite(logprob), "bytes": list(token.encode("utf-8"))}
+
+    content = [
+        {**entry(t.token, t.logprob), "top_logprobs": [entry(a, lp) for a, lp in t.top]} for t in tokens
+    ]
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(tokens: Sequence[TokenLogprob] | None) -> dict[str, Any] | None:
+    """``choices[i].logprobs`` of a (legacy) text completion; offsets count characters of the
+    joined tokens (the choice's text is that with surrounding whitespace removed)."""
+    if tokens is None:
+        return None
+    offsets, position = [], 0
+    for t in tokens:
+        offsets.append(position)
+        position += len(t.token)
+    top = []
+    for t in tokens:
+        alternatives: dict[str, float] = {}
+        for token, logprob in t.top:
+            alternatives.setdefault(token, _finite(logprob))  # two ids may decode alike: keep the likelier
+        top.append(alternatives)
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [_finite(t.logprob) for t in tokens],
+        "top_logprobs": top,
+        "text_offset": offsets,
+    }

@@ -69,7 +69,8 @@ async def list_edits(
     settings: Settings,
     offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Live edits to skip (oldest first).")] = 0,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_ID, description="Page size, at most the server's max_page_size (default 1000).")
+        int,
+        Query(ge=1, le=MAX_ID, description="Page size, at most the server's max_page_size (default 1000)."),
     ] = 100,
 ) -> Any:
     if limit > settings.max_page_size:

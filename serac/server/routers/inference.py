@@ -72,17 +72,42 @@ def _sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
+def check_choices(prompts: Sequence[Prompt], n: int, settings: ServerSettings) -> None:
+    total = len(prompts) * n
+    if total > settings.max_prompts_per_request:
+        raise APIError(
+            400,
+            f"got {len(prompts)} prompt(s) x n={n} = {total} choices; this server makes at most "
+            f"{settings.max_prompts_per_request} per request",
+            "invalid_request",
+            "n" if n > 1 else "prompt",
+        )
+
+
 async def answer_all(
-    editor: EditedModel, batcher: Any, metrics: Metrics, prompts: list[Prompt], options: GenerationOptions
+    editor: EditedModel,
+    batcher: Any,
+    metrics: Metrics,
+    prompts: list[Prompt],
+    options: GenerationOptions,
+    n: int = 1,
 ) -> tuple[list[Answer], list[Any], int]:
-    """Answers (through the micro-batcher), their (prompt tokens, completion tokens, finish reason),
-    and the store version after answering."""
+    """``n`` answers per prompt (prompt-major, through the micro-batcher), their (prompt tokens,
+    completion tokens, finish reason), and the store version after answering."""
     await run_in_threadpool(inference.check_fits, editor, prompts, options)
-    answers = await batcher.submit_many(prompts, options)
+    runs = inference.distinct_runs(options, n)
+    per_choice = inference.choice_options(options, runs)
+    generated = await batcher.submit_many(
+        [p for p in prompts for _ in range(runs)], [o for _ in prompts for o in per_choice]
+    )
+    # greedy: one run per prompt, shared by its n choices
+    answers = [generated[i * runs + (j % runs)] for i in range(len(prompts)) for j in range(n)]
     record(metrics, answers)
 
     def account() -> tuple[list[Any], int]:
-        usages = [inference.usage_of(editor, a, p, a.text, options) for a, p in zip(answers, prompts)]
+        usages = [
+            inference.usage_of(editor, a, prompts[k // n], a.text, options) for k, a in enumerate(answers)
+        ]
         return usages, editor.version
 
     usages, version = await run_in_threadpool(account)
@@ -97,6 +122,11 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
+def _total_usage(usages: Sequence[Any], n: int) -> dict[str, int]:
+    """Each prompt's tokens once (not once per choice), every choice's completion tokens."""
+    return _usage(sum(u[0] for u in usages[::n]), sum(u[1] for u in usages))
+
+
 # -- routes -----------------------------------------------------------------------------------------
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAM_OR_JSON)
 async def chat_completions(
@@ -104,27 +134,29 @@ async def chat_completions(
 ) -> Any:
     """OpenAI chat completion. Each choice carries `serac`: the edit that routed it, or base."""
     options = options_for(request, settings)
-    prompt = request.prompt()
+    prompt, n = request.prompt(), request.choices_per_prompt
+    check_choices([prompt], n, settings)
     if request.stream:
         await run_in_threadpool(inference.check_fits, editor, [prompt], options)
         return await stream_response(
-            ChatChunks(), editor, settings, metrics, [prompt], options, request.include_usage
+            ChatChunks(), editor, settings, metrics, [prompt], options, request.include_usage, n
         )
-    answers, usages, version = await answer_all(editor, batcher, metrics, [prompt], options)
-    answer, (prompt_tokens, completion_tokens, finish) = answers[0], usages[0]
+    answers, usages, version = await answer_all(editor, batcher, metrics, [prompt], options, n)
     return ChatCompletion(
         id=new_id("chatcmpl"),
         created=int(time.time()),
         model=settings.model_name,
         choices=[
             {
-                "index": 0,
+                "index": j,
                 "message": {"content": answer.text},
-                "finish_reason": finish,
+                "finish_reason": usage[2],
+                "logprobs": inference.chat_logprobs(answer.logprobs),
                 "serac": serac_info(answer, version),
             }
+            for j, (answer, usage) in enumerate(zip(answers, usages))
         ],
-        usage=_usage(prompt_tokens, completion_tokens),
+        usage=_total_usage(usages, n),
     )
 
 
@@ -132,32 +164,31 @@ async def chat_completions(
 async def completions(
     request: CompletionRequest, editor: Editor, settings: Settings, metrics: AppMetrics, batcher: Batcher
 ) -> Any:
-    """OpenAI text completion; a list of prompts gives one choice per prompt, in order."""
+    """OpenAI text completion; a list of prompts gives `n` choices per prompt, prompt by prompt."""
     options = options_for(request, settings)
-    prompts = request.prompts()
-    if len(prompts) > settings.max_prompts_per_request:
-        raise APIError(
-            400,
-            f"got {len(prompts)} prompts; this server takes at most "
-            f"{settings.max_prompts_per_request} per request",
-            "invalid_request",
-            "prompt",
-        )
+    prompts, n = request.prompts(), request.choices_per_prompt
+    check_choices(prompts, n, settings)
     if request.stream:
         await run_in_threadpool(inference.check_fits, editor, prompts, options)
         return await stream_response(
-            CompletionChunks(), editor, settings, metrics, prompts, options, request.include_usage
+            CompletionChunks(), editor, settings, metrics, prompts, options, request.include_usage, n
         )
-    answers, usages, version = await answer_all(editor, batcher, metrics, prompts, options)
+    answers, usages, version = await answer_all(editor, batcher, metrics, prompts, options, n)
     return Completion(
         id=new_id("cmpl"),
         created=int(time.time()),
         model=settings.model_name,
         choices=[
-            {"index": i, "text": a.text, "finish_reason": u[2], "serac": serac_info(a, version)}
-            for i, (a, u) in enumerate(zip(answers, usages))
+            {
+                "index": k,
+                "text": a.text,
+                "finish_reason": u[2],
+                "logprobs": inference.completion_logprobs(a.logprobs),
+                "serac": serac_info(a, version),
+            }
+            for k, (a, u) in enumerate(zip(answers, usages))
         ],
-        usage=_usage(sum(u[0] for u in usages), sum(u[1] for u in usages)),
+        usage=_total_usage(usages, n),
     )
 
 
@@ -221,20 +252,24 @@ async def stream_response(
     prompts: list[Prompt],
     options: GenerationOptions,
     include_usage: bool,
+    n: int = 1,
 ) -> StreamingResponse:
+    """Choices one after another (prompt-major, ``n`` per prompt), each streamed as generated."""
+    per_choice = inference.choice_options(options, n)
     # Route and produce the first piece of the first prompt before answering, so an error is a
     # proper 4xx and not a broken stream.
-    first = await run_in_threadpool(inference.stream_answer, editor, prompts[0], options)
+    first = await run_in_threadpool(inference.stream_answer, editor, prompts[0], per_choice[0])
     base = {"id": new_id(chunk.prefix), "created": int(time.time()), "model": settings.model_name}
 
     async def events() -> AsyncIterator[str]:
         usage = [0, 0]
         try:
-            for index, prompt in enumerate(prompts):
+            for index in range(len(prompts) * n):
+                prompt, choice_options = prompts[index // n], per_choice[index % n]
                 answer, pieces = (
                     first
                     if index == 0
-                    else await run_in_threadpool(inference.stream_answer, editor, prompt, options)
+                    else await run_in_threadpool(inference.stream_answer, editor, prompt, choice_options)
                 )
                 info = serac_info(answer, await run_in_threadpool(lambda: editor.version)).model_dump()
                 yield _sse(chunk(base, index, info, None, None, True))
@@ -245,7 +280,7 @@ async def stream_response(
                 prompt_tokens, completion_tokens, finish = await run_in_threadpool(
                     inference.usage_of, editor, answer, prompt, text, options
                 )
-                usage[0] += prompt_tokens
+                usage[0] += prompt_tokens if index % n == 0 else 0
                 usage[1] += completion_tokens
                 record(metrics, [answer])
                 yield _sse(chunk(base, index, info, None, finish, False))
