@@ -110,22 +110,25 @@ class EditedModel:
         if not requests:
             return []
         vectors = self.scope.embed_keys([r.input for r in requests])
-        with self._lock:
-            stored = self.store.add_many(requests, embeddings=(self.scope.encoder.id, vectors))
-            self.scope.sync(self.store)
+        # The store serialises writers itself; the index lock is taken only once the write committed,
+        # so a write waiting for the database (another process holds it) never holds up routing.
+        stored = self.store.add_many(requests, embeddings=(self.scope.encoder.id, vectors))
+        self._sync()
         return stored
 
     def remove(self, edit_id: int) -> int:
-        with self._lock:
-            version = self.store.remove(edit_id)
-            self.scope.sync(self.store)
+        version = self.store.remove(edit_id)
+        self._sync()
         return version
 
     def rollback(self, version: int) -> int:
-        with self._lock:
-            new_version = self.store.rollback(version)
-            self.scope.sync(self.store)
+        new_version = self.store.rollback(version)
+        self._sync()
         return new_version
+
+    def _sync(self) -> None:
+        with self._lock:
+            self.scope.sync(self.store)
 
     @property
     def edits(self) -> list[Edit]:

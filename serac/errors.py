@@ -30,6 +30,8 @@ class VersionNotFoundError(SeracError, ValueError):
 class StoreError(SeracError, RuntimeError):
     """The edit store's database cannot be opened, read or written."""
 
+    sqlite_error: str | None = None  # SQLite's error name (e.g. SQLITE_FULL) when SQLite raised it
+
 
 class StoreLockedError(StoreError):
     """Another process holds a write lock on the store for longer than the busy timeout."""

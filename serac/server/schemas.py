@@ -438,10 +438,13 @@ class StoreVersion(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "unavailable"]
     model: str
-    version: int
-    edits: int
+    version: Optional[int] = None
+    edits: Optional[int] = None
+    problems: list[str] = Field(
+        default_factory=list, description="Why the server is not ready (with status 503); no paths."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -21,6 +21,7 @@ class ServerSettings:
     max_page_size: int = 1000  # GET /v1/edits?limit=
     max_batch_size: int = 16  # requests the micro-batcher sends to the router at once
     batch_wait_ms: float = 5.0  # how long the batcher waits for more requests after the first
+    min_free_disk_mb: int = 64  # /healthz is not ready when the store's disk has less free
 
     def __post_init__(self) -> None:
         for name in (

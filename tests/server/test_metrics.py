@@ -27,6 +27,7 @@ def test_healthz(http, server):
         "model": "serac",
         "version": server.editor.version,
         "edits": 0,
+        "problems": [],
     }
 
 
