@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from serac.errors import ConfigError
+from serac.server.auth import is_loopback
 
-LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["check_exposure", "is_loopback", "register", "serve"]
 
 
 def check_exposure(host: str, keys_configured: bool) -> str:

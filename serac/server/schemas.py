@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from serac.base import GenerationOptions
+from serac.edits import MAX_INPUT_CHARS, MAX_TARGET_CHARS
 
 MAX_ID = 2**63 - 1  # SQLite INTEGER range
 MIN_TEMPERATURE = 0.01  # below this, decode greedily: tiny temperatures overflow the softmax
@@ -378,9 +379,22 @@ class ModelList(BaseModel):
 
 
 # -- edits ------------------------------------------------------------------------------------------
+def _text_schema(max_chars: int) -> dict[str, Any]:
+    # What serac.edits.validate_edit enforces (with its own messages): some non-space text, bounded.
+    return {"minLength": 1, "maxLength": max_chars, "pattern": r"\S"}
+
+
 class EditIn(Strict):
-    input: str = Field(..., description="The input to edit, e.g. a question.")
-    target: str = Field(..., description="The answer it should get.")
+    input: str = Field(
+        ...,
+        description="The input to edit, e.g. a question. Not blank; surrounding whitespace is removed.",
+        json_schema_extra=_text_schema(MAX_INPUT_CHARS),
+    )
+    target: str = Field(
+        ...,
+        description="The answer it should get. Not blank; surrounding whitespace is removed.",
+        json_schema_extra=_text_schema(MAX_TARGET_CHARS),
+    )
     metadata: Optional[dict[str, Any]] = None
 
 

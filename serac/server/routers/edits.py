@@ -7,13 +7,13 @@ very next request routes with it.
 # No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
 from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 from pydantic import Discriminator, Tag
 from starlette.concurrency import run_in_threadpool
 
 from serac.edits import Edit
-from serac.server.dependencies import READ, WRITE, Editor, Settings
+from serac.server.dependencies import READ, KeyCheckedRoute, WRITE, Editor, Settings
 from serac.server.errors import ERRORS, NOT_FOUND, APIError
 from serac.server.schemas import (
     MAX_ID,
@@ -28,7 +28,7 @@ from serac.server.schemas import (
     StoreVersion,
 )
 
-router = APIRouter(prefix="/v1/edits", tags=["edits"])
+router = APIRouter(prefix="/v1/edits", tags=["edits"], route_class=KeyCheckedRoute)
 
 EditsBody = Annotated[
     Union[Annotated[EditIn, Tag("one")], Annotated[EditBatchIn, Tag("many")]],
@@ -114,6 +114,19 @@ async def rollback(body: RollbackIn, editor: Editor) -> Any:
         return {"rolled_back_to": body.version, "version": new_version, "count": editor.store.count()}
 
     return await run_in_threadpool(run)
+
+
+@router.api_route("/version", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route("/rollback", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def wrong_method(request: Request) -> None:
+    """`/{edit_id}` would otherwise take these paths as a (bad) edit id and answer 400."""
+    allowed = "GET" if request.url.path.endswith("/version") else "POST"
+    raise APIError(
+        405,
+        f"method {request.method} is not allowed on {request.url.path}; use {allowed}",
+        "method_not_allowed",
+        headers={"Allow": allowed},
+    )
 
 
 @router.get("/{edit_id}", response_model=EditOut, responses={**ERRORS, **NOT_FOUND}, dependencies=READ)

@@ -19,7 +19,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from serac.base import GenerationOptions, Prompt
 from serac.editor import Answer, EditedModel
 from serac.server import inference
-from serac.server.dependencies import READ, AppMetrics, Batcher, Editor, Settings
+from serac.server.dependencies import READ, KeyCheckedRoute, AppMetrics, Batcher, Editor, Settings
 from serac.server.errors import ERRORS, APIError, classify, error_body
 from serac.server.metrics import Metrics
 from serac.server.schemas import (
@@ -35,7 +35,7 @@ from serac.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(tags=["inference"], dependencies=READ)
+router = APIRouter(tags=["inference"], dependencies=READ, route_class=KeyCheckedRoute)
 
 STREAM_OR_JSON = {
     **ERRORS,

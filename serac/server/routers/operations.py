@@ -13,12 +13,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from serac.errors import StoreError
-from serac.server.dependencies import READ, AppMetrics, Editor, Settings
+from serac.server.dependencies import READ, KeyCheckedRoute, AppMetrics, Editor, Settings
 from serac.server.errors import ERRORS, RETRY_AFTER_S
 from serac.server.metrics import CONTENT_TYPE
 from serac.server.schemas import Health
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=KeyCheckedRoute)
 
 RECENT_WRITE_FAILURE_S = 60  # a failed write keeps /healthz unready this long, unless a write works
 
