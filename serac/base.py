@@ -8,7 +8,9 @@ with greedy decoding by default, so the same input always gives the same output.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union, runtime_checkable
 
@@ -77,6 +79,33 @@ def query_text(prompt: Prompt) -> str:
 def _truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return text if cut < 0 else text[:cut]
+
+
+# Set by ``stop_when``: Hugging Face generation started in this context checks it after every token.
+_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("serac_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_when(event: threading.Event | None) -> Iterator[None]:
+    """Generation started inside this block stops after its current token once ``event`` is set
+    (from any thread): a caller that no longer wants the answer (a client that left, a time limit)
+    frees the model at once instead of after ``max_new_tokens``. The cut answer is returned as is."""
+    token = _STOP.set(event)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def _stopping_criteria(events: Sequence[threading.Event]) -> Any:
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+            stop = any(e.is_set() for e in events)
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopOnEvent()])
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -186,12 +215,17 @@ class HFTextModel:
             answers.extend(self._generate_batch(texts[start : start + self.batch_size], max_new, options))
         return answers
 
-    def _generation_kwargs(self, max_new: int, options: GenerationOptions) -> dict[str, Any]:
+    def _generation_kwargs(
+        self, max_new: int, options: GenerationOptions, *stops: threading.Event
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new,
             "pad_token_id": self.tokenizer.pad_token_id,
             "do_sample": options.temperature > 0,
         }
+        events = [e for e in (_STOP.get(), *stops) if e is not None]
+        if events:
+            kwargs["stopping_criteria"] = _stopping_criteria(events)
         if options.temperature > 0:
             kwargs.update(temperature=options.temperature, top_p=options.top_p)
         else:  # silence sampling defaults from generation_config when decoding greedily
@@ -263,34 +297,44 @@ class HFTextModel:
 
     def stream(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Iterator[str]:
         """Yield text pieces as they are generated (for SSE); joined they equal ``generate``'s
-        answer before its final strip."""
-        from threading import Thread
-
+        answer before its final strip. Closing the iterator early (or ``stop_when``'s event) stops
+        the generation thread after its current token, and the thread is joined."""
         from transformers import TextIteratorStreamer
 
         max_new = options.max_new_tokens or self.max_new_tokens
         encoded = self._encode([self.format(prompt)], max_new)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = {**encoded, **self._generation_kwargs(max_new, options), "streamer": streamer}
+        closed = threading.Event()
+        kwargs = {**encoded, **self._generation_kwargs(max_new, options, closed), "streamer": streamer}
+        failure: list[BaseException] = []
 
         def run() -> None:
-            with torch.inference_mode(), _seeded(options.seed):
-                self.model.generate(**kwargs)
+            try:
+                with torch.inference_mode(), _seeded(options.seed):
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # re-raised in the reading thread
+                failure.append(exc)
+                streamer.end()  # else the reader would wait for pieces forever
 
-        thread = Thread(target=run, daemon=True)
+        thread = threading.Thread(target=run, daemon=True, name="serac-stream")
         thread.start()
         emitted = ""
-        for piece in streamer:
-            candidate = emitted + piece
-            cut = _truncate_at_stop(candidate, options.stop)
-            if len(cut) < len(candidate):
-                if cut[len(emitted) :]:
-                    yield cut[len(emitted) :]
-                break
-            emitted = candidate
-            if piece:
-                yield piece
-        thread.join()
+        try:
+            for piece in streamer:
+                candidate = emitted + piece
+                cut = _truncate_at_stop(candidate, options.stop)
+                if len(cut) < len(candidate):
+                    if cut[len(emitted) :]:
+                        yield cut[len(emitted) :]
+                    break
+                emitted = candidate
+                if piece:
+                    yield piece
+        finally:
+            closed.set()
+            thread.join()
+        if failure:
+            raise failure[0]
 
     # -- teacher forcing ---------------------------------------------------------------------------
     @torch.inference_mode()

@@ -14,6 +14,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from serac.editor import EditedModel
+from serac.server.admission import Admission
 from serac.server.batching import MicroBatcher
 from serac.server.errors import install_error_handlers
 from serac.server.metrics import Metrics
@@ -56,6 +57,8 @@ def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> F
         max_wait_s=settings.batch_wait_ms / 1000,
         on_batch=metrics.observe_batch,
     )
+    app.state.admission = admission = Admission(settings, app.state.batcher, metrics)
+    metrics.generations.set_function(lambda: app.state.batcher.running + admission.streams)
     install_error_handlers(app)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     if not settings.keys:

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serac.editor import EditedModel
+from serac.server.admission import Admission
 from serac.server.auth import Role
 from serac.server.batching import MicroBatcher
 from serac.server.errors import APIError
@@ -37,10 +38,15 @@ def get_batcher(request: Request) -> MicroBatcher:
     return request.app.state.batcher
 
 
+def get_admission(request: Request) -> Admission:
+    return request.app.state.admission
+
+
 Editor = Annotated[EditedModel, Depends(get_editor)]
 Settings = Annotated[ServerSettings, Depends(get_settings)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]
 Batcher = Annotated[MicroBatcher, Depends(get_batcher)]
+Writes = Annotated[Admission, Depends(get_admission)]  # admission control, e.g. for edit writes
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 

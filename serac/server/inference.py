@@ -9,11 +9,11 @@ Only public attributes of the editor are used (``stream``, ``base``, ``counterfa
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
+import threading
 from typing import Any, Iterator, Sequence
 
-from serac.base import GenerationOptions, Prompt, TokenLogprob
+from serac.base import GenerationOptions, Prompt, TokenLogprob, stop_when
 from serac.editor import Answer, EditedModel
 from serac.errors import PromptTooLongError
 
@@ -32,20 +32,41 @@ def _model_prompt(editor: EditedModel, answer: Answer, prompt: Prompt) -> tuple[
 
 
 def stream_answer(
-    editor: EditedModel, prompt: Prompt, options: GenerationOptions
+    editor: EditedModel, prompt: Prompt, options: GenerationOptions, stop: threading.Event | None = None
 ) -> tuple[Answer, Iterator[str]]:
     """``editor.stream(prompt, options)`` with its first piece computed before returning, so errors
-    such as an over-long prompt are raised here, before any byte of a response is sent."""
-    answer, pieces = editor.stream(prompt, options)
-    return answer, _primed(pieces)
+    such as an over-long prompt are raised here, before any byte of a response is sent. Setting
+    ``stop`` (the client left, the time limit passed) ends the generation after its current token."""
+    with stop_when(stop):  # the model's stream reads it when it starts, inside _primed
+        answer, pieces = editor.stream(prompt, options)
+        return answer, _primed(pieces)
 
 
 def _primed(iterator: Iterator[str]) -> Iterator[str]:
-    sentinel = object()
-    first = next(iterator, sentinel)
-    if first is sentinel:
-        return iter(())
-    return itertools.chain([first], iterator)
+    """``iterator`` with its first item computed now; closable (closing it closes ``iterator``)."""
+    return _Primed(iterator)
+
+
+class _Primed:
+    _EMPTY = object()
+
+    def __init__(self, iterator: Iterator[str]) -> None:
+        self._rest = iterator
+        self._first: object = next(iterator, self._EMPTY)
+
+    def __iter__(self) -> "_Primed":
+        return self
+
+    def __next__(self) -> str:
+        if self._first is not self._EMPTY:
+            first, self._first = self._first, self._EMPTY
+            return first  # type: ignore[return-value]
+        return next(self._rest)
+
+    def close(self) -> None:
+        close = getattr(self._rest, "close", None)
+        if close is not None:
+            close()
 
 
 # -- limits and counts ----------------------------------------------------------------------------
@@ -63,9 +84,15 @@ def count_tokens(model: Any, prompt: Prompt | None = None, text: str | None = No
     return len(model.tokenizer(text or "", add_special_tokens=False)["input_ids"])
 
 
-def check_fits(editor: EditedModel, prompts: Sequence[Prompt], options: GenerationOptions) -> None:
-    """Raise PromptTooLongError before queueing a prompt the base model cannot take. (A prompt that
-    routes to the counterfactual model is checked there, when it runs.)"""
+def check_fits(
+    editor: EditedModel,
+    prompts: Sequence[Prompt],
+    options: GenerationOptions,
+    max_prompt_tokens: int | None = None,
+) -> None:
+    """Raise PromptTooLongError before queueing a prompt the base model cannot take, or one longer
+    than the server's ``max_prompt_tokens``. (A prompt that routes to the counterfactual model is
+    checked there too, when it runs.)"""
     model = editor.base
     if not _has_tokenizer(model):
         return
@@ -78,6 +105,11 @@ def check_fits(editor: EditedModel, prompts: Sequence[Prompt], options: Generati
                 f"prompt is {length} tokens; with max_tokens={max_new} the model's context of "
                 f"{model.context_length} tokens allows at most {max(limit, 0)}; shorten the prompt or "
                 "lower max_tokens"
+            )
+        if max_prompt_tokens is not None and length > max_prompt_tokens:
+            raise PromptTooLongError(
+                f"prompt is {length} tokens; this server takes prompts of at most {max_prompt_tokens} "
+                "tokens (serac serve --max-prompt-tokens); shorten the prompt"
             )
 
 

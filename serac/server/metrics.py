@@ -43,7 +43,9 @@ class Metrics:
         for source in SOURCES:
             self.answers.labels(source)
         self.in_scope = Gauge(
-            "serac_in_scope_ratio", "Share of answers routed to an edit (counterfactual model).", registry=registry
+            "serac_in_scope_ratio",
+            "Share of answers routed to an edit (counterfactual model).",
+            registry=registry,
         )
         self.batch_sizes = Histogram(
             "serac_batch_size",

@@ -168,11 +168,11 @@ def test_an_error_after_streaming_started_is_sent_in_band(server, http, monkeypa
     real = inference.stream_answer
     calls = []
 
-    def failing_second(editor, prompt, options):
+    def failing_second(editor, prompt, options, *stop):
         calls.append(prompt)
         if len(calls) == 2:
             raise PromptTooLongError("prompt is too long for this test")
-        return real(editor, prompt, options)
+        return real(editor, prompt, options, *stop)
 
     monkeypatch.setattr(inference, "stream_answer", failing_second)
     response = http.post("/v1/completions", json={"prompt": ["a", "b"], "stream": True, "max_tokens": 2})

@@ -48,11 +48,17 @@ def test_chat_logprobs_come_from_the_model_that_answered(server, http, openai_cl
         choice = completion.choices[0]
         assert _serac(choice)["source"] == source
         expected = server.editor.generate([messages], options)[0].logprobs
-        assert expected and expected == (
-            server.editor.counterfactual.generate_detailed([messages], [[server.editor.edits[0]]], options)
-            if source == "counterfactual"
-            else server.editor.base.generate_detailed([messages], options)
-        )[0].logprobs
+        assert (
+            expected
+            and expected
+            == (
+                server.editor.counterfactual.generate_detailed(
+                    [messages], [[server.editor.edits[0]]], options
+                )
+                if source == "counterfactual"
+                else server.editor.base.generate_detailed([messages], options)
+            )[0].logprobs
+        )
         content = choice.logprobs.content
         assert [t.token for t in content] == [t.token for t in expected]
         assert [t.logprob for t in content] == [t.logprob for t in expected]

@@ -50,7 +50,9 @@ def test_a_write_waiting_for_a_locked_store_stalls_no_read(file_server):
         results: dict[str, httpx.Response] = {}
         writer = threading.Thread(
             target=lambda: results.update(
-                write=httpx.post(file_server.url + "/v1/edits", json={"input": "q2", "target": "a2"}, timeout=30)
+                write=httpx.post(
+                    file_server.url + "/v1/edits", json={"input": "q2", "target": "a2"}, timeout=30
+                )
             )
         )
         try:

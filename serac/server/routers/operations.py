@@ -40,7 +40,8 @@ def store_problems(store: Any, min_free_bytes: int) -> list[str]:
         free = shutil.disk_usage(folder).free
     except OSError as exc:
         return [*problems, f"the store file cannot be checked ({exc.strerror or type(exc).__name__})"]
-    if read_only_fs or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+    writable_mode = bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    if read_only_fs or not writable_mode or not os.access(path, os.W_OK):
         problems.append("the store is read-only")
     if free < min_free_bytes:
         problems.append(f"the store's disk is nearly full ({free // 2**20} MiB free)")
