@@ -271,6 +271,12 @@ class CompletionChunks(Chunks):
         return {"index": index, "text": piece or ""}
 
 
+def _close_all(iterators: list[Iterator[str]]) -> None:
+    for pieces in iterators:
+        with contextlib.suppress(ValueError):  # a worker is inside next(): it ends with the generation
+            pieces.close()  # type: ignore[attr-defined]
+
+
 async def stream_response(
     ctx: Serving,
     chunk: Chunks,
@@ -288,8 +294,6 @@ async def stream_response(
     stop, timed_out = threading.Event(), threading.Event()
     loop = asyncio.get_running_loop()
     timer = loop.call_later(settings.request_timeout_s, lambda: (timed_out.set(), stop.set()))
-    watcher = asyncio.ensure_future(until_disconnected(ctx.request))
-    watcher.add_done_callback(lambda task: task.cancelled() or stop.set())
     current: list[Iterator[str]] = []
     finished: list[bool] = []
 
@@ -301,11 +305,14 @@ async def stream_response(
         stop.set()
         timer.cancel()
         watcher.cancel()
-        for pieces in current:  # joins the generation thread, unless a worker is inside next()
-            with contextlib.suppress(ValueError):
-                pieces.close()  # type: ignore[attr-defined]
+        if current:  # closing joins the generation thread: off the event loop
+            loop.run_in_executor(None, _close_all, list(current))
         current.clear()
         ctx.admission.close_stream()
+
+    # A disconnect ends the stream at once, without waiting for the next piece to fail to send.
+    watcher = asyncio.ensure_future(until_disconnected(ctx.request))
+    watcher.add_done_callback(lambda task: task.cancelled() or finish())
 
     try:
         # Route and produce the first piece of the first prompt before answering, so an error is a
