@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 READ_KEY = "chaos-read-key-0123456789"
 WRITE_KEY = "chaos-write-key-0123456789"
 HANG_S = 2.0
-LONG_TOKENS = 1500  # an abandoned generation would run tens of seconds
+LONG_TOKENS = 1500  # an abandoned generation would run for seconds (the control row says how long)
 
 
 @dataclass
@@ -67,6 +67,13 @@ def tiny_artifact(directory: Path) -> Path:
     from tests.conftest import save_tiny_causal
 
     save_tiny_causal(directory / "tiny")
+    # No end-of-text token: every generation runs to max_tokens unless stopped, so a stop is visible.
+    for name in ("config.json", "generation_config.json"):
+        path = directory / "tiny" / name
+        if path.exists():
+            data = json.loads(path.read_text())
+            data["eos_token_id"] = None
+            path.write_text(json.dumps(data, indent=2))
     config = SeracConfig()
     for part in (config.base, config.counterfactual):
         part.model, part.device, part.max_new_tokens = "tiny", "cpu", 8
@@ -214,7 +221,10 @@ def locked_store(server: Server, acknowledged: list[int], hold_s: float, label: 
 
 def abandoned_streams(server: Server, streams: int = 4) -> Row:
     row, designed = Row(f"{streams} streams closed after the first event"), {}
-    with client(server, READ_KEY) as http:
+    with client(server, READ_KEY, timeout=300) as http:
+        started = time.monotonic()  # control: one generation of the same length, not abandoned
+        count(row, http.post("/v1/completions", json={"prompt": "control", "max_tokens": LONG_TOKENS}), designed)
+        row.notes.append(f"one uninterrupted {LONG_TOKENS}-token generation: {time.monotonic() - started:.1f} s")
         for i in range(streams):
             body = {"prompt": f"tell me a story {i}", "max_tokens": LONG_TOKENS, "stream": True}
             with http.stream("POST", "/v1/completions", json=body) as response:

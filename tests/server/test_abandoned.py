@@ -13,7 +13,7 @@ import pytest
 
 from .tiny import ThreadServer, build_tiny_editor
 
-LONG = 1500  # new tokens: tens of seconds on the tiny model, unless stopped
+LONG = 1500  # new tokens: several seconds on the tiny model (its end-of-text token is disabled)
 
 
 class ForwardCounter:
@@ -41,6 +41,8 @@ def make_server(tiny_causal_dir):
         from serac.server import ServerSettings, create_app
 
         editor = build_tiny_editor(tiny_causal_dir)
+        for lm in (editor.base, editor.counterfactual.lm):
+            lm.model.generation_config.eos_token_id = None  # always runs to max_tokens, unless stopped
         app = create_app(editor, ServerSettings(**{"max_tokens_limit": 2000, **settings}))
         server = ThreadServer(app).__enter__()
         servers.append(server)
