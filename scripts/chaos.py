@@ -223,8 +223,12 @@ def abandoned_streams(server: Server, streams: int = 4) -> Row:
     row, designed = Row(f"{streams} streams closed after the first event"), {}
     with client(server, READ_KEY, timeout=300) as http:
         started = time.monotonic()  # control: one generation of the same length, not abandoned
-        count(row, http.post("/v1/completions", json={"prompt": "control", "max_tokens": LONG_TOKENS}), designed)
-        row.notes.append(f"one uninterrupted {LONG_TOKENS}-token generation: {time.monotonic() - started:.1f} s")
+        count(
+            row, http.post("/v1/completions", json={"prompt": "control", "max_tokens": LONG_TOKENS}), designed
+        )
+        row.notes.append(
+            f"one uninterrupted {LONG_TOKENS}-token generation: {time.monotonic() - started:.1f} s"
+        )
         for i in range(streams):
             body = {"prompt": f"tell me a story {i}", "max_tokens": LONG_TOKENS, "stream": True}
             with http.stream("POST", "/v1/completions", json=body) as response:
