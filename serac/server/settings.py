@@ -40,6 +40,7 @@ class ServerSettings:
             "max_streams",
             "max_queued_requests",
             "max_pending_writes",
+            "min_free_disk_mb",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
