@@ -25,6 +25,7 @@ from serac.errors import (
     StoreCorruptError,
     StoreError,
     StoreLockedError,
+    StoreUnavailableError,
     VersionNotFoundError,
 )
 
@@ -50,6 +51,13 @@ RETRY_AFTER_S = 1  # what a 503 that may clear by itself tells a client to wait
 # file, which a client must not see), 503 where a retry may succeed.
 STORE_FAILURES: tuple[tuple[type[StoreError], int, str, str], ...] = (
     (StoreLockedError, 503, "store_locked", "the edit store is busy with another writer; retry shortly"),
+    (
+        StoreUnavailableError,
+        503,
+        "store_unavailable",
+        "the edit store cannot be reached right now (its database server is down or refuses the "
+        "connection); retry later",
+    ),
     (
         StoreCorruptError,
         500,
