@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
-from serac.base import GREEDY, GenerationOptions, HFTextModel, Prompt, load_text_model, query_text
+from serac.base import GREEDY, GenerationOptions, Generation, HFTextModel, Prompt, load_text_model, query_text
 from serac.config import CounterfactualConfig
 from serac.edits import Edit
 from serac.errors import ModelNotAvailableError
@@ -109,6 +109,16 @@ class LMCounterfactual:
     ) -> list[str]:
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.generate(prompts, options)
+
+    def generate_detailed(
+        self,
+        queries: Sequence[Prompt],
+        edits: Sequence[Sequence[Edit]],
+        options: GenerationOptions = GREEDY,
+    ) -> list[Generation]:
+        """``generate`` with token log-probs when ``options.logprobs`` is set."""
+        prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
+        return self.lm.generate_detailed(prompts, options)
 
     def stream(
         self, query: Prompt, edits: Sequence[Edit], options: GenerationOptions = GREEDY

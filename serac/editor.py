@@ -12,11 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
-from serac.base import GREEDY, GenerationOptions, Prompt, TextModel, load_base_model, query_text
+from serac.base import (
+    GREEDY,
+    GenerationOptions,
+    Generation,
+    Prompt,
+    TextModel,
+    TokenLogprob,
+    load_base_model,
+    query_text,
+)
 from serac.config import SeracConfig
 from serac.counterfactual import CounterfactualModel, LMCounterfactual
 from serac.edits import Edit, EditRequest, to_requests, validate_edit
-from serac.errors import ConfigError
+from serac.errors import ConfigError, UnsupportedOptionError
 from serac.models import serac_home
 from serac.scope import Candidate, ScopeClassifier, ScopeDecision
 from serac.store import EditStore, EditStoreProtocol
@@ -36,6 +45,7 @@ class Answer:
     edit: Edit | None = None
     score: float | None = None  # best scope score (also reported for out-of-scope rows)
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    logprobs: tuple[TokenLogprob, ...] | None = None  # with options.logprobs: the answering model's
 
     @property
     def edit_id(self) -> int | None:
@@ -101,21 +111,20 @@ class EditedModel:
         if not requests:
             return []
         vectors = self.scope.embed_keys([r.input for r in requests])
-        with self._lock:
-            stored = self.store.add_many(requests, embeddings=(self.scope.encoder.id, vectors))
-            self.scope.sync(self.store)
+        # The store serialises writers itself; the index lock is taken only once the write committed,
+        # so a write waiting for the database (another process holds it) never holds up routing.
+        stored = self.store.add_many(requests, embeddings=(self.scope.encoder.id, vectors))
+        self.sync()
         return stored
 
     def remove(self, edit_id: int) -> int:
-        with self._lock:
-            version = self.store.remove(edit_id)
-            self.scope.sync(self.store)
+        version = self.store.remove(edit_id)
+        self.sync()
         return version
 
     def rollback(self, version: int) -> int:
-        with self._lock:
-            new_version = self.store.rollback(version)
-            self.scope.sync(self.store)
+        new_version = self.store.rollback(version)
+        self.sync()
         return new_version
 
     def sync(self) -> None:
@@ -145,25 +154,26 @@ class EditedModel:
         decisions = self.route(prompts)
         edited_rows = [i for i, d in enumerate(decisions) if d.in_scope]
         base_rows = [i for i, d in enumerate(decisions) if not d.in_scope]
-        texts: list[str | None] = [None] * len(prompts)
+        outputs: list[Generation] = [Generation("")] * len(prompts)
         # 2. counterfactual model on in-scope rows only, reading the retrieved edits
         if edited_rows:
-            outputs = self.counterfactual.generate(
+            generated = _generations(
+                self.counterfactual,
+                options,
                 [prompts[i] for i in edited_rows],
                 [[c.edit for c in decisions[i].candidates] for i in edited_rows],
-                options,
             )
-            _check_count("counterfactual", outputs, edited_rows)
-            for i, text in zip(edited_rows, outputs):
-                texts[i] = text
+            _check_count("counterfactual", generated, edited_rows)
+            for i, output in zip(edited_rows, generated):
+                outputs[i] = output
         # 3. base model on out-of-scope rows only: their answers are exactly the base model's
         if base_rows:
-            outputs = self.base.generate([prompts[i] for i in base_rows], options)
-            _check_count("base", outputs, base_rows)
-            for i, text in zip(base_rows, outputs):
-                texts[i] = text
+            generated = _generations(self.base, options, [prompts[i] for i in base_rows])
+            _check_count("base", generated, base_rows)
+            for i, output in zip(base_rows, generated):
+                outputs[i] = output
         # 4. merge in input order, each with its provenance
-        return [_answer(text or "", decision) for text, decision in zip(texts, decisions)]
+        return [_answer(o.text or "", d, o.logprobs) for o, d in zip(outputs, decisions)]
 
     def stream(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> tuple[Answer, Iterator[str]]:
         """Route one prompt, then stream the answering model's text as it is generated.
@@ -217,13 +227,27 @@ class EditedModel:
         return self.generate([prompt], options)[0]
 
 
-def _answer(text: str, decision: ScopeDecision) -> Answer:
+def _generations(model: Any, options: GenerationOptions, *inputs: Any) -> list[Generation]:
+    """The model's answers; with ``options.logprobs`` set, each with its tokens' log-probs."""
+    if options.logprobs is None:
+        return [Generation(text) for text in model.generate(*inputs, options)]
+    detailed = getattr(model, "generate_detailed", None)
+    if detailed is None:
+        raise UnsupportedOptionError(
+            f"{type(model).__name__} does not report token log-probs; ask without logprobs, or use a "
+            "Hugging Face model"
+        )
+    return detailed(*inputs, options)
+
+
+def _answer(text: str, decision: ScopeDecision, logprobs: tuple[TokenLogprob, ...] | None = None) -> Answer:
     answer = Answer(
         text=text,
         source="counterfactual" if decision.in_scope else "base",
         edit=decision.edit,
         score=decision.score,
         candidates=decision.candidates,
+        logprobs=logprobs,
     )
     logger.debug("routed to %s (edit %s, score %s)", answer.source, answer.edit_id, answer.score)
     return answer

@@ -139,13 +139,19 @@ _EDIT_COLUMNS = "id, input, target, created_at, metadata"
 class EditStore:
     """SQLite edit store. ``path`` may be ``":memory:"`` for throwaway use (tests, evaluation).
 
-    Thread-safe within a process (one connection behind a lock); several processes may share a
-    file, writers queue on SQLite's lock for up to ``busy_timeout_s``.
+    Thread-safe within a process. A file store has two connections: writes go through one, behind
+    a lock, and wait for SQLite's write lock (held by another process) for up to ``busy_timeout_s``;
+    reads go through the other and see the last committed version (WAL), so they never queue behind
+    a write that waits. Several processes may share a file.
     """
+
+    last_write_error: tuple[float, str] | None = None  # (time.time(), SQLite error name), until a write works
 
     def __init__(self, path: str | Path = ":memory:", busy_timeout_s: float = 10.0) -> None:
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
-        self._lock = threading.RLock()
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()  # the write connection (and, in memory, the only one)
+        self._read_lock = self._lock
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -162,6 +168,17 @@ class EditStore:
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc, "opening") from None
             raise
+        self._reader = self._conn
+        if self.path != ":memory:":
+            try:
+                self._reader = sqlite3.connect(
+                    self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+                self._reader.execute("PRAGMA query_only = 1")
+            except sqlite3.Error as exc:
+                self._conn.close()
+                raise self._translate(exc, "opening") from None
+            self._read_lock = threading.RLock()
 
     # -- setup -----------------------------------------------------------------------------
     def _init_schema_with_retry(self, busy_timeout_s: float) -> None:
@@ -237,6 +254,11 @@ class EditStore:
                         conn.execute(statement)
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
+        error = self._translate_message(exc, action)
+        error.sqlite_error = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+        return error
+
+    def _translate_message(self, exc: sqlite3.Error, action: str) -> StoreError:
         message = str(exc)
         if "locked" in message or "busy" in message:
             return StoreLockedError(
@@ -254,19 +276,25 @@ class EditStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: all or nothing, and writers never interleave."""
-        with self._lock:
+        """One IMMEDIATE transaction: all or nothing, and writers never interleave. Waiting for the
+        write lock (another writer in this process, or another process) is bounded by the busy
+        timeout; reads do not wait for it (they use their own connection)."""
+        if not self._lock.acquire(timeout=self.busy_timeout_s):
+            raise StoreLockedError(
+                f"the edit store {self.path} stayed busy with another write from this process; retry"
+            )
+        try:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise self._translate(exc, "starting a write") from None
+                raise self._failed(exc, "starting a write") from None
             try:
                 yield self._conn
             except BaseException as exc:
                 if self._conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
                     self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc, "writing") from None
+                    raise self._failed(exc, "writing") from None
                 raise
             else:
                 try:
@@ -274,12 +302,21 @@ class EditStore:
                 except sqlite3.Error as exc:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
-                    raise self._translate(exc, "committing") from None
+                    raise self._failed(exc, "committing") from None
+                self.last_write_error = None
+        finally:
+            self._lock.release()
+
+    def _failed(self, exc: sqlite3.Error, action: str) -> StoreError:
+        error = self._translate(exc, action)
+        if not isinstance(error, StoreLockedError):
+            self.last_write_error = (time.time(), error.sqlite_error or "error")
+        return error
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
+        with self._read_lock:
             try:
-                return self._conn.execute(sql, params).fetchall()
+                return self._reader.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc, "reading") from None
 
@@ -317,7 +354,7 @@ class EditStore:
     def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
         """Live edits in id order (oldest first, or newest first)."""
         offset, size = int(offset), -1 if limit is None else int(limit)
-        with self._lock:
+        with self._read_lock:  # reads never wait behind a write holding the store
             if newest_first and size >= 0 and offset > 0:
                 total = self.count()
                 if offset > total // 2:
@@ -353,7 +390,7 @@ class EditStore:
         query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
         cap = min(max(int(count_up_to), int(offset) + int(limit)), _MAX_SQL_INT - 1)
-        with self._lock:
+        with self._read_lock:
             counted = self._read(f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT ?)", (query, cap + 1))[0][0]
             rows = self._read(
                 f"SELECT edits.id, edits.input, edits.target, edits.created_at, edits.metadata {match} "
@@ -365,7 +402,7 @@ class EditStore:
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
         """Versions newest first, each with what it did from the event log: how many edits it
         added and removed, and up to ``sample`` of them (id, op, input, target)."""
-        with self._lock:
+        with self._read_lock:
             versions = self._read(
                 "SELECT version, created_at, op, note FROM versions ORDER BY version DESC LIMIT ? OFFSET ?",
                 (int(limit), int(offset)),
@@ -395,7 +432,7 @@ class EditStore:
 
     def changes_since(self, version: int) -> Changes:
         """Edits touched after ``version``: those now live, and the ids that are not."""
-        with self._lock:
+        with self._read_lock:
             current = self.version
             rows = self._read(
                 f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id IN "
@@ -525,8 +562,9 @@ class EditStore:
             )
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._reader.close()
 
     def __enter__(self) -> "EditStore":
         return self

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from serac.errors import ConfigError
+from serac.server.auth import is_loopback
 
-LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["check_exposure", "is_loopback", "register", "serve"]
 
 
 def check_exposure(host: str, keys_configured: bool) -> str:
@@ -61,6 +52,18 @@ def serve(
     max_tokens_limit: int = typer.Option(
         512, "--max-tokens-limit", min=1, help="Largest max_tokens allowed."
     ),
+    max_prompt_tokens: int = typer.Option(
+        2048, "--max-prompt-tokens", min=1, help="Longest prompt (tokens) a request may send; longer: 400."
+    ),
+    max_streams: int = typer.Option(
+        4, "--max-streams", min=1, help="Streamed responses generating at once; more: 503 + Retry-After."
+    ),
+    max_queued: int = typer.Option(
+        64, "--max-queued", min=1, help="Prompts queued or generating at once; more: 503 + Retry-After."
+    ),
+    request_timeout: float = typer.Option(
+        120.0, "--request-timeout", min=0.1, help="Seconds a generation may run before it is stopped (504)."
+    ),
     torch_threads: Optional[int] = typer.Option(
         None,
         "--torch-threads",
@@ -82,7 +85,15 @@ def serve(
         # Keys and exposure are checked before the (slow) model load, so a refused start is instant.
         keys = KeyRing.from_sources(file=api_keys_file)
         auth_line = check_exposure(host, bool(keys))
-        settings = ServerSettings(model_name=model_name, keys=keys, max_tokens_limit=max_tokens_limit)
+        settings = ServerSettings(
+            model_name=model_name,
+            keys=keys,
+            max_tokens_limit=max_tokens_limit,
+            max_prompt_tokens=max_prompt_tokens,
+            max_streams=max_streams,
+            max_queued_requests=max_queued,
+            request_timeout_s=request_timeout,
+        )
         if torch_threads is not None:
             import torch
 
