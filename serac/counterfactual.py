@@ -85,7 +85,7 @@ class LMCounterfactual:
             device=config.device,
         )
         if config.adapter:
-            lm.model = _with_adapter(lm.model, config.adapter)
+            lm.model = with_adapter(lm.model, config.adapter)
         return cls(lm, config.prompt, config.num_edits)
 
     def build_prompt(self, query: Prompt, edits: Sequence[Edit]) -> Prompt:
@@ -117,7 +117,8 @@ class LMCounterfactual:
         return self.lm.teacher_forced(prompts, targets)
 
 
-def _with_adapter(model: Any, adapter: str) -> Any:
+def with_adapter(model: Any, adapter: str) -> Any:
+    """``model`` wrapped with the trained LoRA adapter saved in ``adapter`` (a `serac train` output)."""
     try:
         from peft import PeftModel
 

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -532,3 +532,16 @@ def build_method(name: str, models: EvalModels, options: MethodOptions | None = 
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     return METHODS[name](models, options or MethodOptions())
+
+
+def build_methods(names: Sequence[str], models: EvalModels, options: MethodOptions,
+                  warn: Callable[[str], Any]) -> list[EditingMethod]:
+    """Build each named method; an unavailable one (e.g. 'serac' with no artifact) is skipped with
+    ``warn(message)``, so one missing artifact does not stop a whole benchmark."""
+    methods = []
+    for name in names:
+        try:
+            methods.append(build_method(name, models, options))
+        except MethodUnavailableError as exc:
+            warn(f"skipping {name}: {exc}")
+    return methods

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serac.eval.runner import METRICS, RunResult, Score
+from serac.eval.results import METRICS, RunResult, Score
 
 METRIC_TITLES = {
     "es": "ES", "es_conflict_aware": "ES conflict-aware", "dd": "DD", "reliability": "reliability",

@@ -30,16 +30,13 @@ from serac.data import EditExample, Probe, fact_key, load_counterfact, load_nq, 
 from serac.errors import ConfigError
 from serac.eval import metrics
 from serac.eval.methods import EditingMethod, EvalModels
+from serac.eval.results import RunResult, Score
 
 logger = logging.getLogger(__name__)
 
 LOADERS: dict[str, Callable[..., list[EditExample]]] = {"zsre": load_zsre, "counterfact": load_counterfact}
 MODES = ("batch", "sequential")
 SCORINGS = ("generation", "teacher_forced")
-METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "generalization_conflict_aware",
-           "locality")
-COST_METRICS = ("edits_per_s", "latency_ratio_vs_base", "speedup_vs_reencode")
-ROW_KEYS = ("task", "method", "mode", "n_edits", "scoring", "metric", "value")
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -78,7 +75,14 @@ def load_task(
     return Task(name, examples, probes, f"{len(probes)} questions sampled from {Path(dd_path).name} (seed {seed})")
 
 
-# -- settings and results --------------------------------------------------------------------------------
+def progress_bar(total: int, desc: str) -> Any:
+    """The tqdm bar the commands hand to :attr:`Runner.progress` (one step per scored checkpoint)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+
+# -- settings --------------------------------------------------------------------------------
 def default_checkpoints(n: int) -> tuple[int, ...]:
     """Powers of ten below half of ``n``, then ``n``: 1,037 -> (10, 100, 1037); 10,000 -> (10, 100, 1000, 10000)."""
     powers = [10**i for i in range(1, 8) if 10**i <= n / 2]
@@ -116,60 +120,6 @@ class EvalSettings:
             raise ConfigError(f"checkpoints must be positive integers, got {self.checkpoints!r}")
         if self.apply_batch < 1:
             raise ConfigError(f"apply_batch must be >= 1, got {self.apply_batch!r}")
-
-
-@dataclass(frozen=True)
-class Score:
-    """One number, with how many inputs it averages (``count``)."""
-
-    task: str
-    method: str
-    mode: str
-    n_edits: int
-    scoring: str  # generation | teacher_forced | cost
-    metric: str
-    value: float
-    count: int = 0
-
-    def row(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in ROW_KEYS}
-
-
-@dataclass
-class RunResult:
-    task: str
-    mode: str
-    settings: dict[str, Any]
-    scores: list[Score] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    details: list[dict[str, Any]] = field(default_factory=list)
-    dd_source: str = ""
-    wall_s: float = 0.0
-    cache_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # cumulative over the models' life
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [s.row() for s in self.scores]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "mode": self.mode,
-            "settings": self.settings,
-            "dd_source": self.dd_source,
-            "wall_s": round(self.wall_s, 1),
-            "notes": self.notes,
-            "rows": self.rows(),
-            "counts": [asdict(s) for s in self.scores],
-            "details": self.details,
-            "cache_stats": self.cache_stats,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RunResult":
-        """The inverse of :meth:`to_json` (re-rendering reports without re-running)."""
-        return cls(data["task"], data["mode"], data["settings"], [Score(**c) for c in data["counts"]],
-                   list(data.get("notes", [])), list(data.get("details", [])), data.get("dd_source", ""),
-                   float(data.get("wall_s", 0.0)), dict(data.get("cache_stats", {})))
 
 
 # -- observations --------------------------------------------------------------------------------------

@@ -69,12 +69,12 @@ def serve(
     """Serve OpenAI-compatible inference and edit management over HTTP."""
     import uvicorn
 
-    from serac.cli import _errors, _load_editor, _store_path, err_console
+    from serac.cli_support import cli_errors, err_console, load_editor, store_path
     from serac.server.app import create_app
     from serac.server.auth import KeyRing
     from serac.server.settings import ServerSettings
 
-    with _errors():
+    with cli_errors():
         # Keys and exposure are checked before the (slow) model load, so a refused start is instant.
         keys = KeyRing.from_sources(file=api_keys_file)
         auth_line = check_exposure(host, bool(keys))
@@ -83,7 +83,7 @@ def serve(
             import torch
 
             torch.set_num_threads(torch_threads)
-        editor = _load_editor(model, _store_path(store))
+        editor = load_editor(model, store_path(store))
     err_console.print(f"serac serve: {auth_line}")
     err_console.print(f"serac serve: http://{host}:{port}/v1 (docs at /docs, metrics at /metrics)")
     uvicorn.run(

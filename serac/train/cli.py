@@ -1,4 +1,4 @@
-"""`serac train`: registered on the main CLI by ``serac.cli._register_optional_commands``."""
+"""`serac train` and `serac train-report`: registered (lazily) on the main CLI by ``register(app)``."""
 
 from __future__ import annotations
 
@@ -53,11 +53,11 @@ def train_command(
                                      "slower than one; raise it on a dedicated machine."),
 ) -> None:
     """Train the scope classifier and the counterfactual model on edit data; write a loadable artifact."""
-    from serac.cli import _errors, console
+    from serac.cli_support import cli_errors, console
     from serac.models import serac_home
     from serac.train.pipeline import run_training
 
-    with _errors():
+    with cli_errors():
         if task != "qa":
             qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train, config=config_file,
                            scope_steps=scope_steps, cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method,
@@ -95,9 +95,9 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
     """``serac train --task fc|sentiment``: the ``serac.tasks`` training, artifact in ``output``."""
     import torch
 
-    from serac.cli import console
+    from serac.cli_support import console
     from serac.tasks import TASKS
-    from serac.tasks.cli import default_task_dir, task_data, train_task
+    from serac.tasks.api import default_task_dir, task_data, train_task
 
     if task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}; choose qa, {', '.join(TASKS)}")
@@ -165,11 +165,11 @@ def train_report_command(
     notes: list[str] = typer.Option([], "--note", help="A sentence added under Notes (repeatable)."),
 ) -> None:
     """Write the training benchmark fragment (time, memory, loss curves, validation and eval scores)."""
-    from serac.cli import _errors, console
+    from serac.cli_support import cli_errors, console
     from serac.models import serac_home
     from serac.train.report import write_benchmark
 
-    with _errors():
+    with cli_errors():
         path = write_benchmark(artifact or serac_home() / "trained", out, evals, notes)
         console.print(f"wrote {path}")
 
