@@ -16,7 +16,7 @@ import torch
 
 from serac.config import MODEL_KINDS, BaseModelConfig
 from serac.errors import ConfigError, ModelNotAvailableError, PromptTooLongError
-from serac.models import loadable_model
+from serac.models import loadable_model, weight_errors
 
 logger = logging.getLogger(__name__)
 
@@ -298,11 +298,12 @@ def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", **kwa
         raise ConfigError(f"model kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
     path = loadable_model(spec)
     try:
-        config = AutoConfig.from_pretrained(path)
-        kind = _model_kind(config) if kind == "auto" else kind
-        auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
-        model = auto.from_pretrained(path, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        with weight_errors(spec, path):
+            config = AutoConfig.from_pretrained(path)
+            kind = _model_kind(config) if kind == "auto" else kind
+            auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+            model = auto.from_pretrained(path, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         if isinstance(exc, ModelNotAvailableError):
             raise

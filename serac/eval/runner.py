@@ -30,13 +30,11 @@ from serac.data import EditExample, Probe, fact_key, load_counterfact, load_nq, 
 from serac.errors import ConfigError
 from serac.eval import metrics
 from serac.eval.methods import EditingMethod, EvalModels
-from serac.eval.results import RunResult, Score
+from serac.eval.results import MODES, QA_TASKS, SCORINGS, RunResult, Score
 
 logger = logging.getLogger(__name__)
 
-LOADERS: dict[str, Callable[..., list[EditExample]]] = {"zsre": load_zsre, "counterfact": load_counterfact}
-MODES = ("batch", "sequential")
-SCORINGS = ("generation", "teacher_forced")
+LOADERS: dict[str, Callable[..., list[EditExample]]] = dict(zip(QA_TASKS, (load_zsre, load_counterfact)))
 
 
 # -- data -------------------------------------------------------------------------------------------

@@ -10,3 +10,4 @@ Library entry points live in :mod:`serac.tasks.api` (``train_task``, ``eval_task
 
 TASKS = ("fc", "sentiment")
 BATCH_SIZES = (1, 5, 25, 75)  # the batch sizes (and sequential checkpoints) every task reports
+TASK_METHODS = ("serac", "icl", "ft")  # what each task evaluates (fc/evaluate.py, sentiment/evaluate.py)

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
 from serac.cli_support import setup_logging
 from serac.errors import SeracError
-from serac.tasks import BATCH_SIZES, TASKS
+from serac.tasks import BATCH_SIZES, TASK_METHODS, TASKS
 from serac.tasks.api import DEFAULT_SHARED, build_task_data, eval_task, train_task
+
+# Repeatable options with a fixed set of values (Typer takes enums there, not Literal)
+TaskChoice = Enum("TaskChoice", {name: name for name in TASKS}, type=str)
+MethodChoice = Enum("MethodChoice", {name: name for name in TASK_METHODS}, type=str)
+
+
+def _values(choices: list[Enum]) -> list[str]:
+    return [choice.value for choice in choices]
 
 # -- standalone command ----------------------------------------------------------------------------
 app = typer.Typer(
@@ -38,7 +47,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 
 @app.command("build-data")
 def build_data_cmd(
-    task: str = typer.Argument("sentiment"),
+    task: Literal["sentiment"] = typer.Argument("sentiment", help="Only sentiment builds its data."),
     out: Optional[Path] = typer.Option(None, help="Output directory (default $SERAC_HOME/tasks/sentiment-data)."),
     counterfact: Optional[Path] = typer.Option(None, help="CounterFact JSON (topic source)."),
     zsre: Optional[Path] = typer.Option(None, help="zsRE JSON (topic source)."),
@@ -62,7 +71,7 @@ def build_data_cmd(
 
 @app.command("train")
 def train_cmd(
-    task: str = typer.Argument(..., help="fc or sentiment"),
+    task: Literal[TASKS] = typer.Argument(..., help="The task."),
     out: Path = typer.Option(..., help="Artifact directory to write."),
     data: Optional[Path] = typer.Option(None, help="fc: vitaminc_sample dir; sentiment: built data dir."),
     epochs: Optional[int] = typer.Option(None),
@@ -75,10 +84,10 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    task: str = typer.Argument(..., help="fc or sentiment"),
+    task: Literal[TASKS] = typer.Argument(..., help="The task."),
     model: Path = typer.Option(..., help="Artifact directory from `train`."),
     data: Optional[Path] = typer.Option(None, help="fc: vitaminc_sample dir; sentiment: built data dir."),
-    method: list[str] = typer.Option([], help="Methods (repeatable): serac, icl, ft. Default: all."),
+    method: list[MethodChoice] = typer.Option([], help="Methods (repeatable). Default: all."),
     batch_size: list[int] = typer.Option([], help="Batch sizes (repeatable). Default: 1 5 25 75."),
     no_sequential: bool = typer.Option(False, "--no-sequential"),
     out: Optional[Path] = typer.Option(None, help="Write the rows to this JSON file."),
@@ -91,7 +100,7 @@ def eval_cmd(
         task,
         model,
         data,
-        methods=method or None,
+        methods=_values(method) or None,
         batch_sizes=batch_size or BATCH_SIZES,
         sequential=not no_sequential,
         out=out,
@@ -108,11 +117,12 @@ def bench_cmd(
     out: Path = typer.Option(Path("benchmarks/extra"), help="Where tasks.md and tasks.json go."),
     shared: Path = typer.Option(DEFAULT_SHARED, help="The shared benchmark data folder."),
     work: Optional[Path] = typer.Option(None, help="Models and data (default $SERAC_HOME/tasks)."),
-    task: list[str] = typer.Option([], help="Tasks to run (repeatable). Default: both."),
+    task: list[TaskChoice] = typer.Option([], help="Tasks to run (repeatable). Default: both."),
     retrain: bool = typer.Option(False, help="Retrain even where an artifact exists."),
-    method: list[str] = typer.Option([], help="Methods to evaluate (repeatable). Default: serac, icl, ft."),
+    method: list[MethodChoice] = typer.Option([], help="Methods to evaluate (repeatable). Default: all."),
 ) -> None:
     """End to end: build the sentiment data, train both tasks, evaluate, write the report."""
+    task, method = _values(task), _values(method)
     from serac.tasks.report import bench
 
     command = (

@@ -5,9 +5,14 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
+
+from serac.tasks import TASKS
+from serac.train.config import CF_METHODS
+
+TRAIN_TASKS = ("qa", *TASKS)
 
 ZSRE_TRAIN = Path("zsre") / "zsre_mend_train-1k.json"
 COUNTERFACT_TRAIN = Path("counterfact") / "counterfact-train.json"
@@ -21,7 +26,7 @@ def _default_data_dir() -> Optional[Path]:
 
 
 def train_command(
-    task: str = typer.Option("qa", "--task",
+    task: Literal[TRAIN_TASKS] = typer.Option("qa", "--task",
                              help="qa: question answering (zsRE + CounterFact train files; the editor's default "
                                   "artifact). fc: fact-checking on vitaminc_sample. sentiment: sentiment editing "
                                   "(builds its data set first if missing)."),
@@ -39,7 +44,7 @@ def train_command(
     scope_steps: Optional[int] = typer.Option(None, "--scope-steps", min=1, help="Scope encoder steps."),
     cf_steps: Optional[int] = typer.Option(None, "--cf-steps", min=1, help="Counterfactual model steps."),
     cf_model: Optional[str] = typer.Option(None, "--cf-model", help="Counterfactual base model (causal or seq2seq)."),
-    cf_method: Optional[str] = typer.Option(None, "--cf-method", help="lora (default) or full."),
+    cf_method: Optional[Literal[CF_METHODS]] = typer.Option(None, "--cf-method", help="lora (default) or full."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Pretrained sentence-transformers model to start from."),
     cross_encoder: bool = typer.Option(False, "--cross-encoder", help="Also train a cross-encoder re-ranker."),
     quick: bool = typer.Option(False, "--quick", help="A tiny smoke-test run (a few minutes)."),
@@ -96,11 +101,8 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
     import torch
 
     from serac.cli_support import console
-    from serac.tasks import TASKS
     from serac.tasks.api import default_task_dir, task_data, train_task
 
-    if task not in TASKS:
-        raise typer.BadParameter(f"unknown task {task!r}; choose qa, {', '.join(TASKS)}")
     shared = data_dir or _default_data_dir()
     if shared is None or not shared.is_dir():
         raise typer.BadParameter("pass --data-dir: the folder laid out like shared/data (vitaminc_sample/, zsre/, "

@@ -72,7 +72,7 @@ def test_train_task_sentiment_builds_missing_data_from_the_train_files(shared, c
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--task", "ner"], "unknown task 'ner'; choose qa, fc, sentiment"),
+        (["--task", "ner"], "'ner' is not one of 'qa', 'fc', 'sentiment'"),
         (["--task", "fc", "--scope-steps", "5"], "--scope-steps apply to --task qa only"),
         (["--task", "fc", "--quick"], "--quick apply to --task qa only"),
     ],

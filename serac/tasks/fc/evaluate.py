@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from serac.tasks.classifier import PairClassifierCounterfactual, SequenceClassifier, train_classifier
+from serac.tasks import TASK_METHODS
 from serac.tasks.common import (
     BATCH_SIZES,
     CachedCounterfactual,
@@ -41,7 +42,7 @@ from serac.tasks.fc.model import FCParts, editor_from_parts
 logger = logging.getLogger(__name__)
 
 TASK = "fc"
-METHODS = ("serac", "icl", "ft")
+METHODS = TASK_METHODS
 
 
 @dataclass

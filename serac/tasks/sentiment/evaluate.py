@@ -32,6 +32,7 @@ from serac.counterfactual import LMCounterfactual
 from serac.editor import EditedModel
 from serac.scope import ScopeClassifier
 from serac.store import EditStore
+from serac.tasks import TASK_METHODS
 from serac.tasks.common import (
     BATCH_SIZES,
     CachedCounterfactual,
@@ -53,7 +54,7 @@ from serac.tasks.sentiment.train import opposite
 logger = logging.getLogger(__name__)
 
 TASK = "sentiment"
-METHODS = ("serac", "icl", "ft")
+METHODS = TASK_METHODS
 
 
 @dataclass
