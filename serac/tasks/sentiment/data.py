@@ -55,11 +55,10 @@ class VaderJudge:
     """VADER (the ``vadersentiment`` package): text -> (label, compound score in [-1, 1])."""
 
     def __init__(self, margin: float = VADER_MARGIN) -> None:
-        try:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        except ImportError:
-            raise ImportError("the sentiment task needs VADER: `pip install vadersentiment`") from None
-        self.analyzer = SentimentIntensityAnalyzer()
+        from serac.extras import require
+
+        vader = require("vaderSentiment.vaderSentiment", "tasks", "the sentiment task's VADER judge")
+        self.analyzer = vader.SentimentIntensityAnalyzer()
         self.margin = margin
 
     def __call__(self, texts: Sequence[str]) -> list[tuple[str, float]]:
