@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from serac.base import GREEDY, GenerationOptions, HFTextModel, Prompt, load_text_model, query_text
+from serac.base import GREEDY, GenerationOptions, HFTextModel, Prompt, load_options, load_text_model, query_text
 from serac.config import CounterfactualConfig
 from serac.edits import Edit
 from serac.errors import ModelNotAvailableError
@@ -82,7 +82,7 @@ class LMCounterfactual:
     def from_config(cls, config: CounterfactualConfig) -> "LMCounterfactual":
         lm = load_text_model(
             config.model, config.kind, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-            device=config.device,
+            **load_options(config),
         )
         if config.adapter:
             lm.model = with_adapter(lm.model, config.adapter)

@@ -93,6 +93,8 @@ def register(app: typer.Typer) -> None:
         ft_max_edits: int = typer.Option(10, "--ft-max-edits", min=1, help="Cap on edits for the costly ft baseline."),
         seed: int = typer.Option(0, "--seed"),
         threads: int = ThreadsOption,
+        device: str = typer.Option("cpu", "--device", help="Where the models run: cpu (the default: the "
+                                   "benchmark's numbers are CPU numbers), auto, cuda, cuda:N or mps."),
     ) -> None:
         """Evaluate editing methods: ES/DD, reliability/generalization/locality, cost; JSON, markdown, PNG."""
         from serac.eval.methods import EvalModels, MethodOptions, build_methods
@@ -119,7 +121,7 @@ def register(app: typer.Typer) -> None:
             the_task = load_task(task, data, limit=limit, dd_path=dd_data,
                                  dd_sample=min(dd_sample, limit) if limit else dd_sample, seed=seed)
             with console.status("Loading the base model and encoder..."):
-                models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size)
+                models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size, device=device)
             options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits)
             built = build_methods(names, models, options, lambda m: err_console.print(f"[yellow]{m}[/yellow]"))
             if not built:

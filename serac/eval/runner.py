@@ -22,11 +22,12 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from serac.data import EditExample, Probe, fact_key, load_counterfact, load_nq, load_zsre
+from serac.config import INTEGER, POSITIVE_INT, Config, each, one_of, option, optional
 from serac.errors import ConfigError
 from serac.eval import metrics
 from serac.eval.methods import EditingMethod, EvalModels
@@ -88,36 +89,26 @@ def default_checkpoints(n: int) -> tuple[int, ...]:
 
 
 @dataclass
-class EvalSettings:
-    mode: Literal["batch", "sequential"] = "sequential"
-    n_edits: int | None = None  # edits used, first n of the task (None: all loaded)
-    checkpoints: tuple[int, ...] | None = None  # sequential: N values (None: default_checkpoints)
-    batch_sizes: tuple[int, ...] = (1, 5, 25, 75)  # batch: k values
-    sample: int | None = None  # sequential: edits scored per checkpoint (seeded sample; None: all)
-    scorings: tuple[str, ...] = SCORINGS
-    apply_batch: int = 1  # sequential: edits per apply() call as they arrive
-    cost: bool = True  # sequential: latency and re-encode comparisons at the largest N
-    latency_queries: int = 6  # per kind (out-of-scope, in-scope), one query per call
-    seed: int = 0
-    method_caps: dict[str, int] = field(default_factory=dict)  # method name -> most edits it is run with
+class EvalSettings(Config):
+    """How a run applies and scores edits (``serac eval`` options; ``serac bench`` parts)."""
 
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode is {self.mode!r}; valid modes: {', '.join(MODES)}")
-        unknown = [s for s in self.scorings if s not in SCORINGS]
-        if unknown or not self.scorings:
-            raise ConfigError(f"scorings {list(self.scorings)!r}; valid: {', '.join(SCORINGS)} (one or both)")
-        for name in ("n_edits", "sample"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
-        if any(not isinstance(k, int) or k < 1 for k in self.batch_sizes) or not self.batch_sizes:
-            raise ConfigError(f"batch sizes must be positive integers, got {self.batch_sizes!r}")
-        if self.checkpoints is not None and any(not isinstance(n, int) or n < 1 for n in self.checkpoints):
-            raise ConfigError(f"checkpoints must be positive integers, got {self.checkpoints!r}")
-        if self.apply_batch < 1:
-            raise ConfigError(f"apply_batch must be >= 1, got {self.apply_batch!r}")
+    mode: Literal["batch", "sequential"] = option("sequential", "batch: memory emptied per batch of k; "
+                                                  "sequential: edits accumulate.", check=one_of(MODES))
+    n_edits: int | None = option(None, "Edits used, the first n of the task (None: all loaded).",
+                                 check=optional(POSITIVE_INT))
+    checkpoints: tuple[int, ...] | None = option(None, "Sequential: N values (None: default_checkpoints).",
+                                                 check=optional(each(POSITIVE_INT, "positive integers")))
+    batch_sizes: tuple[int, ...] = option((1, 5, 25, 75), "Batch: k values.",
+                                          check=each(POSITIVE_INT, "positive integers"))
+    sample: int | None = option(None, "Sequential: edits scored per checkpoint (a seeded sample; None: all).",
+                                check=optional(POSITIVE_INT))
+    scorings: tuple[str, ...] = option(SCORINGS, "generation, teacher_forced, or both.",
+                                       check=each(one_of(SCORINGS), f"scorings ({', '.join(SCORINGS)})"))
+    apply_batch: int = option(1, "Sequential: edits per apply() call as they arrive.", check=POSITIVE_INT)
+    cost: bool = option(True, "Sequential: latency and re-encode comparisons at the largest N.")
+    latency_queries: int = option(6, "Per kind (out-of-scope, in-scope), one query per call.", check=POSITIVE_INT)
+    seed: int = option(0, "Seed of every sample.", check=INTEGER)
+    method_caps: dict[str, int] = option(default_factory=dict, help="Method name -> most edits it is run with.")
 
 
 # -- observations --------------------------------------------------------------------------------------
@@ -316,7 +307,7 @@ class Runner:
     # run --------------------------------------------------------------------------------------
     def run(self, methods: Sequence[EditingMethod]) -> RunResult:
         settings = self.settings
-        result = RunResult(self.task.name, settings.mode, asdict(settings), dd_source=self.task.dd_source)
+        result = RunResult(self.task.name, settings.mode, settings.to_dict(), dd_source=self.task.dd_source)
         result.settings["n_edits_used"] = len(self.examples)
         start = time.perf_counter()
         for method in methods:

@@ -29,13 +29,8 @@ def _check_task(task: str) -> None:
 
 
 def _override(config: Any, overrides: dict) -> Any:
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if not hasattr(config, key):
-            raise ConfigError(f"{type(config).__name__} has no option {key!r}")
-        setattr(config, key, value)
-    return config
+    """``config`` with the options that were given (None: keep the default), validated again."""
+    return config.replace(**{key: value for key, value in overrides.items() if value is not None})
 
 
 def _vitaminc_files(data: str | Path | Sequence[str | Path], split: str) -> list[Path]:
@@ -159,7 +154,7 @@ def eval_task(
 
 
 def _eval_sentiment(model_dir, data, methods, batch_sizes, sequential, options) -> list[dict]:
-    from serac.base import load_text_model
+    from serac.base import load_options, load_text_model
     from serac.counterfactual import with_adapter
     from serac.editor import load_artifact_config
     from serac.scope import SentenceEncoder
@@ -174,8 +169,9 @@ def _eval_sentiment(model_dir, data, methods, batch_sizes, sequential, options) 
         options,
     )
     kwargs = dict(max_new_tokens=config.max_new_tokens, batch_size=artifact.base.batch_size)
-    base = load_text_model(artifact.base.model, artifact.base.kind, **kwargs)
-    counterfactual = load_text_model(artifact.counterfactual.model, artifact.counterfactual.kind, **kwargs)
+    base = load_text_model(artifact.base.model, artifact.base.kind, **kwargs, **load_options(artifact.base))
+    counterfactual = load_text_model(artifact.counterfactual.model, artifact.counterfactual.kind, **kwargs,
+                                     **load_options(artifact.counterfactual))
     if artifact.counterfactual.adapter:
         counterfactual.model = with_adapter(counterfactual.model, artifact.counterfactual.adapter)
     # every eval topic is an edit; topics without kept replies of both sentiments only lack the

@@ -52,6 +52,8 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run or artifact already in --output."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep checkpoints/ after success."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where training runs: auto (default: the GPU when "
+                                         "torch sees one), cpu, cuda, cuda:N or mps."),
     threads: int = typer.Option(1, "--threads", min=1, envvar="SERAC_TRAIN_THREADS",
                                 help="torch CPU threads. 1 by default, as for `serac eval`: on this shared 2-core "
                                      "machine two threads contending with other jobs made SmolLM2 steps 1.3-5x "
@@ -84,6 +86,8 @@ def train_command(
         else:
             config = _build_config(config_file, quick, data_dir, zsre_train, counterfact_train, seed, scope_steps,
                                    cf_steps, cf_model, cf_method, encoder, cross_encoder)
+            if device is not None:
+                config = config.replace(device=device)
         report = run_training(
             config, output, resume=resume, overwrite=overwrite, progress=progress, keep_checkpoints=keep_checkpoints,
             command=" ".join(shlex.quote(a) for a in ["serac", *sys.argv[1:]]),

@@ -14,11 +14,21 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
-from serac.config import DEFAULT_ENCODER
+from serac.config import (
+    DEFAULT_ENCODER,
+    FRACTION,
+    INTEGER,
+    MODEL_NAME,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
+    Config,
+    option,
+)
 from serac.data import load_vitaminc
 from serac.data.io import PathArg
 from serac.errors import ConfigError
@@ -41,27 +51,34 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class FCTrainConfig:
-    encoder: str = DEFAULT_ENCODER  # starting weights for all three models
-    val_fraction: float = 0.2  # evidence held out to calibrate the threshold and report accuracy
-    epochs: int = 6
-    lr: float = 5e-5
-    batch_size: int = 16
-    scope_epochs: int = 2  # 0 keeps the pretrained dual encoder
-    scope_lr: float = 2e-5
-    top_k: int = 5
-    min_evidence_words: int = 0
-    seed: int = 0
-    # Optional extra pairs for the (evidence, claim) classifier: CounterFact *train* edits first
-    # (``counterfact_pairs``), and digit-swapped copies of VitaminC's supported claims
-    # (``number_swaps``). A one-off check on the 88 decided test claims (majority label 0.614):
-    # CounterFact pairs alone 0.636, then VitaminC and swaps on top 0.602 (the default, VitaminC
-    # alone, scored 0.47 on held-out training evidence). Within the sample's +-0.10: off by default.
-    counterfact_train: str | None = None
-    counterfact_records: int = 3000
-    number_swaps: bool = False
+class FCTrainConfig(Config):
+    """Training of the FC task's three models (base and counterfactual classifiers, dual encoder).
 
-    def __post_init__(self) -> None:
+    Optional extra pairs for the (evidence, claim) classifier: CounterFact *train* edits
+    (``counterfact_train``), and digit-swapped copies of VitaminC's supported claims
+    (``number_swaps``). A one-off check on the 88 decided test claims (majority label 0.614):
+    CounterFact pairs alone 0.636, then VitaminC and swaps on top 0.602 (the default, VitaminC alone,
+    scored 0.47 on held-out training evidence). Within the sample's +-0.10: off by default.
+    """
+
+    section: ClassVar[str] = "fc"
+
+    encoder: str = option(DEFAULT_ENCODER, "Starting weights for all three models.", check=MODEL_NAME)
+    val_fraction: float = option(0.2, "Evidence held out to calibrate the threshold and report accuracy.",
+                                 check=FRACTION)
+    epochs: int = option(6, "Classifier epochs.", check=POSITIVE_INT)
+    lr: float = option(5e-5, "Classifier learning rate.", check=POSITIVE_NUMBER)
+    batch_size: int = option(16, "Classifier batch size.", check=POSITIVE_INT)
+    scope_epochs: int = option(2, "Dual-encoder epochs (0 keeps the pretrained encoder).", check=NON_NEGATIVE_INT)
+    scope_lr: float = option(2e-5, "Dual-encoder learning rate.", check=POSITIVE_NUMBER)
+    top_k: int = option(5, "Evidence candidates retrieved per claim.", check=POSITIVE_INT)
+    min_evidence_words: int = option(0, "Drop evidence shorter than this.", check=NON_NEGATIVE_INT)
+    seed: int = option(0, "Random seed.", check=INTEGER)
+    counterfact_train: str | None = option(None, "CounterFact *train* file: extra (evidence, claim) pairs.")
+    counterfact_records: int = option(3000, "CounterFact records used for those pairs.", check=POSITIVE_INT)
+    number_swaps: bool = option(False, "Add digit-swapped copies of supported claims.")
+
+    def check(self) -> None:
         from serac.train.config import EVALUATION_FILES
 
         if self.counterfact_train and Path(self.counterfact_train).name in EVALUATION_FILES:
