@@ -407,6 +407,16 @@ class EditStore:
                 [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)],
             )
 
+    def backup(self, path: str | Path) -> None:
+        """A consistent copy of the whole store (edits, versions, vectors) at ``path``, taken with
+        SQLite's online backup while other connections may keep writing."""
+        with self._lock:
+            target = sqlite3.connect(Path(path))
+            try:
+                self._conn.backup(target)
+            finally:
+                target.close()
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

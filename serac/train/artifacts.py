@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from serac.config import SeracConfig
-from serac.editor import CONFIG_FILE
+from serac.editor import ADAPTER_DIR, CONFIG_FILE, CROSS_ENCODER_DIR, SCOPE_DIR
 from serac.models import EMBEDDED_PREFIX
 from serac.train.config import TrainConfig
 
-SCOPE_DIR = "scope_encoder"
-CROSS_ENCODER_DIR = "cross_encoder"
-ADAPTER_DIR = "counterfactual_adapter"
 FULL_MODEL_DIR = "counterfactual_model"
 TRAIN_CONFIG_FILE = "train_config.json"
 REPORT_FILE = "training_report.json"
