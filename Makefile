@@ -1,12 +1,12 @@
 # Two commands set everything up on a fresh clone:
 #   make demo   creates .venv, installs serac and the embedded models, runs `serac demo`
-#   make test   same setup, then runs the test suite
+#   make test   same setup, then runs the linter (ruff) and the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.serac-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/serac demo
 
-test: install
+# ruff's default rules (configured in pyproject.toml), then the suite: what CI runs
+lint: install
+	$(BIN)/ruff check serac tests scripts
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 # Standard benchmark set: rewrites BENCHMARKS.md and benchmarks/results.json (about an hour here).

@@ -239,7 +239,6 @@ def run_training(
 
     def counterfactual() -> dict[str, Any]:
         from serac.train.counterfactual import (
-            evaluate_generation,
             load_trainable_lm,
             save_counterfactual,
             train_counterfactual,
