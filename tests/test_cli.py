@@ -239,6 +239,7 @@ def test_help_lists_every_command():
     (["train", "--cf-method", "qlora"], "'qlora' is not one of 'lora', 'full'"),
     (["tasks", "train", "ner", "--out", "x"], "'ner' is not one of 'fc', 'sentiment'"),
     (["tasks", "eval", "fc", "--model", "x", "--method", "rome"], "'rome' is not one of 'serac', 'icl', 'ft'"),
+    (["serve", "--log-level", "loud"], "'loud' is not one of 'critical', 'error', 'warning', 'info'"),
 ])
 def test_options_with_fixed_values_are_choices(args, message):
     result = runner.invoke(app, args, env={"COLUMNS": "300"})

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
 from serac.errors import ConfigError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -64,7 +66,7 @@ def serve(
         help="CPU threads for model compute (torch.set_num_threads). Default: torch's choice; on a "
         "machine shared with other jobs, fewer threads than cores is often faster.",
     ),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    log_level: Literal[LOG_LEVELS] = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve OpenAI-compatible inference and edit management over HTTP."""
     import uvicorn
