@@ -73,8 +73,8 @@ def train_command(
             given = [f"--{k.replace('_', '-')}" for k, v in qa_only.items() if v is not None]
             if given:
                 raise typer.BadParameter(f"{', '.join(given)} apply to --task qa only; --task {task} takes "
-                                         "--data-dir, --output, --seed, --overwrite and --threads")
-            _train_task(task, output, data_dir, seed, overwrite, threads)
+                                         "--data-dir, --output, --seed, --overwrite, --threads and --device")
+            _train_task(task, output, data_dir, seed, overwrite, threads, device)
             return
         output = output or serac_home() / "trained"
         options_given = any(v is not None for v in (data_dir, zsre_train, counterfact_train, config_file, seed,
@@ -100,7 +100,7 @@ def train_command(
 
 
 def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], seed: Optional[int], overwrite: bool,
-                threads: int) -> None:
+                threads: int, device: Optional[str] = None) -> None:
     """``serac train --task fc|sentiment``: the ``serac.tasks`` training, artifact in ``output``."""
     import torch
 
@@ -116,7 +116,7 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
         raise typer.BadParameter(f"{output} is not empty; pass --overwrite to replace it or --output elsewhere")
     torch.set_num_threads(threads)
     data, _ = task_data(task, shared)
-    summary = train_task(task, output, data, seed=seed)
+    summary = train_task(task, output, data, seed=seed, device=device)
     seconds = summary.get("seconds")
     console.print(f"[green]{task} artifact written to {output}[/green]"
                   + (f" ({float(seconds) / 60:.1f} min)" if seconds else ""))

@@ -35,10 +35,11 @@ def calls(monkeypatch):
 
 def test_train_task_fc_dispatches_with_its_data_and_output(shared, calls, tmp_path, monkeypatch):
     monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
-    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--seed", "3"])
+    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--seed", "3",
+                                      "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert calls == {"task": "fc", "out_dir": tmp_path / "home" / "tasks" / "fc",
-                     "data": shared / "vitaminc_sample", "seed": 3}
+                     "data": shared / "vitaminc_sample", "seed": 3, "device": "cpu"}
     assert "serac eval --task fc" in result.output
     # a second run refuses to overwrite the artifact unless asked
     again = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared)])

@@ -20,6 +20,7 @@ import numpy as np
 
 from serac.config import (
     DEFAULT_ENCODER,
+    DEVICE,
     FRACTION,
     INTEGER,
     MODEL_NAME,
@@ -77,6 +78,8 @@ class FCTrainConfig(Config):
     counterfact_train: str | None = option(None, "CounterFact *train* file: extra (evidence, claim) pairs.")
     counterfact_records: int = option(3000, "CounterFact records used for those pairs.", check=POSITIVE_INT)
     number_swaps: bool = option(False, "Add digit-swapped copies of supported claims.")
+    device: str = option("auto", "Where training runs: auto (the GPU when torch sees one), cpu, cuda, cuda:N, mps.",
+                         check=DEVICE)
 
     def check(self) -> None:
         from serac.train.config import EVALUATION_FILES
@@ -127,7 +130,7 @@ def train_fc(
 
     # 1. base: claims alone
     claims, labels = base_training_pairs(train)
-    base = new_classifier(config.encoder, DECIDED)
+    base = new_classifier(config.encoder, DECIDED, device=config.device)
     summary["base_losses"] = train_classifier(
         base,
         claims,
@@ -147,7 +150,7 @@ def train_fc(
         swapped, swapped_labels = number_swaps(pairs, pair_labels, config.seed)
         pairs, pair_labels = pairs + swapped, pair_labels + swapped_labels
         summary["n_number_swaps"] = len(swapped)
-    counterfactual = new_classifier(config.encoder, DECIDED)
+    counterfactual = new_classifier(config.encoder, DECIDED, device=config.device)
     if config.counterfact_train:
         from serac.data.counterfact import load_counterfact
 
@@ -183,9 +186,11 @@ def train_fc(
             batch_size=config.batch_size,
             lr=config.scope_lr,
             seed=config.seed,
+            device=config.device,
         )
         scope_encoder = "scope"
-    encoder = SentenceEncoder(str(out / scope_encoder) if scope_encoder == "scope" else scope_encoder)
+    encoder = SentenceEncoder(str(out / scope_encoder) if scope_encoder == "scope" else scope_encoder,
+                              device=config.device)
     positives, negatives, top1 = scope_scores(encoder, val)
     threshold, youden = calibrate_threshold(positives, negatives)
     summary.update(

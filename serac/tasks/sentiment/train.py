@@ -24,6 +24,7 @@ from serac.base import HFTextModel, load_text_model
 from serac.config import (
     DEFAULT_ENCODER,
     DEFAULT_LM,
+    DEVICE,
     FRACTION,
     INTEGER,
     MODEL_NAME,
@@ -74,6 +75,8 @@ class SentimentTrainConfig(Config):
     max_new_tokens: int = option(32, "Reply length cap.", check=POSITIVE_INT)
     generation_batch_size: int = option(8, "Rows per generate call.", check=POSITIVE_INT)
     seed: int = option(0, "Random seed.", check=INTEGER)
+    device: str = option("auto", "Where training runs: auto (the GPU when torch sees one), cpu, cuda, cuda:N, mps.",
+                         check=DEVICE)
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainCo
 
     # 1. counterfactual: LoRA, likelihood + unlikelihood
     examples = training_examples(train, config.seed)
-    lm = load_text_model(config.model, max_new_tokens=config.max_new_tokens)
+    lm = load_text_model(config.model, max_new_tokens=config.max_new_tokens, device=config.device)
     summary["examples"] = len(examples)
     summary["counterfactual_history"] = train_counterfactual(lm, examples, config)
     lm.model.save_pretrained(out / "adapter")
@@ -213,9 +216,11 @@ def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainCo
             epochs=config.scope_epochs,
             lr=config.scope_lr,
             seed=config.seed,
+            device=config.device,
         )
         scope_encoder = "scope"
-    encoder = SentenceEncoder(str(out / "scope") if scope_encoder == "scope" else scope_encoder)
+    encoder = SentenceEncoder(str(out / "scope") if scope_encoder == "scope" else scope_encoder,
+                              device=config.device)
     positives, negatives = scope_scores(
         encoder, [r.topic for r in val], config.scope_prompts_per_topic, config.seed
     )
