@@ -41,14 +41,15 @@ class Encoder(Protocol):
 class SentenceEncoder:
     """A sentence-transformers model (the default is all-MiniLM-L6-v2)."""
 
-    def __init__(self, spec: str, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, spec: str, batch_size: int = 64, device: str = "cpu", trust_remote_code: bool = False) -> None:
         from sentence_transformers import SentenceTransformer
 
         from serac.base import resolve_device
 
         path = loadable_model(spec)
         with weight_errors(spec, path):
-            self.model = SentenceTransformer(path, device=str(resolve_device(device)))
+            self.model = SentenceTransformer(path, device=str(resolve_device(device)),
+                                             trust_remote_code=trust_remote_code)
         self.batch_size = batch_size
         # sentence-transformers renamed the method (the old name warns, and will go)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -150,7 +151,7 @@ class ScopeClassifier:
             if config.cross_encoder
             else None
         )
-        encoder = SentenceEncoder(config.encoder, device=config.device)
+        encoder = SentenceEncoder(config.encoder, device=config.device, trust_remote_code=config.trust_remote_code)
         return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts)
 
     # -- keeping in step with the store -----------------------------------------------------------

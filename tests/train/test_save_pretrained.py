@@ -104,3 +104,21 @@ def test_save_needs_a_config(tiny_editor, tmp_path):
 
     with pytest.raises(ConfigError, match="save_pretrained needs an EditedModel built by from_config"):
         tiny_editor.save_pretrained(tmp_path / "x")
+
+
+def test_scope_trust_remote_code_reaches_sentence_transformers(tiny_encoder_dir, monkeypatch):
+    import sentence_transformers
+
+    from serac.config import ScopeConfig
+    from serac.scope import ScopeClassifier
+
+    seen = []
+    real = sentence_transformers.SentenceTransformer.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sentence_transformers.SentenceTransformer, "__init__", spy)
+    ScopeClassifier.from_config(ScopeConfig(encoder=str(tiny_encoder_dir), device="cpu", trust_remote_code=True))
+    assert seen == [True]
