@@ -262,6 +262,13 @@ class ScopeConfig(Config):
         "'best' keeps the highest-scoring one. Measured on zsRE's 1,037 eval edits (743 facts, trained "
         "encoder, top_k 10): 'newest' routes 99.6% of in-scope inputs to their fact's newest edit, 'best' 79%.",
         check=one_of(("newest", "best")))
+    same_fact_threshold: float = option(
+        0.60, "'newest' also needs the two edits to ask the same relation: the cosine of their inputs with the "
+        "shared subject masked out (serac.facts) must reach this. Stricter than the scope test, because two "
+        "facts about one subject share most of their key. `serac train` calibrates it on rephrasing pairs "
+        "(same fact) against same-subject, other-relation pairs; 0.60 is that calibration for the pretrained "
+        "MiniLM (about 1% of other-relation pairs pass).",
+        check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
     cross_encoder: str | None = option(None, "Optional re-ranker of the top-k (a `serac train --cross-encoder` "
                                        "output).", check=optional(MODEL_NAME))
     cross_encoder_threshold: float = option(0.5, "Re-ranker probability at or above which an edit is in scope.")
