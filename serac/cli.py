@@ -23,6 +23,7 @@ from serac.cli_support import (
     load_editor,
     quiet_model_loading,
     open_existing_store,
+    open_store,
     setup_logging,
     store_path,
 )
@@ -96,13 +97,12 @@ def edit_add(
     input: str = typer.Argument(..., help="The input to edit, e.g. a question."),
     target: str = typer.Argument(..., help="The answer it should get."),
     meta: list[str] = typer.Option([], "--meta", help="Metadata as KEY=VALUE (repeatable)."),
-    store: Optional[Path] = StoreOption,
+    store: Optional[str] = StoreOption,
     model: Optional[Path] = ModelOption,
 ) -> None:
     """Add one edit. Its key is embedded now, so queries never re-encode it."""
     from serac.edits import validate_edit
     from serac.scope import ScopeClassifier
-    from serac.store import EditStore
 
     with cli_errors():
         metadata = {}
@@ -115,14 +115,14 @@ def edit_add(
         with console.status("Embedding the edit key..."), quiet_model_loading():
             scope = ScopeClassifier.from_config(load_config(model).scope)
             vectors = scope.embed_keys([request.input])
-        with EditStore(store_path(store)) as edit_store:
+        with open_store(store) as edit_store:
             edit = edit_store.add_many([request], embeddings=(scope.encoder.id, vectors))[0]
             console.print(f"added edit [bold]{edit.id}[/bold] (store version {edit_store.version})")
 
 
 @edit_app.command("list")
 def edit_list(
-    store: Optional[Path] = StoreOption,
+    store: Optional[str] = StoreOption,
     offset: int = typer.Option(0, min=0, max=SQLITE_MAX_INT, help="Skip this many live edits."),
     limit: int = typer.Option(50, min=1, max=SQLITE_MAX_INT, help="Show at most this many."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
@@ -145,7 +145,7 @@ def edit_list(
 
 
 @edit_app.command("rm")
-def edit_rm(edit_id: int = EditId, store: Optional[Path] = StoreOption) -> None:
+def edit_rm(edit_id: int = EditId, store: Optional[str] = StoreOption) -> None:
     """Remove an edit (undo with `serac edit rollback`)."""
     with cli_errors(), open_existing_store(store) as edit_store:
         version = edit_store.remove(edit_id)
@@ -155,7 +155,7 @@ def edit_rm(edit_id: int = EditId, store: Optional[Path] = StoreOption) -> None:
 @edit_app.command("rollback")
 def edit_rollback(version: int = typer.Argument(..., min=0, max=SQLITE_MAX_INT, metavar="VERSION",
                                                 help="Version to restore (see `serac edit log`)."),
-                  store: Optional[Path] = StoreOption) -> None:
+                  store: Optional[str] = StoreOption) -> None:
     """Restore the set of edits live at VERSION (recorded as a new version)."""
     with cli_errors(), open_existing_store(store) as edit_store:
         new_version = edit_store.rollback(version)
@@ -163,7 +163,7 @@ def edit_rollback(version: int = typer.Argument(..., min=0, max=SQLITE_MAX_INT, 
 
 
 @edit_app.command("log")
-def edit_log(store: Optional[Path] = StoreOption) -> None:
+def edit_log(store: Optional[str] = StoreOption) -> None:
     """Show the store's version history."""
     from datetime import datetime, timezone
 
@@ -181,7 +181,7 @@ def edit_log(store: Optional[Path] = StoreOption) -> None:
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The input to answer."),
-    store: Optional[Path] = StoreOption,
+    store: Optional[str] = StoreOption,
     model: Optional[Path] = ModelOption,
     max_new_tokens: int = typer.Option(32, min=1, max=4096),
 ) -> None:

@@ -22,7 +22,7 @@ from serac.errors import SeracError, StoreError
 
 if TYPE_CHECKING:
     from serac.editor import EditedModel
-    from serac.store import EditStore
+    from serac.store import EditStoreProtocol
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,28 +32,39 @@ err_console = Console(stderr=True)
 SQLITE_MAX_INT = 2**63 - 1
 
 StoreOption = typer.Option(None, "--store", envvar="SERAC_STORE",
-                           help="Edit store (SQLite file). Default: $SERAC_HOME/edits.db")
+                           help="Edit store: a SQLite file, or postgresql://USER@HOST/DB to share one store "
+                                "between servers. Default: $SERAC_HOME/edits.db")
 ModelOption = typer.Option(None, "--model", envvar="SERAC_MODEL",
                            help="Artifact directory from `serac train`. Default: trained artifacts in "
                                 "$SERAC_HOME/trained when present, else the embedded models.")
 
 
-def store_path(store: Optional[Path]) -> Path:
+def store_path(store: Optional[str]) -> str | Path:
+    """The --store value (a path or a postgresql:// URL, kept as text: a Path would merge the URL's
+    "//"), or the default SQLite file."""
     from serac.models import serac_home
 
     return store or serac_home() / "edits.db"
 
 
-def open_existing_store(store: Optional[Path]) -> "EditStore":
-    """The store at ``store`` for commands that read or change existing edits: a missing file is an
-    error (a typo'd ``--store`` must not create directories and an empty store)."""
-    from serac.store import EditStore
+def open_store(store: Optional[str]) -> "EditStoreProtocol":
+    """The store ``--store`` names (serac.store_url.open_store), created if it is a new SQLite file."""
+    from serac.store_url import open_store as open_any
 
-    path = store_path(store)
-    if not path.is_file():
-        raise StoreError(f"no edit store at {path}: check --store / $SERAC_STORE, or add a first edit with "
+    return open_any(store_path(store))
+
+
+def open_existing_store(store: Optional[str]) -> "EditStoreProtocol":
+    """The store for commands that read or change existing edits: a SQLite file that does not exist
+    is an error (a typo'd ``--store`` must not create directories and an empty store). URLs
+    (postgresql://) go to their server, which creates nothing on a read."""
+    target = store_path(store)
+    text = str(target)
+    local = text[len("sqlite://"):] if text.startswith("sqlite:///") else (None if "://" in text else text)
+    if local is not None and local != ":memory:" and not Path(local).is_file():
+        raise StoreError(f"no edit store at {local}: check --store / $SERAC_STORE, or add a first edit with "
                          "`serac edit add` (which creates the store)")
-    return EditStore(path)
+    return open_store(store)
 
 
 def model_dir(model: Optional[Path]) -> Optional[Path]:

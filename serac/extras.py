@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "eval": ("matplotlib",),
     "train": ("matplotlib",),
     "tasks": ("matplotlib", "vaderSentiment"),
+    "postgres": ("psycopg",),
 }
 
 

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 OPTIONAL = ("fastapi", "uvicorn", "matplotlib", "vadersentiment")
 # importable module -> distribution name on PyPI
-DISTRIBUTIONS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "matplotlib": "matplotlib", "vaderSentiment": "vadersentiment"}
+DISTRIBUTIONS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "matplotlib": "matplotlib", "vaderSentiment": "vadersentiment",
+                 "psycopg": "psycopg"}
 
 
 def names(requirements):

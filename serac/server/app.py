@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from serac.editor import EditedModel
+from serac.follower import StoreFollower
 from serac.server.batching import MicroBatcher
 from serac.server.errors import install_error_handlers
 from serac.server.metrics import Metrics
@@ -25,9 +27,14 @@ from serac.server.settings import ServerSettings
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.batcher.start()
+    # A shared store (PostgreSQL) announces other replicas' writes: index them between requests.
+    store = app.state.editor.store
+    follower = StoreFollower(app.state.editor).start() if StoreFollower.supported(store) else None
     try:
         yield
     finally:
+        if follower is not None:
+            await run_in_threadpool(follower.stop)
         await app.state.batcher.close()
 
 

@@ -46,8 +46,12 @@ def serve(
         help="Artifact directory from `serac train`. Default: trained artifacts in $SERAC_HOME/trained "
         "when present, else the embedded models.",
     ),
-    store: Optional[Path] = typer.Option(
-        None, "--store", envvar="SERAC_STORE", help="Edit store (SQLite file). Default: $SERAC_HOME/edits.db"
+    store: Optional[str] = typer.Option(
+        None,
+        "--store",
+        envvar="SERAC_STORE",
+        help="Edit store: a SQLite file, or postgresql://USER@HOST/DB shared by several replicas. "
+        "Default: $SERAC_HOME/edits.db",
     ),
     api_keys_file: Optional[Path] = typer.Option(
         None,
