@@ -9,6 +9,7 @@ makes rollback exact and lets other processes catch up incrementally (``changes_
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -64,6 +65,24 @@ CREATE TABLE embeddings (
 """
 
 
+# Full-text index over the edits (word and word-prefix search for people looking for an edit).
+# External content: the text lives once, in `edits`; edit text never changes after insert, so one
+# insert trigger keeps the index whole. Added to stores made before it by `_ensure_search_index`.
+_SEARCH_SCHEMA = (
+    (
+        "CREATE VIRTUAL TABLE edits_fts USING fts5(input, target, metadata, content='edits', "
+        "content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+    ),
+    (
+        "CREATE TRIGGER edits_fts_insert AFTER INSERT ON edits BEGIN INSERT INTO edits_fts "
+        "(rowid, input, target, metadata) VALUES (new.id, new.input, new.target, new.metadata); END"
+    ),
+    "INSERT INTO edits_fts (edits_fts) VALUES ('rebuild')",
+)
+_WORD = re.compile(r"\w+")
+_MAX_SQL_INT = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Changes:
     """What changed after a version: edits now live (to index) and ids no longer live (to drop)."""
@@ -71,6 +90,22 @@ class Changes:
     version: int
     live: list[Edit]
     removed: list[int]
+
+
+def search_words(text: str) -> list[str]:
+    """The words a search looks for: runs of letters and digits; everything else (quotes,
+    operators, punctuation) separates them, so no query syntax reaches the database."""
+    return _WORD.findall(text)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of search results, newest first, and how many edits match: exactly when
+    ``exact``, else at least ``total`` (counting stops there, so a word in every edit stays cheap)."""
+
+    edits: list[Edit]
+    total: int
+    exact: bool
 
 
 class EditStoreProtocol(Protocol):
@@ -82,8 +117,10 @@ class EditStoreProtocol(Protocol):
         self, requests: Sequence[EditRequest], embeddings: tuple[str, np.ndarray] | None = None
     ) -> list[Edit]: ...
     def get(self, edit_id: int) -> Edit: ...
-    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]: ...
+    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]: ...
     def count(self) -> int: ...
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult: ...
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]: ...
     def remove(self, edit_id: int) -> int: ...
     def rollback(self, version: int) -> int: ...
     def changes_since(self, version: int) -> Changes: ...
@@ -184,6 +221,21 @@ class EditStore:
                 f"{self.path} failed SQLite's integrity check ({problems[0]}); restore it from a "
                 "backup, or move it aside and start a new store"
             )
+        self._ensure_search_index()
+
+    def _ensure_search_index(self) -> None:
+        """Create the full-text index (and fill it from the stored edits) if this store lacks it:
+        new stores, and stores written before search existed. Same schema version: older serac
+        versions read such a store unchanged, and their inserts still feed the index (trigger)."""
+
+        def missing() -> bool:
+            return not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'edits_fts'").fetchone()
+
+        if missing():
+            with self._write() as conn:
+                if missing():  # another process may have added it since
+                    for statement in _SEARCH_SCHEMA:
+                        conn.execute(statement)
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
         message = str(exc)
@@ -263,11 +315,22 @@ class EditStore:
             )
         return row_to_edit(rows[0][:5])
 
-    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]:
-        """Live edits in id order (oldest first)."""
+    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
+        """Live edits in id order (oldest first, or newest first)."""
+        offset, size = int(offset), -1 if limit is None else int(limit)
+        with self._lock:
+            if newest_first and size >= 0 and offset > 0:
+                total = self.count()
+                if offset > total // 2:
+                    # OFFSET costs the rows it skips: a page nearer the oldest end is read from there
+                    start = max(0, total - offset - size)
+                    return self._page(start, max(0, total - offset - start), "ASC")[::-1]
+            return self._page(offset, size, "DESC" if newest_first else "ASC")
+
+    def _page(self, offset: int, limit: int, order: str) -> list[Edit]:
         rows = self._read(
-            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id LIMIT ? OFFSET ?",
-            (-1 if limit is None else int(limit), int(offset)),
+            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id {order} LIMIT ? OFFSET ?",
+            (limit, offset),
         )
         return [row_to_edit(r) for r in rows]
 
@@ -276,6 +339,60 @@ class EditStore:
 
     def __len__(self) -> int:
         return self.count()
+
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult:
+        """Live edits whose input, target or metadata contain every word of ``text`` (the last
+        word also as a prefix, so results follow typing), newest first, and how many match.
+
+        Served by the full-text index: the page costs about the same however many edits are
+        stored, and counting stops after ``count_up_to`` matches (or the end of this page, if
+        further), so the worst case does not grow with the store either. Words are quoted, so
+        FTS5 syntax (``AND``, ``*``, quotes) in ``text`` is plain text."""
+        words = search_words(text)
+        if not words:
+            return SearchResult([], 0, True)
+        query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
+        cap = min(max(int(count_up_to), int(offset) + int(limit)), _MAX_SQL_INT - 1)
+        with self._lock:
+            counted = self._read(f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT ?)", (query, cap + 1))[0][0]
+            rows = self._read(
+                f"SELECT edits.id, edits.input, edits.target, edits.created_at, edits.metadata {match} "
+                "ORDER BY edits_fts.rowid DESC LIMIT ? OFFSET ?",
+                (query, int(limit), int(offset)),
+            )
+        return SearchResult([row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
+        """Versions newest first, each with what it did from the event log: how many edits it
+        added and removed, and up to ``sample`` of them (id, op, input, target)."""
+        with self._lock:
+            versions = self._read(
+                "SELECT version, created_at, op, note FROM versions ORDER BY version DESC LIMIT ? OFFSET ?",
+                (int(limit), int(offset)),
+            )
+            records = []
+            for version, created_at, op, note in versions:
+                counts = dict(
+                    self._read("SELECT op, COUNT(*) FROM events WHERE version = ? GROUP BY op", (version,))
+                )
+                edits = self._read(
+                    "SELECT events.edit_id, events.op, edits.input, edits.target FROM events "
+                    "JOIN edits ON edits.id = events.edit_id WHERE version = ? ORDER BY events.edit_id LIMIT ?",
+                    (version, int(sample)),
+                )
+                records.append(
+                    {
+                        "version": version,
+                        "created_at": created_at,
+                        "op": op,
+                        "note": note,
+                        "added": counts.get("add", 0),
+                        "removed": counts.get("remove", 0),
+                        "edits": [dict(zip(("id", "op", "input", "target"), e)) for e in edits],
+                    }
+                )
+        return records
 
     def changes_since(self, version: int) -> Changes:
         """Edits touched after ``version``: those now live, and the ids that are not."""

@@ -2,7 +2,7 @@
 
 ``create_app(editor, settings)`` only assembles: it puts the editor, settings, metrics and the
 micro-batcher on ``app.state``, installs the error handlers and middleware, and mounts one router
-per concern (``serac.server.routers``: inference, edits, operations). Routes reach the shared
+per concern (``serac.server.routers``: inference, edits, operations, console). Routes reach the shared
 objects and the API-key check through ``serac.server.dependencies``.
 """
 
@@ -20,7 +20,7 @@ from serac.server.batching import MicroBatcher
 from serac.server.errors import install_error_handlers
 from serac.server.metrics import Metrics
 from serac.server.middleware import RequestGuard
-from serac.server.routers import edits, inference, operations
+from serac.server.routers import console, edits, inference, operations
 from serac.server.settings import ServerSettings
 
 
@@ -58,6 +58,6 @@ def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> F
     )
     install_error_handlers(app)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    for router in (inference.router, edits.router, operations.router):
+    for router in (inference.router, edits.router, operations.router, console.router):
         app.include_router(router)
     return app

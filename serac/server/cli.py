@@ -91,7 +91,7 @@ def serve(
             torch.set_num_threads(torch_threads)
         editor = load_editor(model, store_path(store))
     err_console.print(f"serac serve: {auth_line}")
-    err_console.print(f"serac serve: http://{host}:{port}/v1 (docs at /docs, metrics at /metrics)")
+    err_console.print(f"serac serve: http://{host}:{port}/v1 (console at /ui, docs at /docs, metrics at /metrics)")
     uvicorn.run(
         create_app(editor, settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
     )
