@@ -2,12 +2,14 @@
 
 Each test drives the page as a person would (typing, clicking, the confirmation dialog, a file
 picker) and checks the result both on the page and in the edit store behind it. The screenshots in
-docs/console/ (used by the README) are taken here. Skipped, with the reason, only when no Chromium
-is installed; .ci/run installs it.
+docs/console/ (used by the README) are taken here, with SERAC_UPDATE_SCREENSHOTS=1. Skipped, with the
+reason, only when no Chromium is installed; .ci/run installs it.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,13 @@ from serac.base import GREEDY
 from .browser import missing, start_chromium, stop_chromium
 from .conftest import READ_KEY, WRITE_KEY
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# Screenshots go to a temp folder, or to docs/console/ (the README's) with SERAC_UPDATE_SCREENSHOTS=1,
+# so an ordinary test run leaves the committed PNGs alone.
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "console"
+    if os.environ.get("SERAC_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "serac-console-screenshots"
+)
 PM = "Who is the prime minister of Freedonia?"
 UNRELATED = "How many legs does a spider have?"
 WAIT_S = 30
@@ -91,7 +99,7 @@ def confirm_dialog(driver, accept):
 
 
 def screenshot(driver, name):
-    """A full-page PNG in docs/console/ (the window grows to the page's height for the shot)."""
+    """A full-page PNG in SHOTS (the window grows to the page's height for the shot)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
     full = driver.execute_script("return document.documentElement.scrollHeight")
