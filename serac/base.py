@@ -16,9 +16,9 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union, 
 
 import torch
 
-from serac.config import MODEL_KINDS, BaseModelConfig
+from serac.config import DTYPES, GPU_BATCH_SIZE, MODEL_KINDS, BaseModelConfig, LoadOptions
 from serac.errors import ConfigError, ModelNotAvailableError, PromptTooLongError
-from serac.models import loadable_model
+from serac.models import loadable_model, weight_errors
 
 logger = logging.getLogger(__name__)
 
@@ -412,20 +412,46 @@ def _model_kind(config: Any) -> str:
     )
 
 
-def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", **kwargs: Any) -> HFTextModel:
+def torch_dtype(dtype: str, device: torch.device) -> torch.dtype | str:
+    """``auto``: float32 on a CPU (exact, and half precision is slow there), the checkpoint's own
+    dtype elsewhere; otherwise the named dtype."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype is {dtype!r}; valid values: {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.float32 if device.type == "cpu" else "auto"
+    return getattr(torch, dtype)
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Rows per generate call when the config leaves it unset: 1 on a CPU (exact parity: no padding
+    between batch-mates), GPU_BATCH_SIZE on an accelerator, where batching is what makes it fast."""
+    return 1 if device.type == "cpu" else GPU_BATCH_SIZE
+
+
+def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", dtype: str = "auto",
+                    device_map: str | dict[str, Any] | None = None, trust_remote_code: bool = False,
+                    **kwargs: Any) -> HFTextModel:
     """Load a model id/path/``embedded:`` preset as the right adapter for its config, on ``device``
-    (the CPU unless asked: training and evaluation code keep their tensors there)."""
+    (the CPU unless asked), in ``dtype``; ``device_map`` (e.g. "auto") and ``trust_remote_code``
+    go to ``from_pretrained`` as given. ``batch_size=None`` picks :func:`default_batch_size`."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     if kind not in MODEL_KINDS:
         raise ConfigError(f"model kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
+    target = resolve_device(device)
+    load = {"dtype": torch_dtype(dtype, target), "trust_remote_code": trust_remote_code}
+    if device_map is not None:
+        load["device_map"] = device_map
+    if kwargs.get("batch_size") is None:
+        kwargs["batch_size"] = default_batch_size(target)
     path = loadable_model(spec)
     try:
-        config = AutoConfig.from_pretrained(path)
-        kind = _model_kind(config) if kind == "auto" else kind
-        auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
-        model = auto.from_pretrained(path, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        with weight_errors(spec, path):
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+            kind = _model_kind(config) if kind == "auto" else kind
+            auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+            model = auto.from_pretrained(path, **load)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         if isinstance(exc, ModelNotAvailableError):
             raise
@@ -434,7 +460,8 @@ def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", **kwa
             "a Hugging Face model id available offline"
         ) from None
     adapter = HFSeq2SeqLM if kind == "seq2seq" else HFCausalLM
-    return adapter(model.to(resolve_device(device)), tokenizer, **kwargs)
+    # with a device_map, accelerate has placed the weights already
+    return adapter(model if device_map is not None else model.to(target), tokenizer, **kwargs)
 
 
 def load_base_model(config: BaseModelConfig) -> HFTextModel:
@@ -445,5 +472,11 @@ def load_base_model(config: BaseModelConfig) -> HFTextModel:
         system_prompt=config.system_prompt,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
-        device=config.device,
+        **load_options(config),
     )
+
+
+def load_options(config: LoadOptions) -> dict[str, Any]:
+    """The ``from_pretrained`` options of a model config, as load_text_model takes them."""
+    return {"device": config.device, "dtype": config.dtype, "device_map": config.device_map,
+            "trust_remote_code": config.trust_remote_code}

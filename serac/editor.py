@@ -33,7 +33,12 @@ from serac.store_url import open_store
 
 logger = logging.getLogger(__name__)
 
+# The artifact directory (written by `serac train` and EditedModel.save_pretrained)
 CONFIG_FILE = "serac_config.json"
+SCOPE_DIR = "scope_encoder"
+CROSS_ENCODER_DIR = "cross_encoder"
+ADAPTER_DIR = "counterfactual_adapter"
+STORE_FILE = "edits.db"
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,46 @@ class EditedModel:
     def from_pretrained(
         cls, directory: str | Path | None = None, store: str | Path | EditStoreProtocol | None = None
     ) -> "EditedModel":
-        """Load an artifact directory written by ``serac train`` (it holds ``serac_config.json``
-        whose relative paths are resolved against the directory), or the defaults when None."""
+        """Load an artifact written by ``serac train`` or :meth:`save_pretrained`: a local directory
+        holding ``serac_config.json`` (relative paths resolved against it), or a Hugging Face Hub
+        repo id holding one (fetched by huggingface_hub, which honours ``HF_HUB_OFFLINE`` and its
+        cache); the embedded defaults when None. With ``store`` None, an artifact's edit snapshot
+        (``edits.db``) is opened when it has one, else an in-memory store."""
         if directory is None:
             return cls.from_config(SeracConfig(), store)
+        directory = resolve_artifact(directory)
+        if store is None and (directory / STORE_FILE).is_file():
+            store = directory / STORE_FILE
         return cls.from_config(load_artifact_config(directory), store)
+
+    def save_pretrained(self, directory: str | Path, include_store: bool = False) -> Path:
+        """Write an artifact that :meth:`from_pretrained` loads back to the same answers and routing:
+        ``serac_config.json``, the scope encoder (``scope_encoder/``), the cross-encoder and the
+        counterfactual's trained adapter when there are any, and with ``include_store`` a snapshot of
+        the edit store (``edits.db``: edits, versions and key vectors). The base and counterfactual
+        models are referenced by their config (model id, ``embedded:`` preset, or local path made
+        absolute), not copied. Returns the directory."""
+        if self.config is None:
+            raise ConfigError("save_pretrained needs an EditedModel built by from_config or from_pretrained (its "
+                              "config names the models); build it that way, or save the parts yourself")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = SeracConfig.from_dict(self.config.to_dict())  # a copy, paths rewritten below
+        config.scope.encoder = _save_sentence_model(self.scope.encoder, directory / SCOPE_DIR, "scope encoder")
+        if self.scope.reranker is not None:
+            config.scope.cross_encoder = _save_sentence_model(self.scope.reranker, directory / CROSS_ENCODER_DIR,
+                                                              "cross-encoder")
+        model = getattr(getattr(self.counterfactual, "lm", None), "model", None)
+        if config.counterfactual.adapter and hasattr(model, "peft_config"):
+            model.save_pretrained(directory / ADAPTER_DIR)
+            config.counterfactual.adapter = ADAPTER_DIR
+        for part in (config.base, config.counterfactual):
+            if Path(part.model).exists():
+                part.model = str(Path(part.model).resolve())
+        if include_store:
+            _snapshot_store(self.store, directory / STORE_FILE, getattr(self.scope.encoder, "id", None))
+        config.save(directory / CONFIG_FILE)  # last: a directory holding it is complete
+        return directory
 
     # -- edits ------------------------------------------------------------------------------------
     def add(self, input: str, target: str, metadata: Mapping[str, Any] | None = None) -> Edit:
@@ -280,6 +320,45 @@ def _check_count(model: str, outputs: Sequence[Any], rows: Sequence[int]) -> Non
     # zip would silently drop rows and leave them answered with ""
     if len(outputs) != len(rows):
         raise ValueError(f"the {model} model returned {len(outputs)} answers for {len(rows)} prompts")
+
+
+def resolve_artifact(name: str | Path) -> Path:
+    """A local artifact directory as given; a Hub repo id (``org/name``) through huggingface_hub."""
+    from serac.models import hub_snapshot, is_repo_id
+
+    path = Path(name)
+    if path.exists() or not is_repo_id(str(name)):
+        return path
+    return hub_snapshot(str(name))
+
+
+def _save_sentence_model(part: Any, target: Path, what: str) -> str:
+    """Save a sentence-transformers model (an encoder's or a re-ranker's ``.model``) into ``target``."""
+    model = getattr(part, "model", None)
+    if not hasattr(model, "save"):
+        raise ConfigError(f"the {what} ({type(part).__name__}) is not a sentence-transformers model and cannot be "
+                          "saved; save_pretrained supports serac's SentenceEncoder and CrossEncoderReranker")
+    model.save(str(target))
+    return target.name
+
+
+def _snapshot_store(store: EditStoreProtocol, path: Path, encoder_id: str | None) -> None:
+    """Copy ``store`` to a SQLite file: the whole database for an EditStore; for another store, its
+    live edits and their cached key vectors."""
+    if path.exists():
+        path.unlink()
+    if isinstance(store, EditStore):
+        store.backup(path)
+        return
+    edits = store.list()
+    with EditStore(path) as copy:
+        vectors = store.get_embeddings([e.id for e in edits], encoder_id) if encoder_id else {}
+        embeddings = None
+        if encoder_id and edits and len(vectors) == len(edits):
+            import numpy as np
+
+            embeddings = (encoder_id, np.stack([vectors[e.id] for e in edits]))
+        copy.add_many([EditRequest(e.input, e.target, e.metadata) for e in edits], embeddings=embeddings)
 
 
 def default_store_path() -> Path:

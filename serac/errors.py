@@ -49,6 +49,10 @@ class ModelNotAvailableError(SeracError, RuntimeError):
     """A model could not be located or loaded (missing package, bad path, unsupported type)."""
 
 
+class MissingExtraError(SeracError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
 class ConfigError(SeracError, ValueError):
     """A configuration value or file is invalid."""
 

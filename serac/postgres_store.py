@@ -42,7 +42,7 @@ from serac.errors import (
     StoreUnavailableError,
     VersionNotFoundError,
 )
-from serac.store import Changes, SearchResult, _row_to_edit, _to_blob, search_words
+from serac.store import Changes, SearchResult, row_to_edit, search_words, vector_to_blob
 
 logger = logging.getLogger(__name__)
 
@@ -406,7 +406,7 @@ class PostgresEditStore:
                 f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
                 "version where it was live restores it"
             )
-        return _row_to_edit(rows[0][:5])
+        return row_to_edit(rows[0][:5])
 
     def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
         """Live edits in id order (oldest first, or newest first)."""
@@ -415,7 +415,7 @@ class PostgresEditStore:
             f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE live ORDER BY id {order} LIMIT %s OFFSET %s",
             (None if limit is None else int(limit), int(offset)),
         )
-        return [_row_to_edit(r) for r in rows]
+        return [row_to_edit(r) for r in rows]
 
     def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult:
         """As ``EditStore.search``: every word of ``text`` (the last also as a prefix) in input,
@@ -439,7 +439,7 @@ class PostgresEditStore:
                 return counted, rows
 
         counted, rows = self._run(read, "searching", retry=True)
-        return SearchResult([_row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+        return SearchResult([row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
 
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
         """As ``EditStore.history``: versions newest first with their event counts and a sample."""
@@ -483,7 +483,7 @@ class PostgresEditStore:
             return current, rows
 
         current, rows = self._run(read, "reading", retry=True)
-        live = [_row_to_edit(r[:5]) for r in rows if r[5]]
+        live = [row_to_edit(r[:5]) for r in rows if r[5]]
         removed = [r[0] for r in rows if not r[5]]
         return Changes(version=current, live=live, removed=removed)
 
@@ -539,7 +539,7 @@ class PostgresEditStore:
                 if embeddings is not None:  # a bad vector fails here, inside the transaction
                     cursor.executemany(
                         "INSERT INTO serac_embeddings (edit_id, encoder, vector) VALUES (%s, %s, %s)",
-                        [(edit_id, embeddings[0], _to_blob(v)) for edit_id, v in zip(ids, embeddings[1])],
+                        [(edit_id, embeddings[0], vector_to_blob(v)) for edit_id, v in zip(ids, embeddings[1])],
                     )
             conn.execute(
                 "UPDATE serac_head SET live_count = live_count + %s WHERE id = 1",
@@ -615,7 +615,7 @@ class PostgresEditStore:
         return {edit_id: np.frombuffer(blob, dtype=np.float32) for edit_id, blob in rows}
 
     def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None:
-        rows = [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)]
+        rows = [(int(i), encoder, vector_to_blob(v)) for i, v in zip(ids, vectors)]
         if not rows:
             return
 

@@ -128,7 +128,8 @@ class EditStoreProtocol(Protocol):
     def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None: ...
 
 
-def _row_to_edit(row: sqlite3.Row | tuple) -> Edit:
+def row_to_edit(row: sqlite3.Row | tuple) -> Edit:
+    """An (id, input, target, created_at, metadata JSON) row as an Edit (shared with the PostgreSQL store)."""
     edit_id, text, target, created_at, metadata = row
     return Edit(id=edit_id, input=text, target=target, created_at=created_at, metadata=json.loads(metadata))
 
@@ -349,7 +350,7 @@ class EditStore:
                 f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
                 "version where it was live restores it"
             )
-        return _row_to_edit(rows[0][:5])
+        return row_to_edit(rows[0][:5])
 
     def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
         """Live edits in id order (oldest first, or newest first)."""
@@ -368,7 +369,7 @@ class EditStore:
             f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id {order} LIMIT ? OFFSET ?",
             (limit, offset),
         )
-        return [_row_to_edit(r) for r in rows]
+        return [row_to_edit(r) for r in rows]
 
     def count(self) -> int:
         return self._read("SELECT COUNT(*) FROM edits WHERE live = 1")[0][0]
@@ -397,7 +398,7 @@ class EditStore:
                 "ORDER BY edits_fts.rowid DESC LIMIT ? OFFSET ?",
                 (query, int(limit), int(offset)),
             )
-        return SearchResult([_row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+        return SearchResult([row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
 
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
         """Versions newest first, each with what it did from the event log: how many edits it
@@ -439,7 +440,7 @@ class EditStore:
                 "(SELECT DISTINCT edit_id FROM events WHERE version > ?) ORDER BY id",
                 (int(version),),
             )
-        live = [_row_to_edit(r[:5]) for r in rows if r[5]]
+        live = [row_to_edit(r[:5]) for r in rows if r[5]]
         removed = [r[0] for r in rows if not r[5]]
         return Changes(version=current, live=live, removed=removed)
 
@@ -488,7 +489,7 @@ class EditStore:
                 if embeddings is not None:
                     conn.execute(
                         "INSERT INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
-                        (edit_id, embeddings[0], _to_blob(embeddings[1][i])),
+                        (edit_id, embeddings[0], vector_to_blob(embeddings[1][i])),
                     )
                 edits.append(Edit(edit_id, request.input, request.target, now, dict(request.metadata)))
         return edits
@@ -558,8 +559,18 @@ class EditStore:
         with self._write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
-                [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)],
+                [(int(i), encoder, vector_to_blob(v)) for i, v in zip(ids, vectors)],
             )
+
+    def backup(self, path: str | Path) -> None:
+        """A consistent copy of the whole store (edits, versions, vectors) at ``path``, taken with
+        SQLite's online backup while other connections may keep writing."""
+        with self._lock:
+            target = sqlite3.connect(Path(path))
+            try:
+                self._conn.backup(target)
+            finally:
+                target.close()
 
     def close(self) -> None:
         with self._lock, self._read_lock:
@@ -573,5 +584,6 @@ class EditStore:
         self.close()
 
 
-def _to_blob(vector: np.ndarray) -> bytes:
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    """A key vector as stored: float32 bytes (shared with the PostgreSQL store)."""
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()

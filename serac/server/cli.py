@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -11,6 +11,8 @@ from serac.errors import ConfigError
 from serac.server.auth import is_loopback
 
 __all__ = ["check_exposure", "is_loopback", "register", "serve"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 
 
 def check_exposure(host: str, keys_configured: bool) -> str:
@@ -71,17 +73,17 @@ def serve(
         help="CPU threads for model compute (torch.set_num_threads). Default: torch's choice; on a "
         "machine shared with other jobs, fewer threads than cores is often faster.",
     ),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    log_level: Literal[LOG_LEVELS] = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve OpenAI-compatible inference and edit management over HTTP."""
     import uvicorn
 
-    from serac.cli import _errors, _load_editor, _store_path, err_console
+    from serac.cli_support import cli_errors, err_console, load_editor, store_path
     from serac.server.app import create_app
     from serac.server.auth import KeyRing
     from serac.server.settings import ServerSettings
 
-    with _errors():
+    with cli_errors():
         # Keys and exposure are checked before the (slow) model load, so a refused start is instant.
         keys = KeyRing.from_sources(file=api_keys_file)
         auth_line = check_exposure(host, bool(keys))
@@ -98,7 +100,7 @@ def serve(
             import torch
 
             torch.set_num_threads(torch_threads)
-        editor = _load_editor(model, _store_path(store))
+        editor = load_editor(model, store_path(store))
     err_console.print(f"serac serve: {auth_line}")
     err_console.print(f"serac serve: http://{host}:{port}/v1 (console at /ui, docs at /docs, metrics at /metrics)")
     uvicorn.run(
