@@ -51,8 +51,6 @@ def build_serac_config(
     serac.scope.threshold = float(threshold)
     if same_fact_threshold is not None:  # absent from runs calibrated before it existed
         serac.scope.same_fact_threshold = float(same_fact_threshold)
-    if same_fact_threshold is not None:  # absent from runs calibrated before it existed
-        serac.scope.same_fact_threshold = float(same_fact_threshold)
     serac.scope.top_k = max(config.scope.top_k, config.counterfactual.num_edits)
     if cross_encoder_threshold is not None:
         serac.scope.cross_encoder = CROSS_ENCODER_DIR
