@@ -77,11 +77,14 @@ class ScopeConfig:
     # newest edit, "best" 79%.
     conflicts: Literal["newest", "best"] = "newest"
     # "newest" also needs the two edits to ask the same relation: the cosine of their inputs with
-    # the shared subject masked out (serac.facts) must reach this. Stricter than the scope test,
-    # because two facts about one subject share most of their key. `serac train` calibrates it on
-    # rephrasing pairs (same fact) against same-subject, other-relation pairs; 0.60 is that
-    # calibration for the pretrained MiniLM (about 1% of other-relation pairs pass).
-    same_fact_threshold: float = 0.60
+    # the shared subject masked out (serac.facts) must reach same_fact_threshold. Stricter than the
+    # scope test, because two facts about one subject share most of their key. The judge is the
+    # pretrained MiniLM even beside a trained scope encoder (trained to pull a subject's queries
+    # together, it separates relations worse: 44% vs 69% of zsRE same-fact pairs kept at 1% false
+    # merges); None uses the scope encoder. `serac train` calibrates the threshold (at most 1% of
+    # same-subject, other-relation validation pairs merged); 0.55 is that value for this judge.
+    same_fact_encoder: str | None = DEFAULT_ENCODER
+    same_fact_threshold: float = 0.55
     cross_encoder: str | None = None  # optional re-ranker of the top-k
     cross_encoder_threshold: float = 0.5
     device: str = "auto"
