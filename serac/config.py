@@ -262,12 +262,17 @@ class ScopeConfig(Config):
         "'best' keeps the highest-scoring one. Measured on zsRE's 1,037 eval edits (743 facts, trained "
         "encoder, top_k 10): 'newest' routes 99.6% of in-scope inputs to their fact's newest edit, 'best' 79%.",
         check=one_of(("newest", "best")))
+    same_fact_encoder: str | None = option(
+        DEFAULT_ENCODER, "The encoder that judges whether two edits ask the same relation ('newest' policy): the "
+        "pretrained MiniLM even beside a trained scope encoder, which, trained to pull a subject's queries "
+        "together, separates relations worse (44% vs 69% of zsRE same-fact pairs kept at 1% false merges). "
+        "None: the scope encoder.", check=optional(MODEL_NAME))
     same_fact_threshold: float = option(
-        0.60, "'newest' also needs the two edits to ask the same relation: the cosine of their inputs with the "
-        "shared subject masked out (serac.facts) must reach this. Stricter than the scope test, because two "
-        "facts about one subject share most of their key. `serac train` calibrates it on rephrasing pairs "
-        "(same fact) against same-subject, other-relation pairs; 0.60 is that calibration for the pretrained "
-        "MiniLM (about 1% of other-relation pairs pass).",
+        0.55, "'newest' also needs the two edits to ask the same relation: the cosine of their inputs with the "
+        "shared subject masked out (serac.facts), by same_fact_encoder, must reach this. Stricter than the "
+        "scope test, because two facts about one subject share most of their key. `serac train` calibrates "
+        "it: at most 1% of same-subject, other-relation validation pairs merged; 0.55 is that value for the "
+        "pretrained MiniLM.",
         check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
     cross_encoder: str | None = option(None, "Optional re-ranker of the top-k (a `serac train --cross-encoder` "
                                        "output).", check=optional(MODEL_NAME))

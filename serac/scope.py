@@ -136,12 +136,13 @@ class ScopeClassifier:
         reranker: "CrossEncoderReranker | None" = None,
         conflicts: str = ScopeConfig.conflicts,
         same_fact_threshold: float = ScopeConfig.same_fact_threshold,
+        same_fact_encoder: Encoder | None = None,
     ) -> None:
         self.encoder = encoder
         self.threshold = threshold
         self.top_k = top_k
         self.conflicts = conflicts
-        self.same_fact = SameFactJudge(encoder, same_fact_threshold)
+        self.same_fact = SameFactJudge(same_fact_encoder or encoder, same_fact_threshold)
         self.reranker = reranker
         self.index = ScopeIndex(encoder.dim)
         self.edits: dict[int, Edit] = {}
@@ -155,7 +156,10 @@ class ScopeClassifier:
             else None
         )
         encoder = SentenceEncoder(config.encoder, device=config.device, trust_remote_code=config.trust_remote_code)
-        return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts, config.same_fact_threshold)
+        judge = config.same_fact_encoder
+        judge_encoder = SentenceEncoder(judge, device=config.device) if judge and judge != config.encoder else None
+        return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts,
+                   config.same_fact_threshold, judge_encoder)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:

@@ -204,21 +204,23 @@ def run_training(
     phase("scope", scope)
 
     def calibrate() -> dict[str, Any]:
+        from serac.config import ScopeConfig
         from serac.train.scope import encode, load_sentence_encoder
 
         model = load_sentence_encoder(str(output / artifacts.SCOPE_DIR), config.device)
         scores = score_validation(lambda t: encode(model, t), data.val)
         if not scores:
             say("calibrate: no validation split; keeping the default threshold")
-            from serac.config import ScopeConfig
-
             return {"threshold": ScopeConfig.threshold}
         threshold, objective = choose_threshold(scores)
         result = {"threshold": threshold, "objective": round(objective, 4),
                   "validation": summarize(scores, threshold, len(data.val))}
+        # the same-fact judge: the default (pretrained) encoder, see ScopeConfig.same_fact_encoder
         pairs = same_fact_pairs(data.val, reference=data.train, seed=config.seed)
-        if pairs.other:
-            same, other = score_same_fact(lambda t: encode(model, t), pairs)
+        judge = ScopeConfig.same_fact_encoder
+        if pairs.other and judge:
+            judge_model = load_sentence_encoder(judge)
+            same, other = score_same_fact(lambda t: encode(judge_model, t), pairs)
             result["same_fact_threshold"], result["same_fact"] = choose_same_fact_threshold(same, other)
         return result
 
