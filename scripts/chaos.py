@@ -391,7 +391,7 @@ def render(rows: list[Row], command: str, took_s: float) -> str:
     machine = f"{os.cpu_count()}-core CPU ({platform.machine()}), shared with other jobs"
     return "\n".join(
         [
-            "# Chaos run: serac serve under faults (issue #11)",
+            "## Chaos run: serac serve under faults (issue #11)",
             "",
             f"Command: `{command}`  ",
             f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine}; "
