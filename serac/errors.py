@@ -30,6 +30,8 @@ class VersionNotFoundError(SeracError, ValueError):
 class StoreError(SeracError, RuntimeError):
     """The edit store's database cannot be opened, read or written."""
 
+    sqlite_error: str | None = None  # SQLite's error name (e.g. SQLITE_FULL) when SQLite raised it
+
 
 class StoreLockedError(StoreError):
     """Another process holds a write lock on the store for longer than the busy timeout."""
@@ -45,6 +47,10 @@ class StoreCorruptError(StoreError):
 
 class ModelNotAvailableError(SeracError, RuntimeError):
     """A model could not be located or loaded (missing package, bad path, unsupported type)."""
+
+
+class MissingExtraError(SeracError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
 
 
 class ConfigError(SeracError, ValueError):
@@ -97,3 +103,7 @@ class UpstreamStatusError(UpstreamError):
     """The upstream answered with an HTTP error status (4xx/5xx); ``status`` and ``body`` are its own."""
 
     code = "upstream_error"
+
+
+class UnsupportedOptionError(SeracError, ValueError):
+    """A request asks for something the model in use cannot do (e.g. log-probs from a callable)."""

@@ -42,7 +42,7 @@ from serac.errors import (
     StoreUnavailableError,
     VersionNotFoundError,
 )
-from serac.store import Changes, _row_to_edit, _to_blob
+from serac.store import Changes, SearchResult, row_to_edit, search_words, vector_to_blob
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,14 @@ _HAS_SCHEMA = (
     "AND tablename = 'serac_head')"
 )
 _EDIT_COLUMNS = "id, input, target, created_at, metadata"
+# Full-text search over the live edits (the console's search box): a GIN index on this expression;
+# queries must repeat it exactly for the planner to use the index.
+_TSV = "to_tsvector('simple', input || ' ' || target || ' ' || metadata)"
+_SEARCH_INDEX = f"CREATE INDEX IF NOT EXISTS serac_edits_search ON serac_edits USING GIN ({_TSV}) WHERE live"
+_HAS_SEARCH_INDEX = (
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_indexes WHERE schemaname = current_schema() "
+    "AND indexname = 'serac_edits_search')"
+)
 T = TypeVar("T")
 
 
@@ -230,6 +238,14 @@ class PostgresEditStore:
                 f"the PostgreSQL edit store has schema version {row[0]}, this serac reads version "
                 f"{SCHEMA_VERSION}; upgrade serac or use the version that wrote it"
             )
+        try:
+            if not conn.execute(_HAS_SEARCH_INDEX).fetchone()[0]:  # a store made before search existed
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    if not conn.execute(_HAS_SEARCH_INDEX).fetchone()[0]:
+                        conn.execute(_SEARCH_INDEX)
+        except psycopg.Error as exc:
+            raise self._translate(exc, "opening") from None
 
     def _translate(self, exc: Exception, action: str) -> StoreError:
         """A project error whose message names neither host nor password (it may reach a client)."""
@@ -390,15 +406,61 @@ class PostgresEditStore:
                 f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
                 "version where it was live restores it"
             )
-        return _row_to_edit(rows[0][:5])
+        return row_to_edit(rows[0][:5])
 
-    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]:
-        """Live edits in id order (oldest first)."""
+    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
+        """Live edits in id order (oldest first, or newest first)."""
+        order = "DESC" if newest_first else "ASC"
         rows = self._read(
-            f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE live ORDER BY id LIMIT %s OFFSET %s",
+            f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE live ORDER BY id {order} LIMIT %s OFFSET %s",
             (None if limit is None else int(limit), int(offset)),
         )
-        return [_row_to_edit(r) for r in rows]
+        return [row_to_edit(r) for r in rows]
+
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult:
+        """As ``EditStore.search``: every word of ``text`` (the last also as a prefix) in input,
+        target or metadata, newest first; counting stops after ``count_up_to`` matches."""
+        words = search_words(text)
+        if not words:
+            return SearchResult([], 0, True)
+        query = " & ".join(f"'{w.lower()}'" for w in words) + ":*"
+        match = f"FROM serac_edits WHERE live AND {_TSV} @@ to_tsquery('simple', %s)"
+        cap = min(max(int(count_up_to), int(offset) + int(limit)), 2**62)
+
+        def read(conn: Any) -> tuple[int, list[tuple]]:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                sql = f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT %s) AS hits"
+                counted = conn.execute(sql, (query, cap + 1)).fetchone()[0]
+                rows = conn.execute(
+                    f"SELECT {_EDIT_COLUMNS} {match} ORDER BY id DESC LIMIT %s OFFSET %s",
+                    (query, int(limit), int(offset)),
+                ).fetchall()
+                return counted, rows
+
+        counted, rows = self._run(read, "searching", retry=True)
+        return SearchResult([row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
+        """As ``EditStore.history``: versions newest first with their event counts and a sample."""
+        versions = self._read(
+            "SELECT v.version, v.created_at, v.op, v.note, "
+            "(SELECT COUNT(*) FROM serac_events e WHERE e.version = v.version AND e.op = 'add'), "
+            "(SELECT COUNT(*) FROM serac_events e WHERE e.version = v.version AND e.op = 'remove') "
+            "FROM serac_versions v ORDER BY v.version DESC LIMIT %s OFFSET %s",
+            (int(limit), int(offset)),
+        )
+        samples: dict[int, list[dict[str, Any]]] = {v[0]: [] for v in versions}
+        for version, edit_id, op, text, target in self._read(
+            "SELECT version, edit_id, op, input, target FROM (SELECT e.version, e.edit_id, e.op, d.input, "
+            "d.target, row_number() OVER (PARTITION BY e.version ORDER BY e.edit_id) AS n FROM serac_events e "
+            "JOIN serac_edits d ON d.id = e.edit_id WHERE e.version = ANY(%s)) AS s WHERE n <= %s "
+            "ORDER BY version, edit_id",
+            (list(samples), int(sample)),
+        ):
+            samples[version].append({"id": edit_id, "op": op, "input": text, "target": target})
+        keys = ("version", "created_at", "op", "note", "added", "removed")
+        return [{**dict(zip(keys, v)), "edits": samples[v[0]]} for v in versions]
 
     def count(self) -> int:
         return self._read("SELECT live_count FROM serac_head WHERE id = 1")[0][0]
@@ -421,7 +483,7 @@ class PostgresEditStore:
             return current, rows
 
         current, rows = self._run(read, "reading", retry=True)
-        live = [_row_to_edit(r[:5]) for r in rows if r[5]]
+        live = [row_to_edit(r[:5]) for r in rows if r[5]]
         removed = [r[0] for r in rows if not r[5]]
         return Changes(version=current, live=live, removed=removed)
 
@@ -477,7 +539,7 @@ class PostgresEditStore:
                 if embeddings is not None:  # a bad vector fails here, inside the transaction
                     cursor.executemany(
                         "INSERT INTO serac_embeddings (edit_id, encoder, vector) VALUES (%s, %s, %s)",
-                        [(edit_id, embeddings[0], _to_blob(v)) for edit_id, v in zip(ids, embeddings[1])],
+                        [(edit_id, embeddings[0], vector_to_blob(v)) for edit_id, v in zip(ids, embeddings[1])],
                     )
             conn.execute(
                 "UPDATE serac_head SET live_count = live_count + %s WHERE id = 1",
@@ -553,7 +615,7 @@ class PostgresEditStore:
         return {edit_id: np.frombuffer(blob, dtype=np.float32) for edit_id, blob in rows}
 
     def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None:
-        rows = [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)]
+        rows = [(int(i), encoder, vector_to_blob(v)) for i, v in zip(ids, vectors)]
         if not rows:
             return
 

@@ -131,7 +131,7 @@ class OpenAIModel:
             timeout=config.timeout,
             max_new_tokens=config.max_new_tokens,
             system_prompt=config.system_prompt,
-            concurrency=config.batch_size if config.batch_size > 1 else 4,
+            concurrency=config.batch_size or 4,
         )
 
     # -- the upstream's model name ------------------------------------------------------------------

@@ -9,6 +9,7 @@ makes rollback exact and lets other processes catch up incrementally (``changes_
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -64,6 +65,24 @@ CREATE TABLE embeddings (
 """
 
 
+# Full-text index over the edits (word and word-prefix search for people looking for an edit).
+# External content: the text lives once, in `edits`; edit text never changes after insert, so one
+# insert trigger keeps the index whole. Added to stores made before it by `_ensure_search_index`.
+_SEARCH_SCHEMA = (
+    (
+        "CREATE VIRTUAL TABLE edits_fts USING fts5(input, target, metadata, content='edits', "
+        "content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+    ),
+    (
+        "CREATE TRIGGER edits_fts_insert AFTER INSERT ON edits BEGIN INSERT INTO edits_fts "
+        "(rowid, input, target, metadata) VALUES (new.id, new.input, new.target, new.metadata); END"
+    ),
+    "INSERT INTO edits_fts (edits_fts) VALUES ('rebuild')",
+)
+_WORD = re.compile(r"\w+")
+_MAX_SQL_INT = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Changes:
     """What changed after a version: edits now live (to index) and ids no longer live (to drop)."""
@@ -71,6 +90,22 @@ class Changes:
     version: int
     live: list[Edit]
     removed: list[int]
+
+
+def search_words(text: str) -> list[str]:
+    """The words a search looks for: runs of letters and digits; everything else (quotes,
+    operators, punctuation) separates them, so no query syntax reaches the database."""
+    return _WORD.findall(text)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of search results, newest first, and how many edits match: exactly when
+    ``exact``, else at least ``total`` (counting stops there, so a word in every edit stays cheap)."""
+
+    edits: list[Edit]
+    total: int
+    exact: bool
 
 
 class EditStoreProtocol(Protocol):
@@ -82,8 +117,10 @@ class EditStoreProtocol(Protocol):
         self, requests: Sequence[EditRequest], embeddings: tuple[str, np.ndarray] | None = None
     ) -> list[Edit]: ...
     def get(self, edit_id: int) -> Edit: ...
-    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]: ...
+    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]: ...
     def count(self) -> int: ...
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult: ...
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]: ...
     def remove(self, edit_id: int) -> int: ...
     def rollback(self, version: int) -> int: ...
     def changes_since(self, version: int) -> Changes: ...
@@ -91,7 +128,8 @@ class EditStoreProtocol(Protocol):
     def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None: ...
 
 
-def _row_to_edit(row: sqlite3.Row | tuple) -> Edit:
+def row_to_edit(row: sqlite3.Row | tuple) -> Edit:
+    """An (id, input, target, created_at, metadata JSON) row as an Edit (shared with the PostgreSQL store)."""
     edit_id, text, target, created_at, metadata = row
     return Edit(id=edit_id, input=text, target=target, created_at=created_at, metadata=json.loads(metadata))
 
@@ -102,13 +140,19 @@ _EDIT_COLUMNS = "id, input, target, created_at, metadata"
 class EditStore:
     """SQLite edit store. ``path`` may be ``":memory:"`` for throwaway use (tests, evaluation).
 
-    Thread-safe within a process (one connection behind a lock); several processes may share a
-    file, writers queue on SQLite's lock for up to ``busy_timeout_s``.
+    Thread-safe within a process. A file store has two connections: writes go through one, behind
+    a lock, and wait for SQLite's write lock (held by another process) for up to ``busy_timeout_s``;
+    reads go through the other and see the last committed version (WAL), so they never queue behind
+    a write that waits. Several processes may share a file.
     """
+
+    last_write_error: tuple[float, str] | None = None  # (time.time(), SQLite error name), until a write works
 
     def __init__(self, path: str | Path = ":memory:", busy_timeout_s: float = 10.0) -> None:
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
-        self._lock = threading.RLock()
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()  # the write connection (and, in memory, the only one)
+        self._read_lock = self._lock
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -125,6 +169,17 @@ class EditStore:
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc, "opening") from None
             raise
+        self._reader = self._conn
+        if self.path != ":memory:":
+            try:
+                self._reader = sqlite3.connect(
+                    self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+                self._reader.execute("PRAGMA query_only = 1")
+            except sqlite3.Error as exc:
+                self._conn.close()
+                raise self._translate(exc, "opening") from None
+            self._read_lock = threading.RLock()
 
     # -- setup -----------------------------------------------------------------------------
     def _init_schema_with_retry(self, busy_timeout_s: float) -> None:
@@ -183,8 +238,28 @@ class EditStore:
                 f"{self.path} failed SQLite's integrity check ({problems[0]}); restore it from a "
                 "backup, or move it aside and start a new store"
             )
+        self._ensure_search_index()
+
+    def _ensure_search_index(self) -> None:
+        """Create the full-text index (and fill it from the stored edits) if this store lacks it:
+        new stores, and stores written before search existed. Same schema version: older serac
+        versions read such a store unchanged, and their inserts still feed the index (trigger)."""
+
+        def missing() -> bool:
+            return not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'edits_fts'").fetchone()
+
+        if missing():
+            with self._write() as conn:
+                if missing():  # another process may have added it since
+                    for statement in _SEARCH_SCHEMA:
+                        conn.execute(statement)
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
+        error = self._translate_message(exc, action)
+        error.sqlite_error = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+        return error
+
+    def _translate_message(self, exc: sqlite3.Error, action: str) -> StoreError:
         message = str(exc)
         if "locked" in message or "busy" in message:
             return StoreLockedError(
@@ -202,19 +277,25 @@ class EditStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: all or nothing, and writers never interleave."""
-        with self._lock:
+        """One IMMEDIATE transaction: all or nothing, and writers never interleave. Waiting for the
+        write lock (another writer in this process, or another process) is bounded by the busy
+        timeout; reads do not wait for it (they use their own connection)."""
+        if not self._lock.acquire(timeout=self.busy_timeout_s):
+            raise StoreLockedError(
+                f"the edit store {self.path} stayed busy with another write from this process; retry"
+            )
+        try:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise self._translate(exc, "starting a write") from None
+                raise self._failed(exc, "starting a write") from None
             try:
                 yield self._conn
             except BaseException as exc:
                 if self._conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
                     self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc, "writing") from None
+                    raise self._failed(exc, "writing") from None
                 raise
             else:
                 try:
@@ -222,12 +303,21 @@ class EditStore:
                 except sqlite3.Error as exc:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
-                    raise self._translate(exc, "committing") from None
+                    raise self._failed(exc, "committing") from None
+                self.last_write_error = None
+        finally:
+            self._lock.release()
+
+    def _failed(self, exc: sqlite3.Error, action: str) -> StoreError:
+        error = self._translate(exc, action)
+        if not isinstance(error, StoreLockedError):
+            self.last_write_error = (time.time(), error.sqlite_error or "error")
+        return error
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
+        with self._read_lock:
             try:
-                return self._conn.execute(sql, params).fetchall()
+                return self._reader.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc, "reading") from None
 
@@ -260,15 +350,26 @@ class EditStore:
                 f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
                 "version where it was live restores it"
             )
-        return _row_to_edit(rows[0][:5])
+        return row_to_edit(rows[0][:5])
 
-    def list(self, offset: int = 0, limit: int | None = None) -> list[Edit]:
-        """Live edits in id order (oldest first)."""
+    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
+        """Live edits in id order (oldest first, or newest first)."""
+        offset, size = int(offset), -1 if limit is None else int(limit)
+        with self._read_lock:  # reads never wait behind a write holding the store
+            if newest_first and size >= 0 and offset > 0:
+                total = self.count()
+                if offset > total // 2:
+                    # OFFSET costs the rows it skips: a page nearer the oldest end is read from there
+                    start = max(0, total - offset - size)
+                    return self._page(start, max(0, total - offset - start), "ASC")[::-1]
+            return self._page(offset, size, "DESC" if newest_first else "ASC")
+
+    def _page(self, offset: int, limit: int, order: str) -> list[Edit]:
         rows = self._read(
-            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id LIMIT ? OFFSET ?",
-            (-1 if limit is None else int(limit), int(offset)),
+            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id {order} LIMIT ? OFFSET ?",
+            (limit, offset),
         )
-        return [_row_to_edit(r) for r in rows]
+        return [row_to_edit(r) for r in rows]
 
     def count(self) -> int:
         return self._read("SELECT COUNT(*) FROM edits WHERE live = 1")[0][0]
@@ -276,16 +377,70 @@ class EditStore:
     def __len__(self) -> int:
         return self.count()
 
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult:
+        """Live edits whose input, target or metadata contain every word of ``text`` (the last
+        word also as a prefix, so results follow typing), newest first, and how many match.
+
+        Served by the full-text index: the page costs about the same however many edits are
+        stored, and counting stops after ``count_up_to`` matches (or the end of this page, if
+        further), so the worst case does not grow with the store either. Words are quoted, so
+        FTS5 syntax (``AND``, ``*``, quotes) in ``text`` is plain text."""
+        words = search_words(text)
+        if not words:
+            return SearchResult([], 0, True)
+        query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
+        cap = min(max(int(count_up_to), int(offset) + int(limit)), _MAX_SQL_INT - 1)
+        with self._read_lock:
+            counted = self._read(f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT ?)", (query, cap + 1))[0][0]
+            rows = self._read(
+                f"SELECT edits.id, edits.input, edits.target, edits.created_at, edits.metadata {match} "
+                "ORDER BY edits_fts.rowid DESC LIMIT ? OFFSET ?",
+                (query, int(limit), int(offset)),
+            )
+        return SearchResult([row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
+        """Versions newest first, each with what it did from the event log: how many edits it
+        added and removed, and up to ``sample`` of them (id, op, input, target)."""
+        with self._read_lock:
+            versions = self._read(
+                "SELECT version, created_at, op, note FROM versions ORDER BY version DESC LIMIT ? OFFSET ?",
+                (int(limit), int(offset)),
+            )
+            records = []
+            for version, created_at, op, note in versions:
+                counts = dict(
+                    self._read("SELECT op, COUNT(*) FROM events WHERE version = ? GROUP BY op", (version,))
+                )
+                edits = self._read(
+                    "SELECT events.edit_id, events.op, edits.input, edits.target FROM events "
+                    "JOIN edits ON edits.id = events.edit_id WHERE version = ? ORDER BY events.edit_id LIMIT ?",
+                    (version, int(sample)),
+                )
+                records.append(
+                    {
+                        "version": version,
+                        "created_at": created_at,
+                        "op": op,
+                        "note": note,
+                        "added": counts.get("add", 0),
+                        "removed": counts.get("remove", 0),
+                        "edits": [dict(zip(("id", "op", "input", "target"), e)) for e in edits],
+                    }
+                )
+        return records
+
     def changes_since(self, version: int) -> Changes:
         """Edits touched after ``version``: those now live, and the ids that are not."""
-        with self._lock:
+        with self._read_lock:
             current = self.version
             rows = self._read(
                 f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id IN "
                 "(SELECT DISTINCT edit_id FROM events WHERE version > ?) ORDER BY id",
                 (int(version),),
             )
-        live = [_row_to_edit(r[:5]) for r in rows if r[5]]
+        live = [row_to_edit(r[:5]) for r in rows if r[5]]
         removed = [r[0] for r in rows if not r[5]]
         return Changes(version=current, live=live, removed=removed)
 
@@ -334,7 +489,7 @@ class EditStore:
                 if embeddings is not None:
                     conn.execute(
                         "INSERT INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
-                        (edit_id, embeddings[0], _to_blob(embeddings[1][i])),
+                        (edit_id, embeddings[0], vector_to_blob(embeddings[1][i])),
                     )
                 edits.append(Edit(edit_id, request.input, request.target, now, dict(request.metadata)))
         return edits
@@ -404,12 +559,23 @@ class EditStore:
         with self._write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
-                [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)],
+                [(int(i), encoder, vector_to_blob(v)) for i, v in zip(ids, vectors)],
             )
 
-    def close(self) -> None:
+    def backup(self, path: str | Path) -> None:
+        """A consistent copy of the whole store (edits, versions, vectors) at ``path``, taken with
+        SQLite's online backup while other connections may keep writing."""
         with self._lock:
+            target = sqlite3.connect(Path(path))
+            try:
+                self._conn.backup(target)
+            finally:
+                target.close()
+
+    def close(self) -> None:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._reader.close()
 
     def __enter__(self) -> "EditStore":
         return self
@@ -418,5 +584,6 @@ class EditStore:
         self.close()
 
 
-def _to_blob(vector: np.ndarray) -> bytes:
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    """A key vector as stored: float32 bytes (shared with the PostgreSQL store)."""
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()

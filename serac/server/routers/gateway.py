@@ -23,13 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from serac.counterfactual import PromptedCounterfactual
 from serac.editor import EditedModel
 from serac.scope import ScopeDecision
-from serac.server.dependencies import READ, AppMetrics, Batcher, Editor, Settings
+from serac.server.dependencies import READ, AppMetrics, Editor, KeyCheckedRoute, Settings
 from serac.server.errors import ERRORS, APIError, validation_message
 from serac.server.gateway import Upstream
 from serac.server.routers import inference
 from serac.server.schemas import ChatCompletionRequest, CompletionRequest
 
-router = APIRouter(tags=["gateway"], dependencies=READ)
+router = APIRouter(tags=["gateway"], dependencies=READ, route_class=KeyCheckedRoute)
 
 RELAYED = {
     **ERRORS,
@@ -222,11 +222,10 @@ def _with_provenance(editor: EditedModel, result: Any) -> Response:
 
 
 async def _answer_in_scope(
-    handler: Any, schema: Any, data: dict[str, Any], decision: ScopeDecision,
-    editor: EditedModel, settings: Any, metrics: Any, batcher: Any,
+    handler: Any, schema: Any, data: dict[str, Any], decision: ScopeDecision, editor: EditedModel, request: Request,
 ) -> Response:
-    request = _validated(schema, _check_in_scope(data, decision.edit.id if decision.edit else None))
-    result = await handler(request, editor, settings, metrics, batcher)
+    body = _validated(schema, _check_in_scope(data, decision.edit.id if decision.edit else None))
+    result = await handler(body, inference.serving(request))
     response = _with_provenance(editor, result)
     if not isinstance(result, JSONResponse) and isinstance(result, Response):  # a stream: headers only
         info = {"source": "counterfactual", "answered_by": answered_by(editor, "counterfactual"),
@@ -238,35 +237,33 @@ async def _answer_in_scope(
 # -- routes ----------------------------------------------------------------------------------------
 async def _serve(
     path: str, handler: Any, schema: Any, request: Request, editor: EditedModel, settings: Any, metrics: Any,
-    batcher: Any, upstream: Upstream,
+    upstream: Upstream,
 ) -> Response:
     raw, data, decisions, pending, started = await _route(editor, settings, upstream, request, path)
     edited = [d for d in decisions if d.in_scope]
     if not edited:
         return await _pass_through(upstream, editor, metrics, path, request, raw, decisions, pending, started)
-    return await _answer_in_scope(handler, schema, data, edited[0], editor, settings, metrics, batcher)
+    return await _answer_in_scope(handler, schema, data, edited[0], editor, request)
 
 
 @router.post("/v1/chat/completions", responses=RELAYED)
 async def chat_completions(
-    request: Request, editor: Editor, settings: Settings, metrics: AppMetrics, batcher: Batcher,
-    upstream: UpstreamRelay,
+    request: Request, editor: Editor, settings: Settings, metrics: AppMetrics, upstream: UpstreamRelay,
 ) -> Response:
     """OpenAI chat completion: out of scope relayed to the upstream as sent; in scope answered from
     the edit. The reply's top-level `serac` says which (and `X-Serac-*` headers, also on streams)."""
     return await _serve("/chat/completions", inference.chat_completions, ChatCompletionRequest, request, editor,
-                        settings, metrics, batcher, upstream)
+                        settings, metrics, upstream)
 
 
 @router.post("/v1/completions", responses=RELAYED)
 async def completions(
-    request: Request, editor: Editor, settings: Settings, metrics: AppMetrics, batcher: Batcher,
-    upstream: UpstreamRelay,
+    request: Request, editor: Editor, settings: Settings, metrics: AppMetrics, upstream: UpstreamRelay,
 ) -> Response:
     """OpenAI text completion. A list of prompts goes upstream as sent when none is in scope; when
     one is, serac answers them all (the others from the upstream model, one request each)."""
     return await _serve("/completions", inference.completions, CompletionRequest, request, editor, settings,
-                        metrics, batcher, upstream)
+                        metrics, upstream)
 
 
 @router.get("/v1/models", responses=RELAYED)
