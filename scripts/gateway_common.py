@@ -132,11 +132,17 @@ def gateway(upstream_url: str, store: Path, work: Path, *extra: str, threads: in
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace ``section``'s part of ``path`` (parts start with a "## " heading), keeping the others."""
+    """Replace ``section``'s part of ``path`` (parts start with a "## " heading), keeping the others and
+    any text before the first part."""
     title = "# Editing gateway (issue 12): measurements\n\n"
     text = path.read_text().removeprefix(title) if path.exists() else ""
-    parts = ["## " + p.removeprefix("## ") for p in text.split("\n## ") if p.strip()]
+    if text.startswith("## "):
+        preamble, rest = "", text[3:]
+    else:
+        preamble, _, rest = text.partition("\n## ")
+    parts = ["## " + p for p in rest.split("\n## ") if p.strip()]
     heading = section.splitlines()[0]
     kept = [p for p in parts if p.splitlines()[0] != heading]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(title + "\n".join(p.rstrip() + "\n" for p in [*kept, section]))
+    head = title + (preamble.rstrip() + "\n\n" if preamble.strip() else "")
+    path.write_text(head + "\n".join(p.rstrip() + "\n" for p in [*kept, section]))
