@@ -76,6 +76,14 @@ class ScopeConfig:
     # facts, trained encoder, top_k 10): "newest" routes 99.6% of in-scope inputs to their fact's
     # newest edit, "best" 79%.
     conflicts: Literal["newest", "best"] = "newest"
+    # "exact": a flat scan; "approximate": an HNSW graph (int8 keys) whose candidates are re-scored
+    # exactly; "auto": exact up to `approximate_above` live edits, approximate above (measured in
+    # benchmarks/extra/scale.md: a flat scan costs ~1 ms per 10k edits on one core).
+    index: Literal["auto", "exact", "approximate"] = "auto"
+    approximate_above: int = 50_000
+    # Threads one search may use. 1: a single query is fastest alone, and concurrent requests
+    # don't oversubscribe the cores (faiss's OpenMP default takes every core for each query).
+    search_threads: int = 1
     cross_encoder: str | None = None  # optional re-ranker of the top-k
     cross_encoder_threshold: float = 0.5
     device: str = "auto"
@@ -87,6 +95,10 @@ class ScopeConfig:
         _check_positive(self.top_k, "scope.top_k")
         if self.conflicts not in ("newest", "best"):
             raise ConfigError(f"scope.conflicts is 'newest' or 'best', got {self.conflicts!r}")
+        if self.index not in ("auto", "exact", "approximate"):
+            raise ConfigError(f"scope.index is 'auto', 'exact' or 'approximate', got {self.index!r}")
+        _check_positive(self.approximate_above, "scope.approximate_above")
+        _check_positive(self.search_threads, "scope.search_threads")
 
 
 @dataclass
