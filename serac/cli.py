@@ -175,6 +175,24 @@ def edit_log(store: Optional[Path] = StoreOption) -> None:
         console.print(table)
 
 
+@edit_app.command("check")
+def edit_check(store: Optional[Path] = StoreOption,
+               full: bool = typer.Option(False, "--full", help="SQLite's integrity_check (slower, also "
+                                                               "checks index contents) instead of quick_check.")) -> None:
+    """Check the store's integrity (opening a store checks it only after an unclean shutdown)."""
+    from serac.store import EditStore
+
+    with _errors(), EditStore(_store_path(store)) as edit_store:
+        with console.status("Checking the edit store..."):
+            problems = edit_store.check(full=full)
+        if problems:
+            for problem in problems[:20]:
+                err_console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True, highlight=False)
+            err_console.print("restore the store from a backup, or move it aside and start a new store")
+            raise typer.Exit(1)
+        console.print(f"ok: {edit_store.count()} live edits, version {edit_store.version}")
+
+
 # -- inference ------------------------------------------------------------------------------------
 @app.command()
 def ask(

@@ -154,7 +154,7 @@ class ApproximateIndex:
     kind = "approximate"
 
     def __init__(self, dim: int, exact_vectors: VectorSource, connectivity: int = 16,
-                 expansion_add: int = 64, expansion_search: int = 64) -> None:
+                 expansion_add: int = 64, expansion_search: int = 128) -> None:
         from usearch.index import Index
 
         self.dim = dim
@@ -194,7 +194,8 @@ class ApproximateIndex:
             return _empty_result(len(queries))
         matches = self._index.search(queries, max(k, ANN_CANDIDATES), threads=threads)
         keys = np.asarray(matches.keys, dtype=np.int64).reshape(len(queries), -1)
-        counts = np.asarray(matches.counts).reshape(-1)
+        # one query gives a Matches of the hits found; several give BatchMatches padded to k
+        counts = np.asarray(getattr(matches, "counts", [keys.shape[1]])).reshape(-1)
         proposed = [keys[row, : counts[row]] for row in range(len(queries))]
         exact = self.exact_vectors(sorted({int(i) for ids in proposed for i in ids}))
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)

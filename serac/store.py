@@ -310,7 +310,10 @@ class EditStore:
         """Integrity problems (empty: none): SQLite's quick_check (``full``: integrity_check, which
         also checks the indexes' contents), then the maintained live count against a recount."""
         pragma = "integrity_check" if full else "quick_check"
-        problems = [r[0] for r in self._read(f"PRAGMA {pragma}")]
+        try:
+            problems = [r[0] for r in self._read(f"PRAGMA {pragma}")]
+        except StoreCorruptError as exc:  # damage bad enough that the check itself cannot run
+            return [str(exc)]
         if problems != ["ok"]:
             return problems
         counted = self._read("SELECT COUNT(*) FROM edits WHERE live = 1")[0][0]
