@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import shutil
 import subprocess
@@ -58,7 +57,9 @@ def rss_mb() -> float:
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """VmHWM: this process image's peak RSS (ru_maxrss would include the parent's, inherited at fork)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def load_cache(path: Path) -> dict[str, Any]:
@@ -306,7 +307,7 @@ def phase_agree(args: argparse.Namespace, n: int) -> dict[str, Any]:
 
 
 BASELINE = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 import numpy as np
 import serac.scope
 from serac.store import EditStore
@@ -335,7 +336,8 @@ if mode == "build":
 before = rss(); t = time.perf_counter()
 store = EditStore(path); scope = ScopeClassifier(Enc(), threshold=0.8, top_k=10); scope.sync(store)
 r = {"open_s": time.perf_counter() - t, "steady_rss_added_mb": rss() - before,
-     "peak_rss_added_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before}
+     "peak_rss_added_mb": next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+                          - before}
 q = np.concatenate([real["in_scope"], real["out_of_scope"]])[:300]
 ts = []
 for v in q:
@@ -454,6 +456,11 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
             "--baseline-code", str(args.baseline_code), "--phase-timeout", str(args.phase_timeout)]
 
 
+def _commit(path: Path) -> str | None:
+    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or None
+
+
 def machine() -> dict[str, Any]:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpus": os.cpu_count(), "memory_gib": round(mem, 1), "platform": platform.platform(),
@@ -477,7 +484,11 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="add to an existing scale.json instead of replacing it")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--render-only", action="store_true", help="rewrite scale.md from scale.json")
     args = parser.parse_args()
+    if args.render_only:
+        args.out.with_suffix(".md").write_text(render(json.loads(args.out.with_suffix(".json").read_text())))
+        return
     if args.phase:
         fn = {"build": phase_build, "cold": phase_cold, "open": phase_open, "agree": phase_agree,
               "baseline": phase_baseline, "compare": phase_compare}[args.phase]
@@ -489,7 +500,8 @@ def main() -> None:
     report: dict[str, Any] = json.loads(json_path.read_text()) if args.merge and json_path.exists() else {}
     report.update(command=" ".join(["python", "scripts/scale_bench.py"] + [shlex.quote(a) for a in sys.argv[1:]]),
                   date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),
-                  threshold=THRESHOLD, top_k=TOP_K, approximate_above=args.approximate_above)
+                  threshold=THRESHOLD, top_k=TOP_K, approximate_above=args.approximate_above,
+                  baseline_commit=_commit(args.baseline_code), commit=_commit(REPO))
     sizes = report.setdefault("sizes", {})
     for n in [int(s) for s in args.sizes.split(",") if s]:
         row = sizes.setdefault(str(n), {})
@@ -559,7 +571,9 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"| {label} | " + " | ".join(_cell(report["sizes"][n], phase, key, fmt) for n in sizes) + " |")
     base_sizes = [n for n in sizes if "baseline" in report["sizes"][n]]
     if base_sizes:
-        lines += ["", "## Against the code before this change (main), same run, same machine", "",
+        lines += ["", f"## Against the code before this change (main at {report.get('baseline_commit')}), same "
+                  "run, same machine", "", "Its store holds the real keys plus random unit vectors; one exact "
+                  "faiss index, rebuilt on every open.", "",
                   "| | " + " | ".join(f"{int(n):,}: before | after | after/before" for n in base_sizes) + " |",
                   "|---|" + "---|---|---|" * len(base_sizes)]
         for key in BASELINE_KEYS:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
 import struct
 import zlib
@@ -210,13 +211,13 @@ class ApproximateIndex:
         return scores, out
 
     def to_bytes(self) -> bytes:
-        return bytes(self._index.save())
+        return self._index.save()
 
     @classmethod
     def from_bytes(cls, dim: int, payload: bytes | memoryview, exact_vectors: VectorSource,
                    params: Mapping[str, int]) -> "ApproximateIndex":
         index = cls(dim, exact_vectors, **params)
-        index._index.load(bytearray(payload))
+        index._index.load(payload)  # copied into the index's own memory
         return index
 
 
@@ -256,19 +257,31 @@ def load_index(path: Path, dim: int, store_id: str, encoder: str, max_version: i
                exact_vectors: VectorSource) -> tuple[VectorIndex, int] | None:
     """(index, the store version it reflects), or None when the file must not be trusted."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            # mapped, not read: the file's pages are not copied into a second buffer
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else None
     except FileNotFoundError:
         return None
     except OSError as exc:
         logger.warning("cannot read the persisted index (%s); rebuilding it", exc.strerror or exc)
         return None
+    try:
+        with memoryview(mapped if mapped is not None else b"") as data:
+            return _parse(path, data, dim, store_id, encoder, max_version, exact_vectors)
+    finally:
+        if mapped is not None:
+            mapped.close()
+
+
+def _parse(path: Path, data: memoryview, dim: int, store_id: str, encoder: str, max_version: int,
+           exact_vectors: VectorSource) -> tuple[VectorIndex, int] | None:
     why = None
     try:
-        if data[:8] != _MAGIC:
+        if bytes(data[:8]) != _MAGIC:
             raise ValueError("not a serac index file")
         (header_len,) = struct.unpack("<I", data[8:12])
-        header = json.loads(data[12 : 12 + header_len])
-        payload = memoryview(data)[12 + header_len :]
+        header = json.loads(bytes(data[12 : 12 + header_len]))
+        payload = data[12 + header_len :]
         if header.get("format") != FILE_FORMAT:
             why = f"file format {header.get('format')}"
         elif header["store_id"] != store_id:
@@ -288,6 +301,7 @@ def load_index(path: Path, dim: int, store_id: str, encoder: str, max_version: i
                 index = ApproximateIndex.from_bytes(dim, payload, exact_vectors, header["params"])
             else:
                 raise ValueError(f"unknown index kind {header['kind']!r}")
+            payload.release()
             if len(index) != header["count"]:
                 raise ValueError(f"holds {len(index)} keys, its header says {header['count']}")
             return index, int(header["version"])
