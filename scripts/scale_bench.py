@@ -303,6 +303,28 @@ def phase_agree(args: argparse.Namespace, n: int) -> dict[str, Any]:
         out[name] = {"queries": len(queries), "recall_at_k": float(recall), "routing_agreement": float(np.mean(same)),
                      "exact_in_scope_rate": float(np.mean([e.in_scope for e in e_dec])),
                      "top1_score_max_abs_diff": float(np.max(np.abs(a_scores[:, 0] - e_scores[:, 0])))}
+    # the graph's search breadth (ef): recall, routing and single-query time per setting
+    queries = np.concatenate([real["in_scope"], real["out_of_scope"]])
+    _, e_ids = exact.index.search(queries, TOP_K)
+    e_dec = [(d.in_scope, d.edit and d.edit.id) for d in exact.decide(["q"] * len(queries), queries)]
+    graph = approx.index._index
+    default = graph.expansion_search
+    sweep = {}
+    for ef in (32, 64, 128):
+        graph.expansion_search = ef
+        _, a_ids = approx.index.search(queries, TOP_K)
+        a_dec = [(d.in_scope, d.edit and d.edit.id) for d in approx.decide(["q"] * len(queries), queries)]
+        times = []
+        for q in queries[:: max(1, len(queries) // 500)]:
+            t = time.perf_counter()
+            approx.index.search(q[None], TOP_K)
+            times.append(1000 * (time.perf_counter() - t))
+        sweep[str(ef)] = {"recall_at_k": float(np.mean([len(set(a) & set(e)) / TOP_K for a, e in zip(a_ids, e_ids)])),
+                          "routing_agreement": float(np.mean([a == e for a, e in zip(a_dec, e_dec)])),
+                          "search_ms_p50": pct(times, 50)}
+    graph.expansion_search = default
+    out["expansion_search_sweep"] = sweep
+    out["expansion_search_default"] = int(default)
     return out
 
 
@@ -597,6 +619,16 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"| {int(n):,} | {i['queries']} + {o['queries']} | {i['recall_at_k']:.4f} | "
                          f"{i['routing_agreement']:.4f} | {o['recall_at_k']:.4f} | {o['routing_agreement']:.4f} | "
                          f"{i['exact_in_scope_rate']:.3f} / {o['exact_in_scope_rate']:.3f} |")
+    sweeps = [n for n in agree if "expansion_search_sweep" in report["sizes"][n]["agree"]]
+    if sweeps:
+        lines += ["", "### Search breadth (HNSW ef) of the approximate index, all real queries", "",
+                  "| N | ef | recall@k | routing agreement | search p50 ms |", "|---|---|---|---|---|"]
+        for n in sweeps:
+            a = report["sizes"][n]["agree"]
+            for ef, r in a["expansion_search_sweep"].items():
+                mark = " (default)" if int(ef) == a.get("expansion_search_default") else ""
+                lines.append(f"| {int(n):,} | {ef}{mark} | {r['recall_at_k']:.4f} | {r['routing_agreement']:.4f} | "
+                             f"{r['search_ms_p50']:.3f} |")
     if "compare" in report:
         c = report["compare"]
         lines += ["", f"## Choosing the ANN index: {c['n']:,} vectors (real keys + filler), {c['queries']} real "

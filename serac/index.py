@@ -38,9 +38,12 @@ logger = logging.getLogger(__name__)
 
 FILE_FORMAT = 1
 _MAGIC = b"SERACIX1"
-# Candidates the approximate index proposes per query before exact re-scoring: enough that the
-# exact top-k is almost always among them (recall is measured in benchmarks/extra/scale.md).
-ANN_CANDIDATES = 32
+# Candidates the approximate index proposes per query (at least this many, and twice k) before
+# exact re-scoring; more than 2k did not raise recall at 100k real-key edits (benchmarks/extra/scale.md).
+ANN_CANDIDATES = 16
+# The graph's search breadth (HNSW ef): at 100k edits 64 routed 4,000 real queries exactly as exact
+# search did, 32 and 48 missed a few; the sweep per size is in benchmarks/extra/scale.md.
+EXPANSION_SEARCH = 64
 
 VectorSource = Callable[[Sequence[int]], Mapping[int, np.ndarray]]
 
@@ -54,7 +57,8 @@ class VectorIndex(Protocol):
 
     def __len__(self) -> int: ...
     def __contains__(self, edit_id: int) -> bool: ...
-    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+    def add(self, ids: Sequence[int], vectors: np.ndarray, threads: int = 1) -> None:
+        """``threads``: for building a graph (0: every core); an exact index ignores it."""
     def remove(self, ids: Sequence[int]) -> None: ...
     def vectors(self, ids: Sequence[int]) -> np.ndarray: ...
     def search(self, queries: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]: ...
@@ -96,7 +100,7 @@ class ExactIndex:
             row_of[: len(self._row_of)] = self._row_of
             self._row_of = row_of
 
-    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+    def add(self, ids: Sequence[int], vectors: np.ndarray, threads: int = 1) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return
@@ -155,7 +159,7 @@ class ApproximateIndex:
     kind = "approximate"
 
     def __init__(self, dim: int, exact_vectors: VectorSource, connectivity: int = 16,
-                 expansion_add: int = 64, expansion_search: int = 128) -> None:
+                 expansion_add: int = 64, expansion_search: int = EXPANSION_SEARCH) -> None:
         from usearch.index import Index
 
         self.dim = dim
@@ -193,7 +197,7 @@ class ApproximateIndex:
         k = min(k, len(self))
         if k == 0:
             return _empty_result(len(queries))
-        matches = self._index.search(queries, max(k, ANN_CANDIDATES), threads=threads)
+        matches = self._index.search(queries, max(2 * k, ANN_CANDIDATES), threads=threads)
         keys = np.asarray(matches.keys, dtype=np.int64).reshape(len(queries), -1)
         # one query gives a Matches of the hits found; several give BatchMatches padded to k
         counts = np.asarray(getattr(matches, "counts", [keys.shape[1]])).reshape(-1)

@@ -202,7 +202,8 @@ class ScopeClassifier:
         self.index = self._new_index(kind)
         for chunk in store.live_chunks(self.encoder.id):
             if len(chunk.ids):
-                self.index.add(chunk.ids, chunk.vectors)
+                # a one-off batch job, unlike a query: every core (0) for the graph build
+                self.index.add(chunk.ids, chunk.vectors, threads=0)
             self._add_edits(store, chunk.missing)
         # Changes committed while reading are after `version`: the next sync re-applies them.
         self.synced_version = version

@@ -43,16 +43,17 @@ def test_exact_index_matches_brute_force_through_adds_removes_and_re_adds():
     np.testing.assert_array_equal(index.vectors(some), np.stack([live[i] for i in some]))
 
 
-def clustered(rng, n, dim=32, centers=40):
-    """Points around a few centres, like paraphrases of a few facts: harder than uniform noise."""
-    c = unit_rows(rng, centers, dim)
-    x = c[rng.integers(0, centers, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32) / np.sqrt(dim)
+def clustered(rng, centers, n):
+    """Points around centres, like rephrasings of the same facts: near-ties, harder than uniform noise."""
+    x = centers[rng.integers(0, len(centers), n)]
+    x = x + 0.5 * rng.standard_normal(x.shape).astype(np.float32) / np.sqrt(x.shape[1])
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def test_approximate_index_agrees_with_exact_and_returns_exact_scores():
     rng = np.random.default_rng(1)
-    vectors = clustered(rng, 3000)
+    facts = unit_rows(rng, 400)
+    vectors = clustered(rng, facts, 3000)
     ids = np.arange(1, 3001)
     table = dict(zip(ids.tolist(), vectors))
     approx = ApproximateIndex(32, lambda wanted: {i: table[i] for i in wanted if i in table})
@@ -65,7 +66,7 @@ def test_approximate_index_agrees_with_exact_and_returns_exact_scores():
     for i in removed:
         table.pop(int(i))
     assert len(approx) == len(exact) == 3000 - len(removed)
-    queries = clustered(np.random.default_rng(2), 300)
+    queries = clustered(rng, facts, 300)
     a_scores, a_ids = approx.search(queries, 5)
     e_scores, e_ids = exact.search(queries, 5)
     assert not set(a_ids.reshape(-1).tolist()) & set(removed.tolist())
