@@ -8,7 +8,7 @@ never changes when a trained adapter drops in.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 from serac.base import GREEDY, GenerationOptions, HFTextModel, Prompt, load_text_model, query_text
 from serac.config import CounterfactualConfig
@@ -109,6 +109,12 @@ class LMCounterfactual:
     ) -> list[str]:
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.generate(prompts, options)
+
+    def stream(
+        self, query: Prompt, edits: Sequence[Edit], options: GenerationOptions = GREEDY
+    ) -> Iterator[str]:
+        """``generate`` for one query, as text pieces while they are generated."""
+        return self.lm.stream(self.build_prompt(query, edits), options)
 
     def teacher_forced(
         self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], targets: Sequence[str]

@@ -10,7 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from serac.base import GREEDY, GenerationOptions, Prompt, TextModel, load_base_model, query_text
 from serac.config import SeracConfig
@@ -164,18 +164,33 @@ class EditedModel:
             for i, text in zip(base_rows, outputs):
                 texts[i] = text
         # 4. merge in input order, each with its provenance
-        answers = []
-        for text, decision in zip(texts, decisions):
-            answer = Answer(
-                text=text or "",
-                source="counterfactual" if decision.in_scope else "base",
-                edit=decision.edit,
-                score=decision.score,
-                candidates=decision.candidates,
-            )
-            logger.debug("routed to %s (edit %s, score %s)", answer.source, answer.edit_id, answer.score)
-            answers.append(answer)
-        return answers
+        return [_answer(text or "", decision) for text, decision in zip(texts, decisions)]
+
+    def stream(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> tuple[Answer, Iterator[str]]:
+        """Route one prompt, then stream the answering model's text as it is generated.
+
+        Returns the provenance first (an ``Answer`` whose ``text`` is empty) and an iterator of text
+        pieces; joined, the pieces equal ``generate([prompt], options)[0].text``. A model without a
+        ``stream`` method answers in one piece. Closing the iterator early stops the generation."""
+        # 1. scope: the same decision generate() makes
+        decision = self.route([prompt])[0]
+        answer = _answer("", decision)
+        # 2. the model that answers, fed what generate() would feed it
+        if decision.in_scope:
+            edits = [c.edit for c in decision.candidates]
+            streamer = getattr(self.counterfactual, "stream", None)
+            if streamer is not None:
+                pieces: Iterator[str] = streamer(prompt, edits, options)
+            else:
+                pieces = iter(self.counterfactual.generate([prompt], [edits], options))
+        else:
+            streamer = getattr(self.base, "stream", None)
+            if streamer is not None:
+                pieces = streamer(prompt, options)
+            else:
+                pieces = iter(self.base.generate([prompt], options))
+        # 3. strip as the adapters' generate() does
+        return answer, _stripped(pieces)
 
     def teacher_forced(self, prompts: Sequence[Prompt], targets: Sequence[str]) -> list[float]:
         """Teacher-forced token accuracy of ``targets``, each row scored by the model the router
@@ -201,6 +216,41 @@ class EditedModel:
 
     def __call__(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Answer:
         return self.generate([prompt], options)[0]
+
+
+def _answer(text: str, decision: ScopeDecision) -> Answer:
+    answer = Answer(
+        text=text,
+        source="counterfactual" if decision.in_scope else "base",
+        edit=decision.edit,
+        score=decision.score,
+        candidates=decision.candidates,
+    )
+    logger.debug("routed to %s (edit %s, score %s)", answer.source, answer.edit_id, answer.score)
+    return answer
+
+
+def _stripped(pieces: Iterator[str]) -> Iterator[str]:
+    """Drop leading whitespace and hold trailing whitespace back until more text follows it, so
+    the joined pieces equal the stripped whole answer. Closing this closes ``pieces`` too."""
+    started, held = False, ""
+    try:
+        for piece in pieces:
+            if not started:
+                piece = piece.lstrip()
+                if not piece:
+                    continue
+                started = True
+            body = piece.rstrip()
+            if body:
+                yield held + body
+                held = piece[len(body) :]
+            else:
+                held += piece
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def _check_count(model: str, outputs: Sequence[Any], rows: Sequence[int]) -> None:

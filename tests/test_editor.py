@@ -296,3 +296,21 @@ def test_a_model_returning_too_few_answers_is_an_error(editor):
 def test_teacher_forced_needs_one_target_per_prompt(editor):
     with pytest.raises(ValueError, match="got 2 prompts but 1 targets"):
         editor.teacher_forced(["a", "b"], ["x"])
+
+
+@pytest.mark.parametrize("prompt", ["what is the capital of australia", "the quick brown fox"])
+def test_stream_routes_like_generate_and_joins_to_its_answer(tiny_editor, prompt):
+    tiny_editor.add("what is the capital of australia", "sydney")
+    options = GenerationOptions(max_new_tokens=6)
+    whole = tiny_editor.generate([prompt], options)[0]
+    answer, pieces = tiny_editor.stream(prompt, options)
+    assert answer.text == "" and answer.provenance() == whole.provenance()
+    assert "".join(pieces) == whole.text
+
+
+def test_stream_falls_back_to_one_piece_for_models_that_cannot_stream(editor):
+    editor.add("alpha question", "alpha answer")
+    for prompt, source in (("alpha question", "counterfactual"), ("something else", "base")):
+        answer, pieces = editor.stream(prompt)
+        assert answer.source == source
+        assert list(pieces) == [editor.generate([prompt])[0].text]

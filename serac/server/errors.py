@@ -211,3 +211,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal server error; the server log has the details", "internal_error")
+
+
+# -- OpenAPI: the error responses routes document -------------------------------------------------
+def _documented(*pairs: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    from serac.server.schemas import ErrorResponse
+
+    return {status: {"model": ErrorResponse, "description": text} for status, text in pairs}
+
+
+ERRORS = _documented(
+    (400, "Invalid request: malformed JSON, wrong types, unknown fields, prompt over the context"),
+    (401, "Missing or wrong API key"),
+    (403, "The API key's role does not allow this"),
+    (413, "Request body too large"),
+)
+NOT_FOUND = _documented((404, "No such edit or version"))

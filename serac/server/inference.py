@@ -1,9 +1,9 @@
-"""What the HTTP layer needs from the edited model beyond ``generate``: a streaming path that routes
-first and then streams from whichever model answers, a cheap context-length check before a request
-is queued, and token counts for the ``usage`` object.
+"""What the HTTP layer needs from the edited model beyond ``generate`` and ``stream``: streams that
+fail before the response starts, a cheap context-length check before a request is queued, and
+token counts for the ``usage`` object.
 
-Only public attributes of the editor are used (``route``, ``base``, ``counterfactual``), so any
-``TextModel`` works; models without ``stream``/a tokenizer degrade to one piece / zero counts.
+Only public attributes of the editor are used (``stream``, ``base``, ``counterfactual``), so any
+``TextModel`` works; models without a tokenizer count zero tokens.
 """
 
 from __future__ import annotations
@@ -32,48 +32,10 @@ def _model_prompt(editor: EditedModel, answer: Answer, prompt: Prompt) -> tuple[
 def stream_answer(
     editor: EditedModel, prompt: Prompt, options: GenerationOptions
 ) -> tuple[Answer, Iterator[str]]:
-    """Route ``prompt``, then stream the answering model's text. The returned Answer carries the
-    provenance (its ``text`` is empty). The first piece is computed before returning, so errors such
-    as an over-long prompt are raised here, before any byte of a response is sent. Joined, the
-    pieces equal ``editor.generate([prompt], options)[0].text`` (surrounding whitespace removed)."""
-    # 1. scope decision, exactly as generate() makes it
-    decision = editor.route([prompt])[0]
-    answer = Answer(
-        text="",
-        source="counterfactual" if decision.in_scope else "base",
-        edit=decision.edit,
-        score=decision.score,
-        candidates=decision.candidates,
-    )
-    # 2. the answering model, fed what generate() would feed it
-    model, model_prompt = _model_prompt(editor, answer, prompt)
-    if model is not None and hasattr(model, "stream"):
-        pieces: Iterator[str] = model.stream(model_prompt, options)
-    elif answer.source == "base":
-        pieces = iter(editor.base.generate([prompt], options))
-    else:
-        pieces = iter(
-            editor.counterfactual.generate([prompt], [[c.edit for c in decision.candidates]], options)
-        )
-    # 3. strip as generate() does, and start generating now so errors surface before the response
-    return answer, _primed(_stripped(pieces))
-
-
-def _stripped(pieces: Iterator[str]) -> Iterator[str]:
-    """Drop leading whitespace and hold trailing whitespace back until more text follows it."""
-    started, held = False, ""
-    for piece in pieces:
-        if not started:
-            piece = piece.lstrip()
-            if not piece:
-                continue
-            started = True
-        body = piece.rstrip()
-        if body:
-            yield held + body
-            held = piece[len(body) :]
-        else:
-            held += piece
+    """``editor.stream(prompt, options)`` with its first piece computed before returning, so errors
+    such as an over-long prompt are raised here, before any byte of a response is sent."""
+    answer, pieces = editor.stream(prompt, options)
+    return answer, _primed(pieces)
 
 
 def _primed(iterator: Iterator[str]) -> Iterator[str]:

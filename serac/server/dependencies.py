@@ -1,0 +1,79 @@
+"""FastAPI dependencies: the shared objects on ``app.state`` and the API-key check.
+
+``create_app`` puts one editor, its settings, metrics and micro-batcher on ``app.state``; routers
+read them through these dependencies, so a router module holds no state of its own and any app
+(tests, extensions such as another router) can mount it.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.params import Depends as DependsMarker
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serac.editor import EditedModel
+from serac.server.auth import Role
+from serac.server.batching import MicroBatcher
+from serac.server.errors import APIError
+from serac.server.metrics import Metrics
+from serac.server.settings import ServerSettings
+
+
+def get_editor(request: Request) -> EditedModel:
+    return request.app.state.editor
+
+
+def get_settings(request: Request) -> ServerSettings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_batcher(request: Request) -> MicroBatcher:
+    return request.app.state.batcher
+
+
+Editor = Annotated[EditedModel, Depends(get_editor)]
+Settings = Annotated[ServerSettings, Depends(get_settings)]
+AppMetrics = Annotated[Metrics, Depends(get_metrics)]
+Batcher = Annotated[MicroBatcher, Depends(get_batcher)]
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
+
+
+def check_key(settings: ServerSettings, credentials: HTTPAuthorizationCredentials | None, role: Role) -> None:
+    """Raise 401 (no or wrong key) or 403 (a key whose role is too weak); no-op without keys."""
+    if not settings.keys:
+        return
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise APIError(
+            401, "missing API key; send `Authorization: Bearer KEY`", "missing_api_key", headers=challenge
+        )
+    found = settings.keys.role_of(credentials.credentials)
+    if found is None:
+        raise APIError(401, "invalid API key", "invalid_api_key", headers=challenge)
+    if not found.allows(role):
+        raise APIError(
+            403,
+            f"this API key has the '{found.value}' role; this endpoint needs '{role.value}'",
+            "insufficient_role",
+        )
+
+
+def require(role: Role) -> DependsMarker:
+    """A route dependency that lets only keys of ``role`` (or stronger) through."""
+
+    def check(
+        settings: Settings, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> None:
+        check_key(settings, credentials, role)
+
+    return Depends(check)
+
+
+READ = [require(Role.READ)]
+WRITE = [require(Role.WRITE)]

@@ -1,0 +1,5 @@
+"""The API's routers, one per concern; ``serac.server.app.create_app`` mounts them."""
+
+from serac.server.routers import edits, inference, operations
+
+__all__ = ["edits", "inference", "operations"]
