@@ -520,8 +520,11 @@ def main() -> None:
     phases = args.phases.split(",")
     json_path = args.out.with_suffix(".json")
     report: dict[str, Any] = json.loads(json_path.read_text()) if args.merge and json_path.exists() else {}
-    report.update(command=" ".join(["python", "scripts/scale_bench.py"] + [shlex.quote(a) for a in sys.argv[1:]]),
-                  date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),
+    command = " ".join(["nice -n 5 python scripts/scale_bench.py"] + [shlex.quote(a) for a in sys.argv[1:]])
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    runs = report.setdefault("runs", [{"command": report["command"], "date": report["date"]}] if "command" in report else [])
+    runs.append({"command": command, "date": date})
+    report.update(command=command, date=date, machine=machine(),
                   threshold=THRESHOLD, top_k=TOP_K, approximate_above=args.approximate_above,
                   baseline_commit=_commit(args.baseline_code), commit=_commit(REPO))
     sizes = report.setdefault("sizes", {})
@@ -579,8 +582,9 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         "# Scale: the edit memory at 10k, 100k and 1M edits",
         "",
-        f"`{report['command']}` on {report['date']}; {machine['cpus']}-core CPU, {machine['memory_gib']} GiB, "
-        f"{machine['note']} (scripts/scale_bench.py; raw numbers in scale.json). Each N: the store filled through "
+        "; ".join(f"`{r['command']}` on {r['date']}" for r in report.get("runs", [report])) + "; "
+        f"{machine['cpus']}-core CPU, {machine['memory_gib']} GiB, "
+        f"{machine['note']} (raw numbers in scale.json). Each N: the store filled through "
         "`EditStore.add_many(..., embeddings=...)` with ~12k real MiniLM keys (CounterFact prompts, zsRE "
         "questions) and the rest filler (half random unit vectors, half real keys plus noise); every measurement "
         f"in a fresh process. Scope threshold {report['threshold']}, top_k {report['top_k']}, `approximate_above` "
