@@ -283,23 +283,25 @@ class EditStore:
         if directory is None:
             return
         host = socket.gethostname()
-        unclean = False
+        stale: list[Path] = []
+        unwritable = False
         try:
             directory.mkdir(exist_ok=True)
             for marker in directory.glob("open-*"):
                 _, marker_host, pid, _ = (marker.name.split("~") + ["", "", "", ""])[:4]
                 if marker_host == host and pid.isdigit() and not _process_alive(int(pid)):
-                    unclean = True
-                    marker.unlink(missing_ok=True)
+                    stale.append(marker)
             self._marker = directory / f"open-~{host}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
             self._marker.touch()
             weakref.finalize(self, _unlink, self._marker)
         except OSError:
-            unclean = True
-        if unclean:
+            unwritable = True
+        if stale or unwritable:
             problems = self.check()
-            if problems:
+            if problems:  # the stale markers stay: every open checks again until the store is fixed
                 raise StoreCorruptError(self._corrupt_message(problems[0]))
+            for marker in stale:
+                _unlink(marker)
 
     def _drop_marker(self) -> None:
         if self._marker is not None:

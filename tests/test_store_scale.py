@@ -144,6 +144,8 @@ def test_corruption_found_after_an_unclean_shutdown(tmp_path):
     (tmp_path / "edits.db.serac" / f"open-~{socket.gethostname()}~999999999~dead").touch()
     with pytest.raises(StoreCorruptError, match="integrity check"):
         EditStore(path)
+    with pytest.raises(StoreCorruptError, match="integrity check"):  # and again: not forgotten
+        EditStore(path)
 
 
 def test_schema_1_store_is_migrated(tmp_path):
