@@ -220,8 +220,10 @@ class ApproximateIndex:
     @classmethod
     def from_bytes(cls, dim: int, payload: bytes | memoryview, exact_vectors: VectorSource,
                    params: Mapping[str, int]) -> "ApproximateIndex":
-        index = cls(dim, exact_vectors, **params)
+        # the graph's shape comes from the file; the search breadth is today's setting
+        index = cls(dim, exact_vectors, **{**params, "expansion_search": EXPANSION_SEARCH})
         index._index.load(payload)  # copied into the index's own memory
+        index._index.expansion_search = EXPANSION_SEARCH
         return index
 
 
