@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "ScopeIndex": "serac.scope",
     "SentenceEncoder": "serac.scope",
     "EditStore": "serac.store",
+    "PostgresEditStore": "serac.postgres_store",
+    "open_store": "serac.store_url",
     **{
         name: "serac.errors"
         for name in (
@@ -46,6 +48,7 @@ _EXPORTS: dict[str, str] = {
             "StoreCorruptError",
             "StoreError",
             "StoreLockedError",
+            "StoreUnavailableError",
             "VersionNotFoundError",
         )
     },
@@ -84,7 +87,10 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         StoreCorruptError,
         StoreError,
         StoreLockedError,
+        StoreUnavailableError,
         VersionNotFoundError,
     )
+    from serac.postgres_store import PostgresEditStore
     from serac.scope import ScopeClassifier, ScopeDecision, ScopeIndex, SentenceEncoder
     from serac.store import EditStore
+    from serac.store_url import open_store

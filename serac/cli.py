@@ -26,16 +26,25 @@ console = Console()
 err_console = Console(stderr=True)
 
 StoreOption = typer.Option(None, "--store", envvar="SERAC_STORE",
-                           help="Edit store (SQLite file). Default: $SERAC_HOME/edits.db")
+                           help="Edit store: a SQLite file, or postgresql://USER@HOST/DB to share one store "
+                                "between servers. Default: $SERAC_HOME/edits.db")
 ModelOption = typer.Option(None, "--model", envvar="SERAC_MODEL",
                            help="Artifact directory from `serac train`. Default: trained artifacts in "
                                 "$SERAC_HOME/trained when present, else the embedded models.")
 
 
-def _store_path(store: Optional[Path]) -> Path:
+def _store_path(store: Optional[str]) -> str | Path:
+    """The --store value (a path or a postgresql:// URL, kept as text: a Path would merge the URL's
+    "//"), or the default SQLite file."""
     from serac.editor import default_store_path
 
     return store or default_store_path()
+
+
+def _open_store(store: Optional[str]):
+    from serac.store_url import open_store
+
+    return open_store(_store_path(store))
 
 
 def _model_dir(model: Optional[Path]) -> Optional[Path]:
@@ -86,13 +95,12 @@ def edit_add(
     input: str = typer.Argument(..., help="The input to edit, e.g. a question."),
     target: str = typer.Argument(..., help="The answer it should get."),
     meta: list[str] = typer.Option([], "--meta", help="Metadata as KEY=VALUE (repeatable)."),
-    store: Optional[Path] = StoreOption,
+    store: Optional[str] = StoreOption,
     model: Optional[Path] = ModelOption,
 ) -> None:
     """Add one edit. Its key is embedded now, so queries never re-encode it."""
     from serac.edits import validate_edit
     from serac.scope import ScopeClassifier
-    from serac.store import EditStore
 
     with _errors():
         metadata = {}
@@ -105,22 +113,21 @@ def edit_add(
         with console.status("Embedding the edit key..."):
             scope = ScopeClassifier.from_config(_load_config(model).scope)
             vectors = scope.embed_keys([request.input])
-        with EditStore(_store_path(store)) as edit_store:
+        with _open_store(store) as edit_store:
             edit = edit_store.add_many([request], embeddings=(scope.encoder.id, vectors))[0]
             console.print(f"added edit [bold]{edit.id}[/bold] (store version {edit_store.version})")
 
 
 @edit_app.command("list")
 def edit_list(
-    store: Optional[Path] = StoreOption,
+    store: Optional[str] = StoreOption,
     offset: int = typer.Option(0, min=0),
     limit: int = typer.Option(50, min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
     """List live edits."""
-    from serac.store import EditStore
 
-    with _errors(), EditStore(_store_path(store)) as edit_store:
+    with _errors(), _open_store(store) as edit_store:
         edits = edit_store.list(offset, limit)
         if as_json:
             for edit in edits:  # one JSON document per line, unstyled and never wrapped
@@ -138,34 +145,30 @@ def edit_list(
 
 @edit_app.command("rm")
 def edit_rm(edit_id: int = typer.Argument(..., help="Edit id (see `serac edit list`)."),
-            store: Optional[Path] = StoreOption) -> None:
+            store: Optional[str] = StoreOption) -> None:
     """Remove an edit (undo with `serac edit rollback`)."""
-    from serac.store import EditStore
 
-    with _errors(), EditStore(_store_path(store)) as edit_store:
+    with _errors(), _open_store(store) as edit_store:
         version = edit_store.remove(edit_id)
         console.print(f"removed edit {edit_id} (store version {version})")
 
 
 @edit_app.command("rollback")
 def edit_rollback(version: int = typer.Argument(..., help="Version to restore (see `serac edit log`)."),
-                  store: Optional[Path] = StoreOption) -> None:
+                  store: Optional[str] = StoreOption) -> None:
     """Restore the set of edits live at VERSION (recorded as a new version)."""
-    from serac.store import EditStore
 
-    with _errors(), EditStore(_store_path(store)) as edit_store:
+    with _errors(), _open_store(store) as edit_store:
         new_version = edit_store.rollback(version)
         console.print(f"rolled back to version {version}: now version {new_version}, {edit_store.count()} live edits")
 
 
 @edit_app.command("log")
-def edit_log(store: Optional[Path] = StoreOption) -> None:
+def edit_log(store: Optional[str] = StoreOption) -> None:
     """Show the store's version history."""
     from datetime import datetime, timezone
 
-    from serac.store import EditStore
-
-    with _errors(), EditStore(_store_path(store)) as edit_store:
+    with _errors(), _open_store(store) as edit_store:
         table = Table(title="edit store versions")
         for column in ("version", "time (UTC)", "change", "detail"):
             table.add_column(column)
@@ -176,13 +179,11 @@ def edit_log(store: Optional[Path] = StoreOption) -> None:
 
 
 @edit_app.command("check")
-def edit_check(store: Optional[Path] = StoreOption,
+def edit_check(store: Optional[str] = StoreOption,
                full: bool = typer.Option(False, "--full", help="SQLite's integrity_check (slower, also "
                                                                "checks index contents) instead of quick_check.")) -> None:
     """Check the store's integrity (opening a store checks it only after an unclean shutdown)."""
-    from serac.store import EditStore
-
-    with _errors(), EditStore(_store_path(store)) as edit_store:
+    with _errors(), _open_store(store) as edit_store:
         with console.status("Checking the edit store..."):
             problems = edit_store.check(full=full)
         if problems:
@@ -197,7 +198,7 @@ def edit_check(store: Optional[Path] = StoreOption,
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The input to answer."),
-    store: Optional[Path] = StoreOption,
+    store: Optional[str] = StoreOption,
     model: Optional[Path] = ModelOption,
     max_new_tokens: int = typer.Option(32, min=1, max=4096),
 ) -> None:

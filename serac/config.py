@@ -76,6 +76,12 @@ class ScopeConfig:
     # facts, trained encoder, top_k 10): "newest" routes 99.6% of in-scope inputs to their fact's
     # newest edit, "best" 79%.
     conflicts: Literal["newest", "best"] = "newest"
+    # "newest" also needs the two edits to ask the same relation: the cosine of their inputs with
+    # the shared subject masked out (serac.facts) must reach this. Stricter than the scope test,
+    # because two facts about one subject share most of their key. `serac train` calibrates it on
+    # rephrasing pairs (same fact) against same-subject, other-relation pairs; 0.60 is that
+    # calibration for the pretrained MiniLM (about 1% of other-relation pairs pass).
+    same_fact_threshold: float = 0.60
     # "exact": a flat scan; "approximate": an HNSW graph (int8 keys) whose candidates are re-scored
     # exactly; "auto": exact up to `approximate_above` live edits, approximate above (measured in
     # benchmarks/extra/scale.md: a flat scan costs ~1 ms per 10k edits on one core).
@@ -93,6 +99,10 @@ class ScopeConfig:
         if not isinstance(self.threshold, (int, float)) or not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(f"scope.threshold is a cosine similarity in [-1, 1], got {self.threshold!r}")
         _check_positive(self.top_k, "scope.top_k")
+        if not isinstance(self.same_fact_threshold, (int, float)) or not -1.0 <= self.same_fact_threshold <= 1.0:
+            raise ConfigError(
+                f"scope.same_fact_threshold is a cosine similarity in [-1, 1], got {self.same_fact_threshold!r}"
+            )
         if self.conflicts not in ("newest", "best"):
             raise ConfigError(f"scope.conflicts is 'newest' or 'best', got {self.conflicts!r}")
         if self.index not in ("auto", "exact", "approximate"):

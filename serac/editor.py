@@ -20,6 +20,7 @@ from serac.errors import ConfigError
 from serac.models import serac_home
 from serac.scope import Candidate, ScopeClassifier, ScopeDecision
 from serac.store import EditStore, EditStoreProtocol
+from serac.store_url import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +73,13 @@ class EditedModel:
     def from_config(
         cls, config: SeracConfig | None = None, store: str | Path | EditStoreProtocol | None = None
     ) -> "EditedModel":
-        """Load every part a config names. ``store`` is a path (created if missing), a store
-        object, or None for an in-memory store."""
+        """Load every part a config names. ``store`` is a SQLite path (created if missing), a
+        ``postgresql://`` URL, a store object, or None for an in-memory store (see serac/store_url.py)."""
         config = config or SeracConfig()
         base = load_base_model(config.base)
         counterfactual = LMCounterfactual.from_config(config.counterfactual)
         scope = ScopeClassifier.from_config(config.scope)
-        return cls(base, scope, counterfactual, _open_store(store), config)
+        return cls(base, scope, counterfactual, open_store(store), config)
 
     @classmethod
     def from_pretrained(
@@ -116,6 +117,12 @@ class EditedModel:
             new_version = self.store.rollback(version)
             self.scope.sync(self.store)
         return new_version
+
+    def sync(self) -> None:
+        """Bring the scope index up to the store's newest version (a follower calls this between
+        requests, so a request finds other replicas' edits already indexed)."""
+        with self._lock:
+            self.scope.sync(self.store)
 
     @property
     def edits(self) -> list[Edit]:
@@ -257,14 +264,6 @@ def _check_count(model: str, outputs: Sequence[Any], rows: Sequence[int]) -> Non
     # zip would silently drop rows and leave them answered with ""
     if len(outputs) != len(rows):
         raise ValueError(f"the {model} model returned {len(outputs)} answers for {len(rows)} prompts")
-
-
-def _open_store(store: str | Path | EditStoreProtocol | None) -> EditStoreProtocol:
-    if store is None:
-        return EditStore(":memory:")
-    if isinstance(store, (str, Path)):
-        return EditStore(store)
-    return store
 
 
 def default_store_path() -> Path:

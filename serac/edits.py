@@ -122,29 +122,45 @@ def input_key(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
+def to_request(item: EditRequest | tuple | Mapping[str, Any]) -> EditRequest:
+    """One (input, target[, metadata]) tuple, {"input", "target", "metadata"} mapping or
+    EditRequest, validated."""
+    if isinstance(item, EditRequest):
+        return item
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"input", "target", "metadata"}
+        if unknown:
+            raise EditValidationError(
+                f"unknown field(s) {sorted(unknown)}; an edit has 'input', 'target' and optional 'metadata'"
+            )
+        return validate_edit(item.get("input"), item.get("target"), item.get("metadata"))
+    if isinstance(item, (tuple, list)) and len(item) in (2, 3):
+        return validate_edit(*item)
+    raise EditValidationError(
+        f"expected an (input, target) pair or a mapping with 'input' and 'target', got {item!r:.80}"
+    )
+
+
 def to_requests(items: Iterable[EditRequest | tuple | Mapping[str, Any]]) -> list[EditRequest]:
-    """Validate a batch up front: (input, target[, metadata]) tuples, {"input", "target",
-    "metadata"} mappings or EditRequests. One bad item rejects the batch before anything is written."""
+    """Validate a batch up front. One bad item rejects the batch before anything is written."""
     requests = []
     for i, item in enumerate(items):
-        if isinstance(item, EditRequest):
-            requests.append(item)
-            continue
         try:
-            if isinstance(item, Mapping):
-                unknown = set(item) - {"input", "target", "metadata"}
-                if unknown:
-                    raise EditValidationError(
-                        f"unknown field(s) {sorted(unknown)}; an edit has 'input', 'target' and "
-                        "optional 'metadata'"
-                    )
-                requests.append(validate_edit(item.get("input"), item.get("target"), item.get("metadata")))
-            elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
-                requests.append(validate_edit(*item))
-            else:
-                raise EditValidationError(
-                    f"expected an (input, target) pair or a mapping with 'input' and 'target', got {item!r:.80}"
-                )
+            requests.append(to_request(item))
         except EditValidationError as exc:
             raise EditValidationError(f"edit #{i}: {exc}") from None
     return requests
+
+
+def check_requests(
+    items: Iterable[EditRequest | tuple | Mapping[str, Any]],
+) -> tuple[list[EditRequest], list[tuple[int, str]]]:
+    """Validate every item and collect every problem, as (index, message), instead of stopping at
+    the first: what a bulk import shows its user before anything is written."""
+    requests, problems = [], []
+    for i, item in enumerate(items):
+        try:
+            requests.append(to_request(item))
+        except EditValidationError as exc:
+            problems.append((i, str(exc)))
+    return requests, problems

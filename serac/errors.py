@@ -35,6 +35,10 @@ class StoreLockedError(StoreError):
     """Another process holds a write lock on the store for longer than the busy timeout."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store's database server cannot be reached (down, wrong address, refused login)."""
+
+
 class StoreCorruptError(StoreError):
     """The store file is not a serac database, or its contents fail an integrity check."""
 

@@ -20,7 +20,8 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from serac.config import ScopeConfig
-from serac.edits import Edit
+from serac.edits import Edit, input_key
+from serac.facts import SameFactJudge
 from serac.index import ApproximateIndex, ExactIndex, IndexTag, VectorIndex, index_file, load_index, save_index
 from serac.models import loadable_model
 from serac.store import EditStoreProtocol
@@ -106,6 +107,7 @@ class ScopeClassifier:
         top_k: int = ScopeConfig.top_k,
         reranker: "CrossEncoderReranker | None" = None,
         conflicts: str = ScopeConfig.conflicts,
+        same_fact_threshold: float = ScopeConfig.same_fact_threshold,
         index: str = ScopeConfig.index,
         approximate_above: int = ScopeConfig.approximate_above,
         search_threads: int = ScopeConfig.search_threads,
@@ -115,6 +117,7 @@ class ScopeClassifier:
         self.threshold = threshold
         self.top_k = top_k
         self.conflicts = conflicts
+        self.same_fact = SameFactJudge(encoder, same_fact_threshold)
         self.reranker = reranker
         self.index_kind = index
         self.approximate_above = approximate_above
@@ -133,8 +136,9 @@ class ScopeClassifier:
             else None
         )
         encoder = SentenceEncoder(config.encoder, device=config.device)
-        return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts, config.index,
-                   config.approximate_above, config.search_threads)
+        return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts, config.same_fact_threshold,
+                   index=config.index, approximate_above=config.approximate_above,
+                   search_threads=config.search_threads)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:
@@ -260,6 +264,8 @@ class ScopeClassifier:
                 threshold = self.threshold
             best = candidates[0].score if candidates else None
             in_scope = best is not None and best >= threshold
+            if in_scope:
+                candidates = _exact_input_first(query, candidates)
             if in_scope and self.conflicts == "newest":
                 candidates = self._newest_first(candidates, threshold)
             decisions.append(ScopeDecision(in_scope=in_scope, candidates=tuple(candidates), score=best))
@@ -268,21 +274,37 @@ class ScopeClassifier:
     def _newest_first(self, candidates: list[Candidate], threshold: float) -> list[Candidate]:
         """Move the newest edit of the best match's fact to the front.
 
-        Two edits count as the same fact when each one's input is in scope of the other's (their
-        keys' cosine clears the threshold): e.g. "What company made X?" -> A, then "Which firm built
-        X?" -> B. Without this, whichever phrasing happens to sit nearer the query would win, so a
-        rephrasing could still get the superseded answer A.
+        A newer candidate takes over when the query is in scope of it too, its input is in scope
+        of the best match's input (keys' cosine clears the threshold), and the two inputs ask the
+        same relation (``SameFactJudge``: cosine with the shared subject masked out clears
+        ``same_fact_threshold``): e.g. "What company made X?" -> A, then "Which firm built X?" -> B.
+        Without the policy, whichever phrasing sits nearer the query would win, so a rephrasing
+        could still get the superseded answer A; without the relation test, a newer edit of
+        another fact about the same subject would answer (the subject dominates both keys).
         """
         best = candidates[0]
         rivals = [c for c in candidates[1:] if c.score >= threshold and c.edit.id > best.edit.id]
         if not rivals:
             return candidates
         keys = self.index.vectors([best.edit.id] + [c.edit.id for c in rivals])
-        same_fact = [c for c, sim in zip(rivals, keys[1:] @ keys[0]) if sim >= self.threshold]
+        rivals = [c for c, sim in zip(rivals, keys[1:] @ keys[0]) if sim >= self.threshold]
+        if not rivals:
+            return candidates
+        same_fact = [c for c, same in zip(rivals, self.same_fact.same_fact(best.edit, [c.edit for c in rivals])) if same]
         if not same_fact:
             return candidates
         winner = max(same_fact, key=lambda c: c.edit.id)
         return [winner] + [c for c in candidates if c is not winner]
+
+
+def _exact_input_first(query: str, candidates: list[Candidate]) -> list[Candidate]:
+    """An edit whose input is the query itself (after case and whitespace folding) is the best
+    match, whatever a re-ranker or a near-tie says: an edit's own input must reach it."""
+    key = input_key(query)
+    for position, candidate in enumerate(candidates):
+        if input_key(candidate.edit.input) == key:
+            return [candidate] + candidates[:position] + candidates[position + 1:] if position else candidates
+    return candidates
 
 
 class CrossEncoderReranker:

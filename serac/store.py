@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -78,6 +79,24 @@ CREATE TABLE embeddings (
 """
 
 
+# Full-text index over the edits (word and word-prefix search for people looking for an edit).
+# External content: the text lives once, in `edits`; edit text never changes after insert, so one
+# insert trigger keeps the index whole. Added to stores made before it by `_ensure_search_index`.
+_SEARCH_SCHEMA = (
+    (
+        "CREATE VIRTUAL TABLE edits_fts USING fts5(input, target, metadata, content='edits', "
+        "content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+    ),
+    (
+        "CREATE TRIGGER edits_fts_insert AFTER INSERT ON edits BEGIN INSERT INTO edits_fts "
+        "(rowid, input, target, metadata) VALUES (new.id, new.input, new.target, new.metadata); END"
+    ),
+    "INSERT INTO edits_fts (edits_fts) VALUES ('rebuild')",
+)
+_WORD = re.compile(r"\w+")
+_MAX_SQL_INT = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Changes:
     """What changed after a version: edits now live (to index) and ids no longer live (to drop)."""
@@ -95,6 +114,22 @@ class LiveChunk:
     ids: np.ndarray  # int64, (n,)
     vectors: np.ndarray  # float32, (n, dim)
     missing: list[Edit]
+
+
+def search_words(text: str) -> list[str]:
+    """The words a search looks for: runs of letters and digits; everything else (quotes,
+    operators, punctuation) separates them, so no query syntax reaches the database."""
+    return _WORD.findall(text)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of search results, newest first, and how many edits match: exactly when
+    ``exact``, else at least ``total`` (counting stops there, so a word in every edit stays cheap)."""
+
+    edits: list[Edit]
+    total: int
+    exact: bool
 
 
 class EditStoreProtocol(Protocol):
@@ -123,10 +158,14 @@ class EditStoreProtocol(Protocol):
     def get_many(self, ids: Sequence[int]) -> dict[int, Edit]:
         """The rows of these ids, live or not (the caller's index decides liveness); unknown ids
         are left out. Used for the top-k of each query, so no caller holds every edit."""
-    def list(self, offset: int = 0, limit: int | None = None, after_id: int | None = None) -> list[Edit]:
+    def list(
+        self, offset: int = 0, limit: int | None = None, newest_first: bool = False, after_id: int | None = None
+    ) -> list[Edit]:
         """Live edits in id order; ``after_id`` pages by cursor in O(limit), ``offset`` in O(offset)."""
     def count(self) -> int:
         """Live edits, read from the newest version's maintained count (O(1))."""
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult: ...
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]: ...
     def remove(self, edit_id: int) -> int: ...
     def rollback(self, version: int) -> int: ...
     def changes_since(self, version: int) -> Changes: ...
@@ -251,6 +290,7 @@ class EditStore:
             if size < page_size * pages:  # pages not yet checkpointed live in the WAL
                 raise StoreCorruptError(self._corrupt_message("it is shorter than its header says"))
         self._read_tail()
+        self._ensure_search_index()
 
     def _read_tail(self) -> None:
         """Touch the newest version row and the live count: a damaged file fails here, at open."""
@@ -322,6 +362,20 @@ class EditStore:
         if counted != self.count():
             return [f"the live count says {self.count()} but {counted} edits are live"]
         return []
+
+    def _ensure_search_index(self) -> None:
+        """Create the full-text index (and fill it from the stored edits) if this store lacks it:
+        new stores, and stores written before search existed. Same schema version: older serac
+        versions read such a store unchanged, and their inserts still feed the index (trigger)."""
+
+        def missing() -> bool:
+            return not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'edits_fts'").fetchone()
+
+        if missing():
+            with self._write() as conn:
+                if missing():  # another process may have added it since
+                    for statement in _SEARCH_SCHEMA:
+                        conn.execute(statement)
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
         message = str(exc)
@@ -417,12 +471,27 @@ class EditStore:
                 found[row[0]] = _row_to_edit(row)
         return found
 
-    def list(self, offset: int = 0, limit: int | None = None, after_id: int | None = None) -> list[Edit]:
-        """Live edits in id order (oldest first); ``after_id``: those with a larger id (a cursor,
-        O(limit) however deep the page), ``offset``: skip that many first (O(offset))."""
+    def list(
+        self, offset: int = 0, limit: int | None = None, newest_first: bool = False, after_id: int | None = None
+    ) -> list[Edit]:
+        """Live edits in id order (oldest first, or newest first). ``after_id`` is a cursor: the
+        edits after that id in this order, O(limit) however deep the page; ``offset`` skips that
+        many first, at a cost that grows with it."""
+        offset, size = int(offset), -1 if limit is None else int(limit)
+        with self._lock:
+            if after_id is None and newest_first and size >= 0 and offset > 0:
+                total = self.count()
+                if offset > total // 2:
+                    # OFFSET costs the rows it skips: a page nearer the oldest end is read from there
+                    start = max(0, total - offset - size)
+                    return self._page(start, max(0, total - offset - start), "ASC")[::-1]
+            return self._page(offset, size, "DESC" if newest_first else "ASC", after_id)
+
+    def _page(self, offset: int, limit: int, order: str, after_id: int | None = None) -> list[Edit]:
+        bound = "" if after_id is None else (" AND id > ?" if order == "ASC" else " AND id < ?")
         rows = self._read(
-            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 AND id > ? ORDER BY id LIMIT ? OFFSET ?",
-            (-1 if after_id is None else int(after_id), -1 if limit is None else int(limit), int(offset)),
+            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1{bound} ORDER BY id {order} LIMIT ? OFFSET ?",
+            (*(() if after_id is None else (int(after_id),)), limit, offset),
         )
         return [_row_to_edit(r) for r in rows]
 
@@ -432,6 +501,60 @@ class EditStore:
 
     def __len__(self) -> int:
         return self.count()
+
+    def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult:
+        """Live edits whose input, target or metadata contain every word of ``text`` (the last
+        word also as a prefix, so results follow typing), newest first, and how many match.
+
+        Served by the full-text index: the page costs about the same however many edits are
+        stored, and counting stops after ``count_up_to`` matches (or the end of this page, if
+        further), so the worst case does not grow with the store either. Words are quoted, so
+        FTS5 syntax (``AND``, ``*``, quotes) in ``text`` is plain text."""
+        words = search_words(text)
+        if not words:
+            return SearchResult([], 0, True)
+        query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
+        cap = min(max(int(count_up_to), int(offset) + int(limit)), _MAX_SQL_INT - 1)
+        with self._lock:
+            counted = self._read(f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT ?)", (query, cap + 1))[0][0]
+            rows = self._read(
+                f"SELECT edits.id, edits.input, edits.target, edits.created_at, edits.metadata {match} "
+                "ORDER BY edits_fts.rowid DESC LIMIT ? OFFSET ?",
+                (query, int(limit), int(offset)),
+            )
+        return SearchResult([_row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+
+    def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
+        """Versions newest first, each with what it did from the event log: how many edits it
+        added and removed, and up to ``sample`` of them (id, op, input, target)."""
+        with self._lock:
+            versions = self._read(
+                "SELECT version, created_at, op, note FROM versions ORDER BY version DESC LIMIT ? OFFSET ?",
+                (int(limit), int(offset)),
+            )
+            records = []
+            for version, created_at, op, note in versions:
+                counts = dict(
+                    self._read("SELECT op, COUNT(*) FROM events WHERE version = ? GROUP BY op", (version,))
+                )
+                edits = self._read(
+                    "SELECT events.edit_id, events.op, edits.input, edits.target FROM events "
+                    "JOIN edits ON edits.id = events.edit_id WHERE version = ? ORDER BY events.edit_id LIMIT ?",
+                    (version, int(sample)),
+                )
+                records.append(
+                    {
+                        "version": version,
+                        "created_at": created_at,
+                        "op": op,
+                        "note": note,
+                        "added": counts.get("add", 0),
+                        "removed": counts.get("remove", 0),
+                        "edits": [dict(zip(("id", "op", "input", "target"), e)) for e in edits],
+                    }
+                )
+        return records
 
     def changes_since(self, version: int) -> Changes:
         """Edits touched after ``version``: those now live, and the ids that are not."""

@@ -5,6 +5,7 @@ no network and no real weights. Real-model tests are marked ``slow``-free but li
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -138,3 +139,38 @@ def tiny_editor(tiny_causal_dir, hashing_encoder):
     counterfactual = LMCounterfactual(load_text_model(str(tiny_causal_dir), max_new_tokens=6))
     scope = ScopeClassifier(hashing_encoder, threshold=0.7, top_k=3)
     return EditedModel(base, scope, counterfactual, EditStore(":memory:"))
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL server for the session (tests/pgcluster.py). Skips when PostgreSQL
+    is not installed, unless SERAC_REQUIRE_POSTGRES=1 (set by .ci/run where it is), which fails."""
+    from tests.pgcluster import INSTALL_HINT, PostgresCluster, find_bindir
+
+    required = os.environ.get("SERAC_REQUIRE_POSTGRES") == "1"
+    missing = None
+    if find_bindir() is None:
+        missing = INSTALL_HINT
+    else:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            missing = "psycopg 3 is not installed; `pip install -e '.[postgres]'` to run the PostgreSQL store tests"
+    if missing:
+        if required:
+            pytest.fail(f"SERAC_REQUIRE_POSTGRES=1 but {missing}", pytrace=False)
+        pytest.skip(missing)
+    cluster = PostgresCluster(find_bindir())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A store URL on the session's cluster whose tables go to a new, empty schema."""
+    return postgres_cluster.new_schema_url()
+

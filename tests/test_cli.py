@@ -205,3 +205,25 @@ def test_edit_check(store_path):
     result = run("edit", "check", "--full", store=store_path)
     assert result.exit_code == 1
     assert "the live count says 5 but 1 edits are live" in result.output and "restore the store" in result.output
+
+
+def test_edit_commands_on_a_postgres_url(postgres_url, tmp_path, monkeypatch):
+    from serac.postgres_store import PostgresEditStore
+
+    monkeypatch.chdir(tmp_path)
+    assert run("edit", "add", "Who is the UK prime minister?", "Keir Starmer", store=postgres_url).exit_code == 0
+    monkeypatch.setenv("SERAC_STORE", postgres_url)  # the environment variable takes a URL too
+    assert run("edit", "add", "Capital of Australia?", "Sydney").exit_code == 0
+    assert [e["target"] for e in listed(postgres_url)] == ["Keir Starmer", "Sydney"]
+    assert run("edit", "rm", "1").exit_code == 0
+    assert "now version 4, 2 live edits" in run("edit", "rollback", "2").stdout
+    assert "rollback" in run("edit", "log").stdout
+    with PostgresEditStore(postgres_url) as store:  # in PostgreSQL, not in a local file
+        assert [e.target for e in store.list()] == ["Keir Starmer", "Sydney"] and store.version == 4
+    assert not any(tmp_path.glob("postgres*"))  # the old Path-typed option made a "postgresql:" directory
+
+
+def test_unreachable_postgres_url_is_one_line(tmp_path):
+    result = run("edit", "list", store="postgresql://serac:s3cret@127.0.0.1:1/edits")
+    assert_one_line_error(result, "PostgreSQL edit store is unreachable", "Connection refused")
+    assert "s3cret" not in result.output

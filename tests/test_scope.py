@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import numpy as np
 import pytest
 
@@ -270,3 +273,79 @@ def test_newest_edit_of_a_fact_needs_to_be_retrieved_and_in_scope():
     store.remove(new.id)
     scope.sync(store)
     assert scope.decide(["query"])[0].edit == old
+
+
+class WeightedBagEncoder:
+    """Bag of words with per-word weights: a heavy subject word dominates the vector, as a
+    subject does in a trained encoder's keys, so two facts about one subject score high."""
+
+    id = "weighted-bag-test-encoder"
+    dim = 512
+
+    def __init__(self, weights, default=1.0, light=0.2):
+        self.weights, self.default, self.light = weights, default, light
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                weight = self.weights.get(word, self.light if word in FUNCTION_WORDS else self.default)
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += weight
+            out[row] /= np.linalg.norm(out[row]) or 1.0
+        return out
+
+
+FUNCTION_WORDS = set("the of is in it who what which a an was".split())
+SUBJECTS = {"australia": 3.0, "serbia": 3.0, "toodyay": 3.0}
+FOUR_EDITS = [  # issue 14's reproduction: two facts about each of two subjects
+    ("The official language of Australia is", "Arabic"),
+    ("Australia is located in the continent of", "South America"),
+    ("The capital of Serbia is", "Dhaka"),
+    ("Serbia is located in the continent of", "Asia"),
+]
+
+
+def four_edit_scope(**kwargs):
+    store = EditStore()
+    edits = store.add_many(FOUR_EDITS)
+    scope = ScopeClassifier(WeightedBagEncoder(SUBJECTS), threshold=0.8, top_k=10, **kwargs)
+    scope.sync(store)
+    return scope, edits
+
+
+def test_facts_about_one_subject_are_not_merged():
+    scope, edits = four_edit_scope()
+    keys = scope.encoder.encode([e.input for e in edits])
+    # the precondition of the bug: each subject's two keys clear the scope threshold
+    assert keys[0] @ keys[1] >= 0.8 and keys[2] @ keys[3] >= 0.8
+    decisions = scope.decide([e.input for e in edits])
+    assert [d.edit for d in decisions] == edits  # every exact input answered from its own edit
+
+
+def test_without_the_relation_test_the_newer_fact_hijacks_the_older():
+    # same_fact_threshold -1 accepts any pair: the old key-cosine-only behaviour, which this fixes
+    scope, edits = four_edit_scope(same_fact_threshold=-1.0)
+    decisions = scope.decide([edits[0].input, edits[2].input])
+    assert [d.edit for d in decisions] == [edits[1], edits[3]]
+
+
+def test_a_re_edit_of_the_same_fact_still_answers_for_the_older_wording():
+    store = EditStore()
+    old, new = store.add_many([
+        ("What architect designed Toodyay Fire Station?", "Wyndham Lewis"),
+        ("Who is the architect of Toodyay Fire Station?", "Kohn Pedersen Fox"),
+    ])
+    scope = ScopeClassifier(WeightedBagEncoder(SUBJECTS), threshold=0.8, top_k=10, same_fact_threshold=0.6)
+    scope.sync(store)
+    queries = [old.input, "Which architect designed the Toodyay Fire Station?", new.input]
+    assert [d.edit for d in scope.decide(queries)] == [new, new, new]
+
+
+def test_exact_input_goes_first_even_when_another_edit_scores_as_high():
+    store = EditStore()
+    a, b = store.add_many([("alpha beta", "1"), ("beta alpha", "2")])  # same bag of words: cosine 1
+    scope = ScopeClassifier(HashingEncoder(), threshold=0.5, top_k=3, conflicts="best")
+    scope.sync(store)
+    for edit in (a, b):
+        decision = scope.decide([edit.input.upper()])[0]  # case-folded exact match
+        assert decision.edit == edit

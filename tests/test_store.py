@@ -1,4 +1,7 @@
-"""EditStore: versioned, durable, atomic, shareable between processes."""
+"""EditStore: versioned, durable, atomic, shareable between processes.
+
+Tests that take ``store`` or ``location`` run against both backends (SQLite and a throwaway
+PostgreSQL, see tests/pgcluster.py); those that take ``path`` check SQLite's own file handling."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from serac.errors import (
     VersionNotFoundError,
 )
 from serac.store import EditStore
+from serac.store_url import open_store
 
 
 @pytest.fixture
@@ -27,9 +31,15 @@ def path(tmp_path):
     return tmp_path / "edits.db"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, path) -> str:
+    """Where a store lives: a SQLite file, or a PostgreSQL URL (a fresh schema per test)."""
+    return str(path) if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def store(path):
-    with EditStore(path) as s:
+def store(location):
+    with open_store(location) as s:
         yield s
 
 
@@ -166,14 +176,14 @@ def test_rollback_needs_an_int(store, version):
     assert store.version == 1
 
 
-def test_restart_keeps_edits_and_versions(path):
-    with EditStore(path) as s:
+def test_restart_keeps_edits_and_versions(location):
+    with open_store(location) as s:
         a = s.add("q1", "a1", {"k": [1, 2]})
         b = s.add("q2", "a2")
         s.remove(a.id)
         s.rollback(1)
         edits, versions = s.list(), s.versions()
-    with EditStore(path) as s:
+    with open_store(location) as s:
         assert s.list() == edits == [a]
         assert s.versions() == versions
         assert s.version == 4
@@ -231,12 +241,12 @@ def test_changes_since(store):
     assert store.changes_since(5) == type(changes)(version=5, live=[], removed=[])
 
 
-def test_embeddings_round_trip(path):
-    with EditStore(path) as s:
+def test_embeddings_round_trip(location):
+    with open_store(location) as s:
         edits = s.add_many([("q1", "a1"), ("q2", "a2")], embeddings=("enc-a", np.array([[1, 2], [3, 4]])))
         ids = [e.id for e in edits]
         s.put_embeddings("enc-b", ids[:1], np.array([[0.5, -0.25]], dtype=np.float64))
-    with EditStore(path) as s:
+    with open_store(location) as s:
         got = s.get_embeddings(ids, "enc-a")
         assert set(got) == set(ids)
         assert got[ids[0]].dtype == np.float32
@@ -357,24 +367,24 @@ def test_threads_share_one_store(store):
     assert store.count() == 80 and store.version == 80
 
 
-def _writer(path: str, worker: int, count: int, barrier, results) -> None:
-    from serac.store import EditStore
+def _writer(location: str, worker: int, count: int, barrier, results) -> None:
+    from serac.store_url import open_store
 
-    barrier.wait()  # every process opens the (new) file at the same moment
+    barrier.wait()  # every process opens the (new) store at the same moment
     try:
-        with EditStore(path) as s:
+        with open_store(location) as s:
             ids = [s.add(f"worker {worker} question {i}", f"answer {worker}.{i}").id for i in range(count)]
         results.put((worker, ids, None))
     except Exception as exc:
         results.put((worker, [], f"{type(exc).__name__}: {exc}"))
 
 
-def test_concurrent_processes(path):
+def test_concurrent_processes(location):
     ctx = multiprocessing.get_context("spawn")
     workers, count = 3, 10
     barrier = ctx.Barrier(workers)
     results = ctx.Queue()
-    processes = [ctx.Process(target=_writer, args=(str(path), w, count, barrier, results)) for w in range(workers)]
+    processes = [ctx.Process(target=_writer, args=(location, w, count, barrier, results)) for w in range(workers)]
     for p in processes:
         p.start()
     outcomes = [results.get(timeout=120) for _ in processes]
@@ -382,7 +392,7 @@ def test_concurrent_processes(path):
         p.join(timeout=60)
         assert p.exitcode == 0
     assert [error for _, _, error in outcomes if error] == []
-    with EditStore(path) as s:
+    with open_store(location) as s:
         assert s.count() == workers * count
         by_id = {e.id: e for e in s.list()}
         for worker, ids, _ in outcomes:

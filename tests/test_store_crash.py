@@ -9,14 +9,16 @@ import subprocess
 import sys
 import textwrap
 
-from serac.store import EditStore
+import pytest
+
+from serac.store_url import open_store
 
 WRITER = textwrap.dedent(
     """
     import json, sys
-    from serac.store import EditStore
+    from serac.store_url import open_store
 
-    store = EditStore(sys.argv[1])
+    store = open_store(sys.argv[1])
     print("ready", flush=True)
     i = 0
     while True:
@@ -27,11 +29,13 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_acknowledged_edits_survive_sigkill(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_acknowledged_edits_survive_sigkill(tmp_path, backend, request):
     path = tmp_path / "edits.db"
-    EditStore(path).close()
+    location = str(path) if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    open_store(location).close()
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, location], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     acknowledged: dict[int, int] = {}
     try:
@@ -52,7 +56,7 @@ def test_acknowledged_edits_survive_sigkill(tmp_path):
     proc.stdout.close()
     proc.stderr.close()
 
-    with EditStore(path) as store:  # reopening runs SQLite's quick_check and recovers the WAL
+    with open_store(location) as store:  # reopening SQLite runs its quick_check and recovers the WAL
         for edit_id, i in acknowledged.items():
             edit = store.get(edit_id)
             assert (edit.input, edit.target, dict(edit.metadata)) == (
@@ -64,6 +68,8 @@ def test_acknowledged_edits_survive_sigkill(tmp_path):
         assert len(acknowledged) <= store.count() <= len(acknowledged) + 1
         assert [v["version"] for v in store.versions()] == list(range(1, store.count() + 1))
         store.add("after the crash", "still writable")
+    if backend == "postgres":
+        return
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()

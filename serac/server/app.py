@@ -2,7 +2,7 @@
 
 ``create_app(editor, settings)`` only assembles: it puts the editor, settings, metrics and the
 micro-batcher on ``app.state``, installs the error handlers and middleware, and mounts one router
-per concern (``serac.server.routers``: inference, edits, operations). Routes reach the shared
+per concern (``serac.server.routers``: inference, edits, operations, console). Routes reach the shared
 objects and the API-key check through ``serac.server.dependencies``.
 """
 
@@ -12,22 +12,29 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from serac.editor import EditedModel
+from serac.follower import StoreFollower
 from serac.server.batching import MicroBatcher
 from serac.server.errors import install_error_handlers
 from serac.server.metrics import Metrics
 from serac.server.middleware import RequestGuard
-from serac.server.routers import edits, inference, operations
+from serac.server.routers import console, edits, inference, operations
 from serac.server.settings import ServerSettings
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.batcher.start()
+    # A shared store (PostgreSQL) announces other replicas' writes: index them between requests.
+    store = app.state.editor.store
+    follower = StoreFollower(app.state.editor).start() if StoreFollower.supported(store) else None
     try:
         yield
     finally:
+        if follower is not None:
+            await run_in_threadpool(follower.stop)
         await app.state.batcher.close()
 
 
@@ -51,6 +58,6 @@ def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> F
     )
     install_error_handlers(app)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    for router in (inference.router, edits.router, operations.router):
+    for router in (inference.router, edits.router, operations.router, console.router):
         app.include_router(router)
     return app

@@ -44,8 +44,12 @@ def serve(
         help="Artifact directory from `serac train`. Default: trained artifacts in $SERAC_HOME/trained "
         "when present, else the embedded models.",
     ),
-    store: Optional[Path] = typer.Option(
-        None, "--store", envvar="SERAC_STORE", help="Edit store (SQLite file). Default: $SERAC_HOME/edits.db"
+    store: Optional[str] = typer.Option(
+        None,
+        "--store",
+        envvar="SERAC_STORE",
+        help="Edit store: a SQLite file, or postgresql://USER@HOST/DB shared by several replicas. "
+        "Default: $SERAC_HOME/edits.db",
     ),
     api_keys_file: Optional[Path] = typer.Option(
         None,
@@ -85,7 +89,7 @@ def serve(
             torch.set_num_threads(torch_threads)
         editor = _load_editor(model, _store_path(store))
     err_console.print(f"serac serve: {auth_line}")
-    err_console.print(f"serac serve: http://{host}:{port}/v1 (docs at /docs, metrics at /metrics)")
+    err_console.print(f"serac serve: http://{host}:{port}/v1 (console at /ui, docs at /docs, metrics at /metrics)")
     uvicorn.run(
         create_app(editor, settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
     )

@@ -22,7 +22,9 @@ from serac.errors import (
     ModelNotAvailableError,
     PromptTooLongError,
     SeracError,
+    StoreError,
     StoreLockedError,
+    StoreUnavailableError,
     VersionNotFoundError,
 )
 
@@ -48,6 +50,8 @@ EXCEPTION_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (EditNotFoundError, 404, "edit_not_found"),
     (VersionNotFoundError, 404, "version_not_found"),
     (StoreLockedError, 503, "store_locked"),
+    (StoreUnavailableError, 503, "store_unavailable"),
+    (StoreError, 500, "store_error"),
     (ModelNotAvailableError, 503, "model_not_available"),
     (SeracError, 400, "invalid_request"),
 )

@@ -43,6 +43,7 @@ def _portable(spec: str) -> str:
 
 def build_serac_config(
     config: TrainConfig, threshold: float, cross_encoder_threshold: float | None = None,
+    same_fact_threshold: float | None = None,
     num_edits: int | None = None,
 ) -> SeracConfig:
     """``num_edits``: how many retrieved edits the counterfactual reads (chosen on validation; default
@@ -51,6 +52,10 @@ def build_serac_config(
     serac.base.model = _portable(config.base_model)
     serac.scope.encoder = SCOPE_DIR
     serac.scope.threshold = float(threshold)
+    if same_fact_threshold is not None:  # absent from runs calibrated before it existed
+        serac.scope.same_fact_threshold = float(same_fact_threshold)
+    if same_fact_threshold is not None:  # absent from runs calibrated before it existed
+        serac.scope.same_fact_threshold = float(same_fact_threshold)
     serac.scope.top_k = max(config.scope.top_k, config.counterfactual.num_edits)
     if cross_encoder_threshold is not None:
         serac.scope.cross_encoder = CROSS_ENCODER_DIR

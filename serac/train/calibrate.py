@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 import faiss
 import numpy as np
 
-from serac.train.pairs import EditRecord
+from serac.facts import mask_shared_span
+from serac.train.pairs import EditRecord, SameFactPairs
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -100,3 +101,39 @@ def summarize(scores: dict[str, SourceScores], threshold: float, n_edits: int) -
             entry["false_positive_rate"] = round(float((neg >= threshold).mean()), 4)
         report["sources"][source] = entry  # type: ignore[index]
     return report
+
+
+def choose_same_fact_threshold(
+    same: np.ndarray, other: np.ndarray, max_false_merge: float = 0.01
+) -> tuple[float, dict[str, float]]:
+    """The lowest threshold that merges at most ``max_false_merge`` of the other-relation pairs
+    (a false merge answers an edit's own input from another fact: the costly error), with the
+    share of same-fact pairs it still merges (a miss only lets an older wording of a re-edited
+    fact answer from its own edit)."""
+    if not len(other):
+        raise ValueError("no other-relation pairs to calibrate the same-fact threshold on")
+    ranked = np.sort(np.asarray(other, dtype=np.float64))
+    allowed = int(np.floor(max_false_merge * len(ranked)))  # pairs that may clear it
+    threshold = float(np.nextafter(ranked[len(ranked) - 1 - allowed], np.inf))
+    same = np.asarray(same, dtype=np.float64)
+    report = {
+        "threshold": threshold,
+        "same_fact_pairs": int(len(same)),
+        "other_relation_pairs": int(len(ranked)),
+        "same_fact_merged": round(float((same >= threshold).mean()), 4) if len(same) else float("nan"),
+        "other_relation_merged": round(float((ranked >= threshold).mean()), 4),
+    }
+    return float(np.clip(threshold, -1.0, 1.0)), report
+
+
+def score_same_fact(embed: Embed, pairs: SameFactPairs) -> tuple[np.ndarray, np.ndarray]:
+    """The same-fact similarity (subject-masked cosine) of every same-fact and other-relation pair."""
+
+    def cosines(rows: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not rows:
+            return np.zeros(0, dtype=np.float32)
+        masked = [mask_shared_span(a, b) for a, b in rows]
+        vectors = embed([text for pair in masked for text in pair])
+        return np.sum(vectors[0::2] * vectors[1::2], axis=1)
+
+    return cosines(pairs.same), cosines(pairs.other)

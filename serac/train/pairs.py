@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -208,3 +209,57 @@ def sample_batch(
             if subject in text:
                 ignore[i, len(positives) + j] = True
     return ScopeBatch(keys=keys, queries=queries, n_positive=len(positives), ignore=ignore)
+
+
+@dataclass(frozen=True)
+class SameFactPairs:
+    """Pairs of edit inputs for calibrating the same-fact decision (serac.facts).
+
+    ``same``: two wordings of one fact (a record's input and its rephrasings; inputs of records
+    that edit the same fact). ``other``: one subject, another relation: a record's input against
+    another relation's template filled with the same subject, the relations told apart by their
+    answers (two templates whose answer sets are disjoint ask different things: languages vs
+    continents), so a paraphrase of the same relation is never counted as another fact.
+    """
+
+    same: tuple[tuple[str, str], ...]
+    other: tuple[tuple[str, str], ...]
+
+
+def same_fact_pairs(
+    records: Sequence[EditRecord], reference: Sequence[EditRecord] = (), seed: int = 0, per_record: int = 2,
+    min_answers: int = 8,
+) -> SameFactPairs:
+    """Pairs from ``records``; relation templates and their answers from ``records`` plus
+    ``reference`` (e.g. the training split: more answers per template, surer relation labels).
+    Templates seen with fewer than ``min_answers`` answers are not used."""
+    same = [(r.key, p) for r in records for p in r.positives if r.source == "zsre"]
+    by_group: dict[tuple[str, str], list[str]] = {}
+    for record in records:
+        by_group.setdefault(record.group, []).append(record.key)
+    same += [(a, b) for keys in by_group.values() for i, a in enumerate(keys) for b in keys[i + 1:] if a != b]
+
+    # relation templates: the input with its subject taken out, and the answers each one takes
+    answers: dict[str, set[str]] = {}
+    for record in (*records, *reference):
+        template = _template(record)
+        if template is not None:
+            answers.setdefault(template, set()).update({normalize_text(record.target), record.group[1]})
+    templates = sorted(t for t, seen in answers.items() if len(seen) >= min_answers)
+    rng = random.Random(seed)
+    other = []
+    for record in records:
+        template = _template(record)
+        if template is None or len(answers[template]) < min_answers:
+            continue
+        unrelated = [t for t in templates if not answers[t] & answers[template]]
+        for chosen in rng.sample(unrelated, min(per_record, len(unrelated))):
+            other.append((record.key, chosen.replace("{}", record.subject, 1)))
+    return SameFactPairs(tuple(same), tuple(other))
+
+
+def _template(record: EditRecord) -> str | None:
+    """The record's input with its subject replaced by ``{}``, or None without a subject in it."""
+    if not record.subject or record.subject not in record.key:
+        return None
+    return record.key.replace(record.subject, "{}", 1)

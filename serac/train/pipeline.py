@@ -33,9 +33,22 @@ from serac.data import load_counterfact, load_zsre
 from serac.editor import CONFIG_FILE
 from serac.errors import ConfigError
 from serac.train import artifacts
-from serac.train.calibrate import choose_threshold, score_validation, summarize
+from serac.train.calibrate import (
+    choose_same_fact_threshold,
+    choose_threshold,
+    score_same_fact,
+    score_validation,
+    summarize,
+)
 from serac.train.config import TrainConfig
-from serac.train.pairs import EditRecord, Neighbours, mine_neighbours, records_from_examples, split_records
+from serac.train.pairs import (
+    EditRecord,
+    Neighbours,
+    mine_neighbours,
+    records_from_examples,
+    same_fact_pairs,
+    split_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +214,13 @@ def run_training(
 
             return {"threshold": ScopeConfig.threshold}
         threshold, objective = choose_threshold(scores)
-        return {"threshold": threshold, "objective": round(objective, 4),
-                "validation": summarize(scores, threshold, len(data.val))}
+        result = {"threshold": threshold, "objective": round(objective, 4),
+                  "validation": summarize(scores, threshold, len(data.val))}
+        pairs = same_fact_pairs(data.val, reference=data.train, seed=config.seed)
+        if pairs.other:
+            same, other = score_same_fact(lambda t: encode(model, t), pairs)
+            result["same_fact_threshold"], result["same_fact"] = choose_same_fact_threshold(same, other)
+        return result
 
     calibration = phase("calibrate", calibrate)
 
@@ -271,7 +289,7 @@ def run_training(
                               {"binary cross-entropy": cross_result["losses"]["loss"]})
     serac_config = artifacts.build_serac_config(
         config, calibration["threshold"], cross_result["threshold"] if cross_result is not None else None,
-        num_edits=cf_result.get("num_edits"),
+        num_edits=cf_result.get("num_edits"), same_fact_threshold=calibration.get("same_fact_threshold"),
     )
     phases = {name: {k: v for k, v in result.items() if k != "losses"} for name, result in state.done.items()}
     report = {

@@ -1,6 +1,6 @@
 """Run the serac server on tiny models (for tests that need a separate process, e.g. to SIGKILL it).
 
-    python tests/server/serve_tiny.py --model-dir DIR --store FILE --port PORT
+    python tests/server/serve_tiny.py --model-dir DIR --store FILE_OR_POSTGRES_URL --port PORT
 
 The tiny model is created in DIR if missing. API keys come from SERAC_API_KEYS, as for `serac serve`.
 """
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True, type=Path)
-    parser.add_argument("--store", required=True, type=Path)
+    parser.add_argument("--store", required=True)  # text: a Path would merge a URL's "//"
     parser.add_argument("--port", required=True, type=int)
     args = parser.parse_args()
 

@@ -46,22 +46,29 @@ def _fuzz(operation, mode, url: str, deadline: float, seen: dict, failures: list
     exercise()
 
 
-def test_no_server_errors_for_generated_requests(server, tmp_path):
+def fuzz_operations(operations, url: str, budget_s: float) -> tuple[dict[str, list[int]], list[str]]:
+    """Valid and invalid generated requests to each operation in turn, within ``budget_s``: the
+    status codes seen per operation, and a description of each 5xx."""
     from schemathesis import GenerationMode
 
-    set_hypothesis_home_dir(str(tmp_path / "hypothesis"))  # no .hypothesis/ cache in the work tree
-    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 11, [op.label for op in operations]
-    deadline = time.monotonic() + BUDGET_S
+    deadline = time.monotonic() + budget_s
     seen: dict[str, list[int]] = {}
     failures: list[str] = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                _fuzz(operation, mode, server.url, deadline, seen, failures)
+                _fuzz(operation, mode, url, deadline, seen, failures)
             except Unsatisfiable:  # no invalid input exists for an operation without parameters
                 assert mode is GenerationMode.NEGATIVE, operation.label
+    return seen, failures
+
+
+def test_no_server_errors_for_generated_requests(server, tmp_path):
+    set_hypothesis_home_dir(str(tmp_path / "hypothesis"))  # no .hypothesis/ cache in the work tree
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 11, [op.label for op in operations]
+    seen, failures = fuzz_operations(operations, server.url, BUDGET_S)
 
     print({label: (len(codes), sorted(set(codes))) for label, codes in seen.items()})
     assert not failures, "\n".join(failures[:10])

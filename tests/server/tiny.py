@@ -25,16 +25,13 @@ def build_tiny_editor(model_dir: str | Path, store: Any = None, threshold: float
     from serac.counterfactual import LMCounterfactual
     from serac.editor import EditedModel
     from serac.scope import ScopeClassifier
-    from serac.store import EditStore
+    from serac.store_url import open_store
     from tests.conftest import HashingEncoder
 
     base = load_text_model(str(model_dir), max_new_tokens=6)
     counterfactual = LMCounterfactual(load_text_model(str(model_dir), max_new_tokens=6))
     scope = ScopeClassifier(HashingEncoder(), threshold=threshold, top_k=3)
-    store = store if store is not None else EditStore(":memory:")
-    if isinstance(store, (str, Path)):
-        store = EditStore(store)
-    return EditedModel(base, scope, counterfactual, store)
+    return EditedModel(base, scope, counterfactual, open_store(store))
 
 
 def ensure_tiny_model(model_dir: str | Path) -> Path:
@@ -85,7 +82,7 @@ def free_port() -> int:
 class ProcessServer:
     """serve_tiny.py in a subprocess, so a test can SIGKILL it."""
 
-    def __init__(self, model_dir: Path, store: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, model_dir: Path, store: Path | str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [
@@ -102,9 +99,16 @@ class ProcessServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> "ProcessServer":
+        return self.launch().wait_healthy(timeout)
+
+    def launch(self) -> "ProcessServer":
+        """Start the process without waiting (start several, then wait for each: they load in parallel)."""
         self.process = subprocess.Popen(
             self.command, env=self.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
+        return self
+
+    def wait_healthy(self, timeout: float = 120) -> "ProcessServer":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

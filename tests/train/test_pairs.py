@@ -2,9 +2,22 @@ import numpy as np
 import pytest
 
 from serac.data import load_counterfact, load_zsre
-from serac.train.calibrate import SourceScores, choose_threshold, score_validation, summarize
+from serac.train.calibrate import (
+    SourceScores,
+    choose_same_fact_threshold,
+    choose_threshold,
+    score_validation,
+    summarize,
+)
 from serac.train.checkpoint import step_rng
-from serac.train.pairs import mine_neighbours, records_from_examples, sample_batch, split_records
+from serac.train.pairs import (
+    EditRecord,
+    mine_neighbours,
+    records_from_examples,
+    same_fact_pairs,
+    sample_batch,
+    split_records,
+)
 from tests.conftest import HashingEncoder
 
 
@@ -88,3 +101,41 @@ def test_score_validation_finds_the_right_fact(records):
     zsre = scores["zsre"]
     assert len(zsre.positive) == len(zsre.positive_rank) == sum(len(r.positives) for r in records if r.source == "zsre")
     assert np.mean(np.asarray(zsre.positive_rank) == 0) > 0.5
+
+
+def record(key, subject, target, original, source="counterfact", positives=()):
+    return EditRecord(key=key, target=target, positives=tuple(positives), negatives=(),
+                      group=(subject.lower(), original.lower()), subject=subject, source=source)
+
+
+LANGUAGES = ["french", "english", "dutch", "german", "italian", "spanish", "polish", "czech"]
+CONTINENTS = ["asia", "europe", "africa", "antarctica", "oceania", "north america", "south america", "arctic"]
+
+
+def test_same_fact_pairs_fill_other_relations_with_the_same_subject():
+    countries = [f"Country{i}" for i in range(8)]
+    records = [record(f"The official language of {c} is", c, LANGUAGES[i], LANGUAGES[-1 - i]) for i, c in enumerate(countries)]
+    records += [record(f"{c} is located in the continent of", c, CONTINENTS[i], CONTINENTS[-1 - i]) for i, c in enumerate(countries)]
+    # a paraphrase template of the language relation: shares answers, so never an "other" pair
+    records += [record(f"The mother tongue of {c} is", c, LANGUAGES[(i + 3) % 8], LANGUAGES[i]) for i, c in enumerate(countries)]
+    records.append(record("Who designed Toodyay?", "Toodyay", "A", "X", "zsre", positives=["Which architect built Toodyay?"]))
+    records.append(record("Who is the architect of Toodyay?", "Toodyay", "B", "X", "zsre"))
+    pairs = same_fact_pairs(records, seed=0, per_record=2)
+    assert ("Who designed Toodyay?", "Which architect built Toodyay?") in pairs.same
+    assert ("Who designed Toodyay?", "Who is the architect of Toodyay?") in pairs.same  # same group
+    assert pairs.other
+    for a, b in pairs.other:
+        subject = a.split()[-2] if a.startswith("The") else a.split()[0]
+        assert subject in b  # same subject...
+        language = lambda text: "language" in text or "tongue" in text  # noqa: E731
+        assert language(a) != language(b)  # ...another relation, never a paraphrase of the same one
+
+
+def test_same_fact_threshold_allows_at_most_the_given_share_of_false_merges():
+    other = np.linspace(0.0, 0.99, 100)
+    same = np.array([0.5, 0.97, 0.995, 0.999])
+    threshold, report = choose_same_fact_threshold(same, other, max_false_merge=0.01)
+    assert (other >= threshold).sum() == 1 and threshold > 0.98
+    assert report["same_fact_merged"] == 0.5 and report["other_relation_merged"] == 0.01
+    with pytest.raises(ValueError, match="other-relation"):
+        choose_same_fact_threshold(same, np.array([]))

@@ -18,6 +18,7 @@ from serac.editor import EditedModel
 from serac.errors import ConfigError
 from serac.scope import ScopeClassifier, SentenceEncoder
 from serac.store import EditStore, EditStoreProtocol
+from serac.store_url import open_store
 from serac.tasks.classifier import PairClassifierCounterfactual, SequenceClassifier, load_classifier
 
 CONFIG_FILE = "fc_config.json"
@@ -117,5 +118,5 @@ def build_editor(directory: str | Path, store: str | Path | EditStoreProtocol | 
     """The FC editor from an artifact directory: add evidence with ``editor.add(evidence,
     "supports")`` and ask with ``editor.generate([claim])``; answers are label strings."""
     if isinstance(store, (str, Path)):
-        store = EditStore(store)
+        store = open_store(store)
     return editor_from_parts(load_parts(directory), store)

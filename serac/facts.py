@@ -1,0 +1,92 @@
+"""Same fact or not: may a newer edit answer for an older one?
+
+The scope decides whether a *query* is covered by an edit; the "newest wins" policy also needs to
+know whether two *edits* change the same fact (then the newer one answers for both). The two
+questions need different tests. Two edits about one subject ("The official language of Australia
+is" -> Arabic, "Australia is located in the continent of" -> South America) have keys whose cosine
+clears a trained scope threshold (0.875 against 0.854), because the subject dominates both
+embeddings; treating them as one fact answered an edit's own exact input from the other edit.
+
+So the relation is compared with the subject taken out: the longest word span the two inputs share
+(the subject, in practice) is replaced by "it" in both, and the cosine of those two texts must
+clear ``same_fact_threshold``. "What architect designed Toodyay Fire Station?" and "Who is the
+architect of Toodyay Fire Station?" keep "What architect designed it" / "Who is the architect of it"
+(same relation, high cosine); the Australia pair keeps "The official language of it" / "it located
+in the continent of" (low). Inputs that share no content word are compared whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import numpy as np
+
+from serac.edits import Edit
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+# Words that alone never make a shared span a subject ("of the", "is", "?").
+_FUNCTION_WORDS = frozenset(
+    "a an and are as at by did do does for from how in is it its of on or that the this to was "
+    "were what when where which who whom whose with".split()
+)
+
+
+def mask_shared_span(a: str, b: str) -> tuple[str, str]:
+    """``a`` and ``b`` with their longest shared word span that holds a content word replaced by
+    "it" (case-insensitive); unchanged when they share no content word."""
+    words_a, words_b = _TOKEN.findall(a), _TOKEN.findall(b)
+    lower_a, lower_b = [w.casefold() for w in words_a], [w.casefold() for w in words_b]
+    # longest common substring over words, dynamic programming (inputs are short)
+    best_len, end_a, end_b = 0, 0, 0
+    previous = [0] * (len(lower_b) + 1)
+    for i in range(1, len(lower_a) + 1):
+        current = [0] * (len(lower_b) + 1)
+        for j in range(1, len(lower_b) + 1):
+            if lower_a[i - 1] == lower_b[j - 1]:
+                current[j] = previous[j - 1] + 1
+                span = lower_a[i - current[j]:i]
+                if current[j] > best_len and any(w.isalnum() and w not in _FUNCTION_WORDS for w in span):
+                    best_len, end_a, end_b = current[j], i, j
+        previous = current
+    if best_len == 0:
+        return a, b
+    masked_a = words_a[: end_a - best_len] + ["it"] + words_a[end_a:]
+    masked_b = words_b[: end_b - best_len] + ["it"] + words_b[end_b:]
+    return " ".join(masked_a), " ".join(masked_b)
+
+
+class SameFactJudge:
+    """Decides whether two edits change the same fact, from their inputs' relation similarity.
+
+    Edits never change (a new input is a new edit), so a pair's similarity is computed once and
+    kept in a bounded cache: the check costs one small encoder call the first time a query meets a
+    pair of candidate edits, and nothing after.
+    """
+
+    def __init__(self, encoder, threshold: float, cache_size: int = 65_536) -> None:
+        self.encoder = encoder
+        self.threshold = threshold
+        self._cache: OrderedDict[tuple[int, int], float] = OrderedDict()
+        self._cache_size = cache_size
+
+    def similarities(self, anchor: Edit, others: list[Edit]) -> list[float]:
+        """Subject-masked cosine between ``anchor``'s input and each of ``others``'."""
+        known = {e.id: self._cache[(anchor.id, e.id)] for e in others if (anchor.id, e.id) in self._cache}
+        missing = [e for e in others if e.id not in known]
+        if missing:
+            pairs = [mask_shared_span(anchor.input, e.input) for e in missing]
+            vectors = self.encoder.encode([text for pair in pairs for text in pair])
+            known.update(zip((e.id for e in missing), np.sum(vectors[0::2] * vectors[1::2], axis=1).tolist()))
+        for edit in others:
+            self._remember((anchor.id, edit.id), known[edit.id])
+        return [known[e.id] for e in others]
+
+    def same_fact(self, anchor: Edit, others: list[Edit]) -> list[bool]:
+        return [value >= self.threshold for value in self.similarities(anchor, others)]
+
+    def _remember(self, key: tuple[int, int], value: float) -> None:
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
