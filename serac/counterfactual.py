@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
-from serac.base import GREEDY, GenerationOptions, HFTextModel, Prompt, load_text_model, query_text
+from serac.base import (
+    GREEDY,
+    Generation,
+    GenerationOptions,
+    HFTextModel,
+    Prompt,
+    load_options,
+    load_text_model,
+    query_text,
+)
 from serac.config import CounterfactualConfig
 from serac.edits import Edit
 from serac.errors import ModelNotAvailableError
@@ -82,10 +91,10 @@ class LMCounterfactual:
     def from_config(cls, config: CounterfactualConfig) -> "LMCounterfactual":
         lm = load_text_model(
             config.model, config.kind, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-            device=config.device,
+            **load_options(config),
         )
         if config.adapter:
-            lm.model = _with_adapter(lm.model, config.adapter)
+            lm.model = with_adapter(lm.model, config.adapter)
         return cls(lm, config.prompt, config.num_edits)
 
     def build_prompt(self, query: Prompt, edits: Sequence[Edit]) -> Prompt:
@@ -110,6 +119,16 @@ class LMCounterfactual:
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.generate(prompts, options)
 
+    def generate_detailed(
+        self,
+        queries: Sequence[Prompt],
+        edits: Sequence[Sequence[Edit]],
+        options: GenerationOptions = GREEDY,
+    ) -> list[Generation]:
+        """``generate`` with token log-probs when ``options.logprobs`` is set."""
+        prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
+        return self.lm.generate_detailed(prompts, options)
+
     def stream(
         self, query: Prompt, edits: Sequence[Edit], options: GenerationOptions = GREEDY
     ) -> Iterator[str]:
@@ -123,7 +142,8 @@ class LMCounterfactual:
         return self.lm.teacher_forced(prompts, targets)
 
 
-def _with_adapter(model: Any, adapter: str) -> Any:
+def with_adapter(model: Any, adapter: str) -> Any:
+    """``model`` wrapped with the trained LoRA adapter saved in ``adapter`` (a `serac train` output)."""
     try:
         from peft import PeftModel
 

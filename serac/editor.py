@@ -12,11 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
-from serac.base import GREEDY, GenerationOptions, Prompt, TextModel, load_base_model, query_text
+from serac.base import (
+    GREEDY,
+    GenerationOptions,
+    Generation,
+    Prompt,
+    TextModel,
+    TokenLogprob,
+    load_base_model,
+    query_text,
+)
 from serac.config import SeracConfig
 from serac.counterfactual import CounterfactualModel, LMCounterfactual
 from serac.edits import Edit, EditRequest, to_requests, validate_edit
-from serac.errors import ConfigError
+from serac.errors import ConfigError, UnsupportedOptionError
 from serac.models import serac_home
 from serac.scope import Candidate, ScopeClassifier, ScopeDecision
 from serac.store import EditStore, EditStoreProtocol
@@ -24,7 +33,12 @@ from serac.store_url import open_store
 
 logger = logging.getLogger(__name__)
 
+# The artifact directory (written by `serac train` and EditedModel.save_pretrained)
 CONFIG_FILE = "serac_config.json"
+SCOPE_DIR = "scope_encoder"
+CROSS_ENCODER_DIR = "cross_encoder"
+ADAPTER_DIR = "counterfactual_adapter"
+STORE_FILE = "edits.db"
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class Answer:
     edit: Edit | None = None
     score: float | None = None  # best scope score (also reported for out-of-scope rows)
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    logprobs: tuple[TokenLogprob, ...] | None = None  # with options.logprobs: the answering model's
 
     @property
     def edit_id(self) -> int | None:
@@ -85,11 +100,46 @@ class EditedModel:
     def from_pretrained(
         cls, directory: str | Path | None = None, store: str | Path | EditStoreProtocol | None = None
     ) -> "EditedModel":
-        """Load an artifact directory written by ``serac train`` (it holds ``serac_config.json``
-        whose relative paths are resolved against the directory), or the defaults when None."""
+        """Load an artifact written by ``serac train`` or :meth:`save_pretrained`: a local directory
+        holding ``serac_config.json`` (relative paths resolved against it), or a Hugging Face Hub
+        repo id holding one (fetched by huggingface_hub, which honours ``HF_HUB_OFFLINE`` and its
+        cache); the embedded defaults when None. With ``store`` None, an artifact's edit snapshot
+        (``edits.db``) is opened when it has one, else an in-memory store."""
         if directory is None:
             return cls.from_config(SeracConfig(), store)
+        directory = resolve_artifact(directory)
+        if store is None and (directory / STORE_FILE).is_file():
+            store = directory / STORE_FILE
         return cls.from_config(load_artifact_config(directory), store)
+
+    def save_pretrained(self, directory: str | Path, include_store: bool = False) -> Path:
+        """Write an artifact that :meth:`from_pretrained` loads back to the same answers and routing:
+        ``serac_config.json``, the scope encoder (``scope_encoder/``), the cross-encoder and the
+        counterfactual's trained adapter when there are any, and with ``include_store`` a snapshot of
+        the edit store (``edits.db``: edits, versions and key vectors). The base and counterfactual
+        models are referenced by their config (model id, ``embedded:`` preset, or local path made
+        absolute), not copied. Returns the directory."""
+        if self.config is None:
+            raise ConfigError("save_pretrained needs an EditedModel built by from_config or from_pretrained (its "
+                              "config names the models); build it that way, or save the parts yourself")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = SeracConfig.from_dict(self.config.to_dict())  # a copy, paths rewritten below
+        config.scope.encoder = _save_sentence_model(self.scope.encoder, directory / SCOPE_DIR, "scope encoder")
+        if self.scope.reranker is not None:
+            config.scope.cross_encoder = _save_sentence_model(self.scope.reranker, directory / CROSS_ENCODER_DIR,
+                                                              "cross-encoder")
+        model = getattr(getattr(self.counterfactual, "lm", None), "model", None)
+        if config.counterfactual.adapter and hasattr(model, "peft_config"):
+            model.save_pretrained(directory / ADAPTER_DIR)
+            config.counterfactual.adapter = ADAPTER_DIR
+        for part in (config.base, config.counterfactual):
+            if Path(part.model).exists():
+                part.model = str(Path(part.model).resolve())
+        if include_store:
+            _snapshot_store(self.store, directory / STORE_FILE, getattr(self.scope.encoder, "id", None))
+        config.save(directory / CONFIG_FILE)  # last: a directory holding it is complete
+        return directory
 
     # -- edits ------------------------------------------------------------------------------------
     def add(self, input: str, target: str, metadata: Mapping[str, Any] | None = None) -> Edit:
@@ -101,21 +151,20 @@ class EditedModel:
         if not requests:
             return []
         vectors = self.scope.embed_keys([r.input for r in requests])
-        with self._lock:
-            stored = self.store.add_many(requests, embeddings=(self.scope.encoder.id, vectors))
-            self.scope.sync(self.store)
+        # The store serialises writers itself; the index lock is taken only once the write committed,
+        # so a write waiting for the database (another process holds it) never holds up routing.
+        stored = self.store.add_many(requests, embeddings=(self.scope.encoder.id, vectors))
+        self.sync()
         return stored
 
     def remove(self, edit_id: int) -> int:
-        with self._lock:
-            version = self.store.remove(edit_id)
-            self.scope.sync(self.store)
+        version = self.store.remove(edit_id)
+        self.sync()
         return version
 
     def rollback(self, version: int) -> int:
-        with self._lock:
-            new_version = self.store.rollback(version)
-            self.scope.sync(self.store)
+        new_version = self.store.rollback(version)
+        self.sync()
         return new_version
 
     def sync(self) -> None:
@@ -153,25 +202,26 @@ class EditedModel:
         decisions = self.route(prompts)
         edited_rows = [i for i, d in enumerate(decisions) if d.in_scope]
         base_rows = [i for i, d in enumerate(decisions) if not d.in_scope]
-        texts: list[str | None] = [None] * len(prompts)
+        outputs: list[Generation] = [Generation("")] * len(prompts)
         # 2. counterfactual model on in-scope rows only, reading the retrieved edits
         if edited_rows:
-            outputs = self.counterfactual.generate(
+            generated = _generations(
+                self.counterfactual,
+                options,
                 [prompts[i] for i in edited_rows],
                 [[c.edit for c in decisions[i].candidates] for i in edited_rows],
-                options,
             )
-            _check_count("counterfactual", outputs, edited_rows)
-            for i, text in zip(edited_rows, outputs):
-                texts[i] = text
+            _check_count("counterfactual", generated, edited_rows)
+            for i, output in zip(edited_rows, generated):
+                outputs[i] = output
         # 3. base model on out-of-scope rows only: their answers are exactly the base model's
         if base_rows:
-            outputs = self.base.generate([prompts[i] for i in base_rows], options)
-            _check_count("base", outputs, base_rows)
-            for i, text in zip(base_rows, outputs):
-                texts[i] = text
+            generated = _generations(self.base, options, [prompts[i] for i in base_rows])
+            _check_count("base", generated, base_rows)
+            for i, output in zip(base_rows, generated):
+                outputs[i] = output
         # 4. merge in input order, each with its provenance
-        return [_answer(text or "", decision) for text, decision in zip(texts, decisions)]
+        return [_answer(o.text or "", d, o.logprobs) for o, d in zip(outputs, decisions)]
 
     def stream(self, prompt: Prompt, options: GenerationOptions = GREEDY) -> tuple[Answer, Iterator[str]]:
         """Route one prompt, then stream the answering model's text as it is generated.
@@ -225,13 +275,27 @@ class EditedModel:
         return self.generate([prompt], options)[0]
 
 
-def _answer(text: str, decision: ScopeDecision) -> Answer:
+def _generations(model: Any, options: GenerationOptions, *inputs: Any) -> list[Generation]:
+    """The model's answers; with ``options.logprobs`` set, each with its tokens' log-probs."""
+    if options.logprobs is None:
+        return [Generation(text) for text in model.generate(*inputs, options)]
+    detailed = getattr(model, "generate_detailed", None)
+    if detailed is None:
+        raise UnsupportedOptionError(
+            f"{type(model).__name__} does not report token log-probs; ask without logprobs, or use a "
+            "Hugging Face model"
+        )
+    return detailed(*inputs, options)
+
+
+def _answer(text: str, decision: ScopeDecision, logprobs: tuple[TokenLogprob, ...] | None = None) -> Answer:
     answer = Answer(
         text=text,
         source="counterfactual" if decision.in_scope else "base",
         edit=decision.edit,
         score=decision.score,
         candidates=decision.candidates,
+        logprobs=logprobs,
     )
     logger.debug("routed to %s (edit %s, score %s)", answer.source, answer.edit_id, answer.score)
     return answer
@@ -264,6 +328,45 @@ def _check_count(model: str, outputs: Sequence[Any], rows: Sequence[int]) -> Non
     # zip would silently drop rows and leave them answered with ""
     if len(outputs) != len(rows):
         raise ValueError(f"the {model} model returned {len(outputs)} answers for {len(rows)} prompts")
+
+
+def resolve_artifact(name: str | Path) -> Path:
+    """A local artifact directory as given; a Hub repo id (``org/name``) through huggingface_hub."""
+    from serac.models import hub_snapshot, is_repo_id
+
+    path = Path(name)
+    if path.exists() or not is_repo_id(str(name)):
+        return path
+    return hub_snapshot(str(name))
+
+
+def _save_sentence_model(part: Any, target: Path, what: str) -> str:
+    """Save a sentence-transformers model (an encoder's or a re-ranker's ``.model``) into ``target``."""
+    model = getattr(part, "model", None)
+    if not hasattr(model, "save"):
+        raise ConfigError(f"the {what} ({type(part).__name__}) is not a sentence-transformers model and cannot be "
+                          "saved; save_pretrained supports serac's SentenceEncoder and CrossEncoderReranker")
+    model.save(str(target))
+    return target.name
+
+
+def _snapshot_store(store: EditStoreProtocol, path: Path, encoder_id: str | None) -> None:
+    """Copy ``store`` to a SQLite file: the whole database for an EditStore; for another store, its
+    live edits and their cached key vectors."""
+    if path.exists():
+        path.unlink()
+    if isinstance(store, EditStore):
+        store.backup(path)
+        return
+    edits = store.list()
+    with EditStore(path) as copy:
+        vectors = store.get_embeddings([e.id for e in edits], encoder_id) if encoder_id else {}
+        embeddings = None
+        if encoder_id and edits and len(vectors) == len(edits):
+            import numpy as np
+
+            embeddings = (encoder_id, np.stack([vectors[e.id] for e in edits]))
+        copy.add_many([EditRequest(e.input, e.target, e.metadata) for e in edits], embeddings=embeddings)
 
 
 def default_store_path() -> Path:

@@ -30,6 +30,8 @@ class VersionNotFoundError(SeracError, ValueError):
 class StoreError(SeracError, RuntimeError):
     """The edit store's database cannot be opened, read or written."""
 
+    sqlite_error: str | None = None  # SQLite's error name (e.g. SQLITE_FULL) when SQLite raised it
+
 
 class StoreLockedError(StoreError):
     """Another process holds a write lock on the store for longer than the busy timeout."""
@@ -47,6 +49,10 @@ class ModelNotAvailableError(SeracError, RuntimeError):
     """A model could not be located or loaded (missing package, bad path, unsupported type)."""
 
 
+class MissingExtraError(SeracError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
 class ConfigError(SeracError, ValueError):
     """A configuration value or file is invalid."""
 
@@ -57,3 +63,7 @@ class DataError(SeracError, ValueError):
 
 class PromptTooLongError(SeracError, ValueError):
     """A prompt plus the requested new tokens does not fit the model's context window."""
+
+
+class UnsupportedOptionError(SeracError, ValueError):
+    """A request asks for something the model in use cannot do (e.g. log-probs from a callable)."""

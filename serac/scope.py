@@ -23,7 +23,7 @@ from serac.config import ScopeConfig
 from serac.edits import Edit, input_key
 from serac.facts import SameFactJudge
 from serac.index import ApproximateIndex, ExactIndex, IndexTag, VectorIndex, index_file, load_index, save_index
-from serac.models import loadable_model
+from serac.models import loadable_model, weight_errors
 from serac.store import EditStoreProtocol
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,15 @@ class Encoder(Protocol):
 class SentenceEncoder:
     """A sentence-transformers model (the default is all-MiniLM-L6-v2)."""
 
-    def __init__(self, spec: str, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, spec: str, batch_size: int = 64, device: str = "cpu", trust_remote_code: bool = False) -> None:
         from sentence_transformers import SentenceTransformer
 
         from serac.base import resolve_device
 
         path = loadable_model(spec)
-        self.model = SentenceTransformer(path, device=str(resolve_device(device)))
+        with weight_errors(spec, path):
+            self.model = SentenceTransformer(path, device=str(resolve_device(device)),
+                                             trust_remote_code=trust_remote_code)
         self.batch_size = batch_size
         # sentence-transformers renamed the method (the old name warns, and will go)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -108,6 +110,7 @@ class ScopeClassifier:
         reranker: "CrossEncoderReranker | None" = None,
         conflicts: str = ScopeConfig.conflicts,
         same_fact_threshold: float = ScopeConfig.same_fact_threshold,
+        same_fact_encoder: Encoder | None = None,
         index: str = ScopeConfig.index,
         approximate_above: int = ScopeConfig.approximate_above,
         search_threads: int = ScopeConfig.search_threads,
@@ -117,7 +120,7 @@ class ScopeClassifier:
         self.threshold = threshold
         self.top_k = top_k
         self.conflicts = conflicts
-        self.same_fact = SameFactJudge(encoder, same_fact_threshold)
+        self.same_fact = SameFactJudge(same_fact_encoder or encoder, same_fact_threshold)
         self.reranker = reranker
         self.index_kind = index
         self.approximate_above = approximate_above
@@ -135,10 +138,12 @@ class ScopeClassifier:
             if config.cross_encoder
             else None
         )
-        encoder = SentenceEncoder(config.encoder, device=config.device)
-        return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts, config.same_fact_threshold,
-                   index=config.index, approximate_above=config.approximate_above,
-                   search_threads=config.search_threads)
+        encoder = SentenceEncoder(config.encoder, device=config.device, trust_remote_code=config.trust_remote_code)
+        judge = config.same_fact_encoder
+        judge_encoder = SentenceEncoder(judge, device=config.device) if judge and judge != config.encoder else None
+        return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts,
+                   config.same_fact_threshold, judge_encoder, index=config.index,
+                   approximate_above=config.approximate_above, search_threads=config.search_threads)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:

@@ -177,7 +177,8 @@ class EditStoreProtocol(Protocol):
         """Integrity problems found (empty: none); O(N), run on request."""
 
 
-def _row_to_edit(row: sqlite3.Row | tuple) -> Edit:
+def row_to_edit(row: sqlite3.Row | tuple) -> Edit:
+    """An (id, input, target, created_at, metadata JSON) row as an Edit (shared with the PostgreSQL store)."""
     edit_id, text, target, created_at, metadata = row
     return Edit(id=edit_id, input=text, target=target, created_at=created_at, metadata=json.loads(metadata))
 
@@ -188,13 +189,19 @@ _EDIT_COLUMNS = "id, input, target, created_at, metadata"
 class EditStore:
     """SQLite edit store. ``path`` may be ``":memory:"`` for throwaway use (tests, evaluation).
 
-    Thread-safe within a process (one connection behind a lock); several processes may share a
-    file, writers queue on SQLite's lock for up to ``busy_timeout_s``.
+    Thread-safe within a process. A file store has two connections: writes go through one, behind
+    a lock, and wait for SQLite's write lock (held by another process) for up to ``busy_timeout_s``;
+    reads go through the other and see the last committed version (WAL), so they never queue behind
+    a write that waits. Several processes may share a file.
     """
+
+    last_write_error: tuple[float, str] | None = None  # (time.time(), SQLite error name), until a write works
 
     def __init__(self, path: str | Path = ":memory:", busy_timeout_s: float = 10.0) -> None:
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
-        self._lock = threading.RLock()
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()  # the write connection (and, in memory, the only one)
+        self._read_lock = self._lock
         self._store_id: str | None = None
         self._marker: Path | None = None
         if self.path != ":memory:":
@@ -208,12 +215,26 @@ class EditStore:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             self._init_schema_with_retry(busy_timeout_s)
-            self._check_after_unclean_shutdown()
         except BaseException as exc:
             self._conn.close()  # a store that failed to open holds no file handle or lock
-            self._drop_marker()
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc, "opening") from None
+            raise
+        self._reader = self._conn
+        if self.path != ":memory:":
+            try:
+                self._reader = sqlite3.connect(
+                    self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+                self._reader.execute("PRAGMA query_only = 1")
+            except sqlite3.Error as exc:
+                self._conn.close()
+                raise self._translate(exc, "opening") from None
+            self._read_lock = threading.RLock()
+        try:
+            self._check_after_unclean_shutdown()
+        except BaseException:
+            self.close()
             raise
 
     @property
@@ -378,6 +399,11 @@ class EditStore:
                         conn.execute(statement)
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
+        error = self._translate_message(exc, action)
+        error.sqlite_error = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+        return error
+
+    def _translate_message(self, exc: sqlite3.Error, action: str) -> StoreError:
         message = str(exc)
         if "locked" in message or "busy" in message:
             return StoreLockedError(
@@ -395,19 +421,25 @@ class EditStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: all or nothing, and writers never interleave."""
-        with self._lock:
+        """One IMMEDIATE transaction: all or nothing, and writers never interleave. Waiting for the
+        write lock (another writer in this process, or another process) is bounded by the busy
+        timeout; reads do not wait for it (they use their own connection)."""
+        if not self._lock.acquire(timeout=self.busy_timeout_s):
+            raise StoreLockedError(
+                f"the edit store {self.path} stayed busy with another write from this process; retry"
+            )
+        try:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise self._translate(exc, "starting a write") from None
+                raise self._failed(exc, "starting a write") from None
             try:
                 yield self._conn
             except BaseException as exc:
                 if self._conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
                     self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc, "writing") from None
+                    raise self._failed(exc, "writing") from None
                 raise
             else:
                 try:
@@ -415,12 +447,21 @@ class EditStore:
                 except sqlite3.Error as exc:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
-                    raise self._translate(exc, "committing") from None
+                    raise self._failed(exc, "committing") from None
+                self.last_write_error = None
+        finally:
+            self._lock.release()
+
+    def _failed(self, exc: sqlite3.Error, action: str) -> StoreError:
+        error = self._translate(exc, action)
+        if not isinstance(error, StoreLockedError):
+            self.last_write_error = (time.time(), error.sqlite_error or "error")
+        return error
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
+        with self._read_lock:
             try:
-                return self._conn.execute(sql, params).fetchall()
+                return self._reader.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc, "reading") from None
 
@@ -461,14 +502,14 @@ class EditStore:
                 f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
                 "version where it was live restores it"
             )
-        return _row_to_edit(rows[0][:5])
+        return row_to_edit(rows[0][:5])
 
     def get_many(self, ids: Sequence[int]) -> dict[int, Edit]:
         found: dict[int, Edit] = {}
         for chunk in _chunks([int(i) for i in ids]):
             marks = ",".join("?" * len(chunk))
             for row in self._read(f"SELECT {_EDIT_COLUMNS} FROM edits WHERE id IN ({marks})", chunk):
-                found[row[0]] = _row_to_edit(row)
+                found[row[0]] = row_to_edit(row)
         return found
 
     def list(
@@ -478,7 +519,7 @@ class EditStore:
         edits after that id in this order, O(limit) however deep the page; ``offset`` skips that
         many first, at a cost that grows with it."""
         offset, size = int(offset), -1 if limit is None else int(limit)
-        with self._lock:
+        with self._read_lock:  # reads never wait behind a write holding the store
             if after_id is None and newest_first and size >= 0 and offset > 0:
                 total = self.count()
                 if offset > total // 2:
@@ -493,7 +534,7 @@ class EditStore:
             f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1{bound} ORDER BY id {order} LIMIT ? OFFSET ?",
             (*(() if after_id is None else (int(after_id),)), limit, offset),
         )
-        return [_row_to_edit(r) for r in rows]
+        return [row_to_edit(r) for r in rows]
 
     def count(self) -> int:
         rows = self._read("SELECT live_count FROM versions ORDER BY version DESC LIMIT 1")
@@ -516,19 +557,19 @@ class EditStore:
         query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         match = "FROM edits_fts JOIN edits ON edits.id = edits_fts.rowid WHERE edits_fts MATCH ? AND edits.live = 1"
         cap = min(max(int(count_up_to), int(offset) + int(limit)), _MAX_SQL_INT - 1)
-        with self._lock:
+        with self._read_lock:
             counted = self._read(f"SELECT COUNT(*) FROM (SELECT 1 {match} LIMIT ?)", (query, cap + 1))[0][0]
             rows = self._read(
                 f"SELECT edits.id, edits.input, edits.target, edits.created_at, edits.metadata {match} "
                 "ORDER BY edits_fts.rowid DESC LIMIT ? OFFSET ?",
                 (query, int(limit), int(offset)),
             )
-        return SearchResult([_row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
+        return SearchResult([row_to_edit(r) for r in rows], min(counted, cap), counted <= cap)
 
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]:
         """Versions newest first, each with what it did from the event log: how many edits it
         added and removed, and up to ``sample`` of them (id, op, input, target)."""
-        with self._lock:
+        with self._read_lock:
             versions = self._read(
                 "SELECT version, created_at, op, note FROM versions ORDER BY version DESC LIMIT ? OFFSET ?",
                 (int(limit), int(offset)),
@@ -558,7 +599,7 @@ class EditStore:
 
     def changes_since(self, version: int) -> Changes:
         """Edits touched after ``version``: those now live, and the ids that are not."""
-        with self._lock:
+        with self._read_lock:
             current = self.version
             # No DISTINCT: with it SQLite scans the whole events table through events_edit; without
             # it, it reads only the events after `version` through the primary key.
@@ -568,7 +609,7 @@ class EditStore:
                 marks = ",".join("?" * len(chunk))
                 rows += self._read(f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id IN ({marks})", chunk)
         rows.sort(key=lambda r: r[0])
-        live = [_row_to_edit(r[:5]) for r in rows if r[5]]
+        live = [row_to_edit(r[:5]) for r in rows if r[5]]
         removed = [r[0] for r in rows if not r[5]]
         return Changes(version=current, live=live, removed=removed)
 
@@ -636,7 +677,7 @@ class EditStore:
                 if embeddings is not None:
                     conn.execute(
                         "INSERT INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
-                        (edit_id, embeddings[0], _to_blob(embeddings[1][i])),
+                        (edit_id, embeddings[0], vector_to_blob(embeddings[1][i])),
                     )
                 edits.append(Edit(edit_id, request.input, request.target, now, dict(request.metadata)))
             self._add_live_count(conn, version, len(requests) - superseded)
@@ -712,12 +753,23 @@ class EditStore:
         with self._write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO embeddings (edit_id, encoder, vector) VALUES (?, ?, ?)",
-                [(int(i), encoder, _to_blob(v)) for i, v in zip(ids, vectors)],
+                [(int(i), encoder, vector_to_blob(v)) for i, v in zip(ids, vectors)],
             )
 
-    def close(self) -> None:
+    def backup(self, path: str | Path) -> None:
+        """A consistent copy of the whole store (edits, versions, vectors) at ``path``, taken with
+        SQLite's online backup while other connections may keep writing."""
         with self._lock:
+            target = sqlite3.connect(Path(path))
+            try:
+                self._conn.backup(target)
+            finally:
+                target.close()
+
+    def close(self) -> None:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._reader.close()
             self._drop_marker()
 
     def __enter__(self) -> "EditStore":
@@ -750,5 +802,6 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def _to_blob(vector: np.ndarray) -> bytes:
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    """A key vector as stored: float32 bytes (shared with the PostgreSQL store)."""
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()

@@ -207,6 +207,114 @@ def test_edit_check(store_path):
     assert "the live count says 5 but 1 edits are live" in result.output and "restore the store" in result.output
 
 
+# -- store-only commands stay light (issue 10) ------------------------------------------------------
+_IMPORT_PROBE = (
+    "import sys, json, atexit\n"
+    "atexit.register(lambda: print('HEAVY=' + json.dumps(sorted(m for m in "
+    "('torch', 'transformers', 'fastapi', 'sentence_transformers', 'matplotlib') if m in sys.modules))))\n"
+    "from serac.cli import app\n"
+    "app(prog_name='serac')\n"
+)
+
+
+def run_cli_process(*args, env_extra=None):
+    """The real CLI in a fresh interpreter; returns (exit code, stdout, heavy modules it imported)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    proc = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+    heavy = [line for line in proc.stdout.splitlines() if line.startswith("HEAVY=")]
+    return proc.returncode, proc.stdout + proc.stderr, json.loads(heavy[-1][6:]) if heavy else None
+
+
+@pytest.mark.parametrize("args", [("edit", "list"), ("edit", "list", "--json"), ("edit", "log"),
+                                  ("edit", "rm", "2"), ("edit", "rollback", "1"), ("--help",), ("edit", "--help")])
+def test_store_only_commands_import_no_torch(store_path, args):
+    with EditStore(store_path) as store:
+        store.add_many([("q1", "a1"), ("q2", "a2")])
+    code, output, heavy = run_cli_process(*args, *(["--store", str(store_path)] if "--help" not in args else []))
+    assert code == 0, output
+    assert heavy == [], f"`serac {' '.join(args)}` imported {heavy}"
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    listed_commands = {line.split()[1] for line in result.stdout.splitlines()
+                       if line.startswith("│ ") and len(line.split()) > 2}
+    assert {"edit", "ask", "demo", "train", "train-report", "eval", "bench", "serve", "tasks"} <= listed_commands
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "--task", "squad", "--data", "x.json"], "'squad' is not one of 'zsre', 'counterfact', 'fc', 'sentiment'"),
+    (["eval", "--task", "zsre", "--data", "x.json", "--mode", "both"], "'both' is not one of 'batch', 'sequential'"),
+    (["train", "--cf-method", "qlora"], "'qlora' is not one of 'lora', 'full'"),
+    (["tasks", "train", "ner", "--out", "x"], "'ner' is not one of 'fc', 'sentiment'"),
+    (["tasks", "eval", "fc", "--model", "x", "--method", "rome"], "'rome' is not one of 'serac', 'icl', 'ft'"),
+    (["serve", "--log-level", "loud"], "'loud' is not one of 'critical', 'error', 'warning', 'info'"),
+])
+def test_options_with_fixed_values_are_choices(args, message):
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+# -- issue 11, finding 7: usage errors, not tracebacks; read commands create nothing -----------------
+@pytest.mark.parametrize("args", [
+    ("edit", "rm", "9223372036854775808"),
+    ("edit", "rollback", "9223372036854775808"),
+    ("edit", "list", "--offset", "9223372036854775808"),
+    ("edit", "list", "--limit", "9223372036854775808"),
+])
+def test_huge_integers_are_usage_errors(store_path, args):
+    run("edit", "add", "q", "a", store=store_path)
+    result = runner.invoke(app, [*args, "--store", str(store_path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "OverflowError" not in result.output
+    assert "less than or equal to 9223372036854775807" in " ".join(result.output.split())
+
+
+def test_largest_integers_are_answered(store_path):
+    run("edit", "add", "q", "a", store=store_path)
+    big = str(2**63 - 1)
+    assert_one_line_error(run("edit", "rm", big, store=store_path), f"no live edit with id {big}")
+    result = run("edit", "list", "--json", "--offset", big, "--limit", big, store=store_path)
+    assert result.exit_code == 0 and result.stdout == "", result.output
+
+
+@pytest.mark.parametrize("args", [("edit", "list"), ("edit", "log"), ("edit", "rm", "1"), ("edit", "rollback", "0")])
+def test_commands_on_a_missing_store_create_nothing(tmp_path, args):
+    typo = tmp_path / "no-such-dir" / "edits.db"
+    result = run(*args, store=typo)
+    assert_one_line_error(result, f"no edit store at {typo}", "serac edit add")
+    assert not typo.parent.exists()
+
+
+def test_missing_default_store_is_not_created(tmp_path):
+    assert_one_line_error(run("edit", "list"), "no edit store at", "--store")
+    assert not (tmp_path / "home").exists()
+
+
+def test_model_loading_bars_do_not_leak(tmp_path, tiny_causal_dir, store_path):
+    """transformers draws a "Loading weights" bar on stderr for each model; `ask` prints its answer."""
+    from serac.config import SeracConfig
+
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    config = SeracConfig()
+    config.base.model = config.counterfactual.model = str(tiny_causal_dir)
+    config.base.max_new_tokens = 3
+    config.save(artifact / "serac_config.json")
+    run("edit", "add", "q", "a", store=store_path)
+    result = runner.invoke(app, ["ask", "Who wrote Hamlet?", "--model", str(artifact), "--store", str(store_path)])
+    assert result.exit_code == 0, result.output
+    assert "no edit in scope" in result.stdout
+    assert "Loading weights" not in result.output and "it/s" not in result.output
+
+
 def test_edit_commands_on_a_postgres_url(postgres_url, tmp_path, monkeypatch):
     from serac.postgres_store import PostgresEditStore
 

@@ -21,7 +21,7 @@ def test_defaults():
     config = SeracConfig()
     assert config.base.model == config.counterfactual.model == "embedded:smollm2-135m-instruct"
     assert config.scope.encoder == "embedded:all-minilm-l6-v2"
-    assert config.base.batch_size == 1
+    assert config.base.batch_size is None  # 1 on a CPU (exact parity), larger on a GPU: see load_base_model
     assert config.format_version == FORMAT_VERSION
 
 
@@ -57,12 +57,12 @@ def test_missing_sections_take_defaults():
         ({"scope": {"threshold": 1.5}}, r"scope.threshold is a cosine similarity in \[-1, 1\], got 1.5"),
         ({"scope": {"threshold": "high"}}, r"scope.threshold is a cosine similarity in \[-1, 1\], got 'high'"),
         ({"scope": {"threshold": float("nan")}}, r"scope.threshold"),
-        ({"scope": {"conflicts": "oldest"}}, r"scope.conflicts is .newest. or .best., got .oldest."),
+        ({"scope": {"conflicts": "oldest"}}, r"scope.conflicts is .oldest.; valid values: newest, best"),
         ({"base": {"device": "gpu"}}, r"base.device is .gpu.; valid values: auto"),
         ({"counterfactual": {"device": "cuda:x"}}, r"counterfactual.device is"),
         ({"scope": {"device": 0}}, r"scope.device is 0"),
         ({"scope": {"top_k": 0}}, r"scope.top_k must be a positive integer, got 0"),
-        ({"base": {"batch_size": True}}, r"base.batch_size must be a positive integer, got True"),
+        ({"base": {"batch_size": True}}, r"base.batch_size must be a positive integer \(or None\), got True"),
         ({"base": {"max_new_tokens": 2.5}}, r"base.max_new_tokens must be a positive integer, got 2.5"),
         ({"counterfactual": {"num_edits": -1}}, r"counterfactual.num_edits must be a positive integer"),
         ({"base": "causal"}, r"config section 'base' must be an object"),
@@ -120,3 +120,61 @@ def test_non_ascii_round_trip(tmp_path):
     (tmp_path / "latin1.json").write_bytes(b'{"base": {"system_prompt": "caf\xe9"}}')
     with pytest.raises(ConfigError, match="is not valid JSON"):
         SeracConfig.load(tmp_path / "latin1.json")
+
+
+# -- one pattern for every config class (issue 10) ----------------------------------------------------
+def _all_config_classes():
+    from serac.eval.runner import EvalSettings
+    from serac.tasks.fc.evaluate import FCEvalConfig
+    from serac.tasks.fc.model import FCModelConfig
+    from serac.tasks.fc.train import FCTrainConfig
+    from serac.tasks.sentiment.data import SentimentRecipe
+    from serac.tasks.sentiment.evaluate import SentimentEvalConfig
+    from serac.tasks.sentiment.train import SentimentTrainConfig
+    from serac.train import config as train_config
+
+    return [BaseModelConfig, ScopeConfig, CounterfactualConfig, SeracConfig, train_config.TrainConfig,
+            train_config.DataConfig, train_config.ScopeTrainConfig, train_config.CrossEncoderTrainConfig,
+            train_config.CounterfactualTrainConfig, EvalSettings, FCTrainConfig, FCEvalConfig, FCModelConfig,
+            SentimentTrainConfig, SentimentEvalConfig, SentimentRecipe]
+
+
+@pytest.mark.parametrize("cls", _all_config_classes(), ids=lambda c: c.__name__)
+def test_every_config_follows_the_pattern(cls, caplog):
+    from dataclasses import fields
+
+    from serac.config import Config, help_text
+
+    assert issubclass(cls, Config)
+    missing_help = [name for name, text in help_text(cls).items() if not text.strip()]
+    assert missing_help == []
+    default = cls()
+    data = json.loads(json.dumps(default.to_dict()))  # through real JSON
+    data["no_such_option"] = 1
+    with caplog.at_level(logging.WARNING):
+        again = cls.from_dict(data)
+    assert "no_such_option" in caplog.text
+    for f in fields(cls):  # JSON turns tuples into lists; compare values, not containers
+        a, b = getattr(again, f.name), getattr(default, f.name)
+        assert (list(a) if isinstance(a, tuple) else a) == (list(b) if isinstance(b, tuple) else b), f.name
+
+
+def test_replace_revalidates_and_rejects_unknown_names():
+    from serac.train.config import ScopeTrainConfig
+
+    assert ScopeTrainConfig().replace(steps=5).steps == 5
+    with pytest.raises(ConfigError, match="scope.steps must be a positive integer, got 0"):
+        ScopeTrainConfig().replace(steps=0)
+    with pytest.raises(ConfigError, match="ScopeTrainConfig has no option 'stepz'; options: .*steps"):
+        ScopeTrainConfig().replace(stepz=5)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"base": {"dtype": "float64"}}, r"base.dtype is 'float64'; valid values: auto, float32, float16, bfloat16"),
+    ({"counterfactual": {"device_map": 3}}, r"counterfactual.device_map must be None, a string"),
+    ({"base": {"trust_remote_code": "yes"}}, r"base.trust_remote_code must be true or false, got 'yes'"),
+    ({"scope": {"trust_remote_code": 1}}, r"scope.trust_remote_code must be true or false"),
+])
+def test_gpu_options_are_validated(data, message):
+    with pytest.raises(ConfigError, match=message):
+        SeracConfig.from_dict(data)

@@ -58,10 +58,13 @@ def test_catch_up_and_rollback_read_only_the_events_after_the_version(tmp_path):
     store = EditStore(tmp_path / "edits.db")
     store.add_many([(f"q{i}", "a") for i in range(50)])
     plans = []
-    store._conn.set_trace_callback(plans.append)
+    for conn in (store._conn, store._reader):  # writes, and reads (a second connection for a file)
+        conn.set_trace_callback(plans.append)
     store.changes_since(1)
     store.rollback(1)
-    store._conn.set_trace_callback(None)
+    for conn in (store._conn, store._reader):
+        conn.set_trace_callback(None)
+    assert any("version > 1" in sql or "version > ?" in sql for sql in plans)
     for sql in [s for s in plans if "FROM events" in s]:
         plan = " ".join(r[3] for r in store._conn.execute("EXPLAIN QUERY PLAN " + sql))
         assert "SCAN events" not in plan, (sql, plan)

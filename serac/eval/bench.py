@@ -21,10 +21,10 @@ from typing import Any
 
 from serac.config import ScopeConfig
 from serac.errors import ConfigError
-from serac.eval.cli import build_methods, progress_bar
-from serac.eval.methods import METHODS, EvalModels, MethodOptions
+from serac.eval.methods import METHODS, EvalModels, MethodOptions, build_methods
 from serac.eval.report import machine, markdown_run, plot_run
-from serac.eval.runner import EvalSettings, Runner, RunResult, load_task
+from serac.eval.results import RunResult
+from serac.eval.runner import EvalSettings, Runner, load_task, progress_bar
 
 NQ_FILE = "nq_open/NQ-open.dev.jsonl"
 

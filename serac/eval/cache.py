@@ -180,7 +180,7 @@ class PrefixReuse:
         if self._prefix[:n] != ids[0][:n] or len(self._prefix) != n:
             self._prefix = ids[0][:n]
             with torch.inference_mode():
-                output = self.lm.model(input_ids=torch.tensor([self._prefix]), use_cache=True)
+                output = self.lm.model(input_ids=torch.tensor([self._prefix], device=self.lm.device), use_cache=True)
             cache = getattr(output, "cache", None)
             self._cache = cache if cache is not None else output.past_key_values
         return ids, n
@@ -217,7 +217,9 @@ class PrefixReuse:
                 rows.append(self._prefix + [pad] * (width - len(own)) + own)
                 masks.append([1] * n + [0] * (width - len(own)) + [1] * len(own))
             with torch.inference_mode():
-                output = self.lm.model.generate(input_ids=torch.tensor(rows), attention_mask=torch.tensor(masks),
+                device = self.lm.device
+                output = self.lm.model.generate(input_ids=torch.tensor(rows, device=device),
+                                                attention_mask=torch.tensor(masks, device=device),
                                                 **self._cache_kwarg(len(batch)), **kwargs)
             texts_out = self.lm.tokenizer.batch_decode(output[:, n + width :], skip_special_tokens=True)
             for i, text in zip(batch, texts_out):
@@ -245,15 +247,17 @@ class PrefixReuse:
             # Right padding: every real token keeps its causal context and position.
             rows = [full[i][n:] + [pad] * (width - len(full[i]) + n) for i in batch]
             masks = [[1] * n + [1] * (len(full[i]) - n) + [0] * (width - len(full[i]) + n) for i in batch]
-            positions = torch.arange(n, n + width).unsqueeze(0).expand(len(batch), -1)
+            device = self.lm.device
+            positions = torch.arange(n, n + width, device=device).unsqueeze(0).expand(len(batch), -1)
             with torch.inference_mode():
-                logits = self.lm.model(input_ids=torch.tensor(rows), attention_mask=torch.tensor(masks),
+                logits = self.lm.model(input_ids=torch.tensor(rows, device=device),
+                                       attention_mask=torch.tensor(masks, device=device),
                                        position_ids=positions, use_cache=True, **self._cache_kwarg(len(batch))).logits
             for r, i in enumerate(batch):
                 # suffix index j predicts token j+1; the target starts at suffix index len(prompt) - n
                 start = len(ids[i]) - n - 1
                 predicted = logits[r, start : start + len(target_ids[i])].argmax(dim=-1)
-                scores[i] = float((predicted == torch.tensor(target_ids[i])).float().mean())
+                scores[i] = float((predicted == torch.tensor(target_ids[i], device=device)).float().mean())
             done += len(batch)
             if progress:
                 progress(done, len(rows_with_target))
@@ -293,11 +297,11 @@ def batched_token_accuracy(
             ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(seq)] = 1
         with torch.inference_mode():
-            logits = lm.model(input_ids=ids, attention_mask=mask).logits
+            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits
         for r, i in enumerate(batch):
             prompt_ids, target_ids = rows[i]
             # logits at position j predict token j+1: the target's tokens are predicted from
             # positions len(prompt)-1 .. len(prompt)+len(target)-2
             predicted = logits[r, len(prompt_ids) - 1 : len(prompt_ids) + len(target_ids) - 1].argmax(dim=-1)
-            scores[i] = float((predicted == torch.tensor(target_ids)).float().mean())
+            scores[i] = float((predicted == torch.tensor(target_ids, device=predicted.device)).float().mean())
     return [float(s) for s in scores]  # type: ignore[arg-type]

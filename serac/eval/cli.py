@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
 
 from serac.errors import ConfigError
+from serac.eval.results import MODES, QA_TASKS
+from serac.tasks import TASKS
+
+EVAL_TASKS = (*QA_TASKS, *TASKS)
 
 
 def _split(text: str, cast: Any = str) -> tuple:
@@ -18,26 +21,6 @@ def _split(text: str, cast: Any = str) -> tuple:
         return tuple(cast(x.strip()) for x in text.split(",") if x.strip())
     except ValueError:
         raise typer.BadParameter(f"expected a comma-separated list, got {text!r}") from None
-
-
-def progress_bar(total: int, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
-
-
-def build_methods(names: Sequence[str], models: Any, options: Any, warn: Any) -> list[Any]:
-    """Build each named method; an unavailable one (e.g. 'serac' with no artifact) is skipped with
-    ``warn(message)``."""
-    from serac.eval.methods import MethodUnavailableError, build_method
-
-    methods = []
-    for name in names:
-        try:
-            methods.append(build_method(name, models, options))
-        except MethodUnavailableError as exc:
-            warn(f"skipping {name}: {exc}")
-    return methods
 
 
 ThreadsOption = typer.Option(
@@ -52,55 +35,39 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _other_tasks() -> tuple[str, ...]:
-    """Tasks with their own evaluation (``serac.tasks``: fc, sentiment), when that package is here."""
-    try:
-        from serac.tasks import TASKS
-    except ImportError:
-        return ()
-    return tuple(TASKS)
-
-
 def _eval_other_task(task: str, data: Path, artifact: Optional[Path], methods: Sequence[str],
                      batch_sizes: Sequence[int], mode: str, out: Optional[Path]) -> None:
-    """``serac eval --task fc|sentiment``: ``serac.tasks.cli.eval_task`` on a trained task artifact,
-    its rows (same schema) written and reported like ours, one report per mode."""
-    from serac.cli import console
+    """``serac eval --task fc|sentiment``: the task's evaluation of a trained task artifact, written and
+    reported like ours, one report per mode."""
+    from serac.cli_support import console
     from serac.eval.report import write_run
-    from serac.eval.runner import RunResult, Score
-    from serac.tasks.cli import default_task_dir, eval_task
+    from serac.tasks.api import default_task_dir, eval_task, task_methods, task_results
 
     default = default_task_dir(task)
     artifact = artifact or (default if default.is_dir() else None)
     if artifact is None:
         raise ConfigError(f"--task {task} evaluates a trained task artifact: run `serac train --task {task}` "
                           f"(it writes {default}) or pass --artifact DIR")
-    try:  # keep the names that task evaluates (its own METHODS); none left: its defaults
-        valid = importlib.import_module(f"serac.tasks.{task}.evaluate").METHODS
-        task_methods = [m for m in methods if m in valid] or None
-    except (ImportError, AttributeError):
-        task_methods = None
-    rows = eval_task(task, artifact, data, methods=task_methods, batch_sizes=batch_sizes,
+    rows = eval_task(task, artifact, data, methods=task_methods(task, methods), batch_sizes=batch_sizes,
                      sequential=mode == "sequential")
     directory = out or Path("runs") / "eval" / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    for run_mode in dict.fromkeys(r["mode"] for r in rows):
-        result = RunResult(task, run_mode, {"artifact": str(artifact), "data": str(data)},
-                           [Score(**{k: r[k] for k in ("task", "method", "mode", "n_edits", "scoring", "metric",
-                                                         "value")}) for r in rows if r["mode"] == run_mode])
-        paths = write_run(result, directory / run_mode)
+    for result in task_results(task, rows, {"artifact": str(artifact), "data": str(data)}):
+        paths = write_run(result, directory / result.mode)
         console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
 
 
 def register(app: typer.Typer) -> None:
-    from serac.cli import _errors, console, err_console
+    from serac.cli_support import cli_errors, console, err_console
 
     @app.command("eval")
     def eval_command(
-        task: str = typer.Option(..., "--task", help="Benchmark: zsre or counterfact (fc and sentiment: the "
-                                                     "serac.tasks evaluation of a --artifact)."),
+        task: Literal[EVAL_TASKS] = typer.Option(..., "--task",
+                                                 help="Benchmark: zsre or counterfact (fc and sentiment: the "
+                                                      "serac.tasks evaluation of a --artifact)."),
         data: Path = typer.Option(..., "--data", help="The task's JSON file (e.g. zsre_mend_eval_portability_gpt4.json)."),
         n_edits: Optional[int] = typer.Option(None, "--n-edits", min=1, help="Use the first N edits (default: all)."),
-        mode: str = typer.Option("sequential", "--mode", help="batch (memory emptied per batch of k) or sequential."),
+        mode: Literal[MODES] = typer.Option("sequential", "--mode",
+                                            help="batch (memory emptied per batch of k) or sequential."),
         methods: str = typer.Option("serac,serac-untrained,ft,lu,icl", "--methods",
                                     help="Comma-separated: serac, serac-untrained, ft, lu, icl, base."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1,
@@ -126,15 +93,17 @@ def register(app: typer.Typer) -> None:
         ft_max_edits: int = typer.Option(10, "--ft-max-edits", min=1, help="Cap on edits for the costly ft baseline."),
         seed: int = typer.Option(0, "--seed"),
         threads: int = ThreadsOption,
+        device: str = typer.Option("cpu", "--device", help="Where the models run: cpu (the default: the "
+                                   "benchmark's numbers are CPU numbers), auto, cuda, cuda:N or mps."),
     ) -> None:
         """Evaluate editing methods: ES/DD, reliability/generalization/locality, cost; JSON, markdown, PNG."""
-        from serac.eval.methods import EvalModels, MethodOptions
+        from serac.eval.methods import EvalModels, MethodOptions, build_methods
         from serac.eval.report import write_run
-        from serac.eval.runner import LOADERS, EvalSettings, Runner, load_task
+        from serac.eval.runner import EvalSettings, Runner, load_task, progress_bar
 
-        with _errors():
+        with cli_errors():
             _set_threads(threads)
-            if task not in LOADERS and task in _other_tasks():
+            if task in TASKS:
                 _eval_other_task(task, data, artifact, _split(methods), _split(batch_sizes, int), mode, out)
                 return
             settings = EvalSettings(
@@ -152,7 +121,7 @@ def register(app: typer.Typer) -> None:
             the_task = load_task(task, data, limit=limit, dd_path=dd_data,
                                  dd_sample=min(dd_sample, limit) if limit else dd_sample, seed=seed)
             with console.status("Loading the base model and encoder..."):
-                models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size)
+                models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size, device=device)
             options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits)
             built = build_methods(names, models, options, lambda m: err_console.print(f"[yellow]{m}[/yellow]"))
             if not built:
@@ -194,7 +163,7 @@ def register(app: typer.Typer) -> None:
         """Run the standard benchmark set and rewrite BENCHMARKS.md and benchmarks/results.json."""
         from serac.eval.bench import render_saved, run_bench
 
-        with _errors():
+        with cli_errors():
             if render:
                 render_saved(out, doc)
                 console.print(f"wrote {doc} from {out / 'run.json'} and {out / 'details.json'}")

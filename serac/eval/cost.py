@@ -86,7 +86,7 @@ def measure_cost(
 ) -> tuple[list[Any], dict[str, Any]]:
     """Latency ratios (out-of-scope rows; in-scope in the details) and, for methods with a scope
     index, the speedup over re-encoding, with ``len(applied)`` edits in memory."""
-    from serac.eval.runner import Score
+    from serac.eval.results import Score
 
     n = len(applied)
     q = settings.latency_queries

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -113,8 +113,11 @@ class EvalModels:
         max_new_tokens: int = 16,
         batch_size: int = 8,
         progress: ProgressHook | None = None,
+        device: str = "cpu",
     ) -> EvalModels:
-        lm = load_text_model(base, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        """The base model on ``device`` (the CPU unless asked: the benchmark's numbers are CPU
+        numbers); the encoders and the other methods' models follow it."""
+        lm = load_text_model(base, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device)
         return cls(lm, encoder=encoder, max_new_tokens=max_new_tokens, base_spec=base, progress=progress)
 
     def _report(self, what: str, done: int, total: int) -> None:
@@ -154,7 +157,7 @@ class EvalModels:
                 return self._default_encoder
             spec = self._default_encoder
         if spec not in self._encoders:
-            self._encoders[spec] = SentenceEncoder(spec)
+            self._encoders[spec] = SentenceEncoder(spec, device=str(self.base.lm.device))
         return self._encoders[spec]
 
     @torch.inference_mode()
@@ -167,13 +170,13 @@ class EvalModels:
         todo = list(dict.fromkeys(t for t in texts if t not in memo))
         for start in range(0, len(todo), batch_size):
             part = todo[start : start + batch_size]
-            encoded = lm.tokenizer(part, return_tensors="pt", padding=True)
+            encoded = lm.tokenizer(part, return_tensors="pt", padding=True).to(lm.device)
             model = lm.model.get_encoder() if lm.is_encoder_decoder else lm.model
             output = model(**encoded, output_hidden_states=True)
             hidden = output.hidden_states[-1] if hasattr(output, "hidden_states") else output.last_hidden_state
             mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1).numpy()
+            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
             memo.update(zip(part, pooled))
         return np.stack([memo[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
@@ -264,7 +267,7 @@ def serac_untrained(models: EvalModels, options: MethodOptions) -> SeracMethod:
                            batch_size=cf_config.batch_size)
     else:
         lm = load_text_model(cf_config.model, cf_config.kind, max_new_tokens=cf_config.max_new_tokens,
-                             batch_size=cf_config.batch_size)
+                             batch_size=cf_config.batch_size, device=str(models.base.lm.device))
     counterfactual = LMCounterfactual(models.cached(lm, "counterfactual", reuse_prefix=True), cf_config.prompt,
                                       cf_config.num_edits)
     encoder = models.encoder()
@@ -293,10 +296,11 @@ def serac_trained(models: EvalModels, options: MethodOptions) -> SeracMethod:
     if config.base.model != models.base_spec:
         logger.warning("artifact base model %s differs from the evaluation base %s; the evaluation base is used "
                        "so every method edits the same model", config.base.model, models.base_spec)
-    counterfactual = LMCounterfactual.from_config(config.counterfactual)
+    device = str(models.base.lm.device)  # every method runs where the evaluation base model runs
+    counterfactual = LMCounterfactual.from_config(config.counterfactual.replace(device=device))
     counterfactual.lm = models.cached(counterfactual.lm, "counterfactual-trained", reuse_prefix=True)
     encoder = models.encoder(config.scope.encoder)
-    reranker = (CrossEncoderReranker(config.scope.cross_encoder, config.scope.cross_encoder_threshold)
+    reranker = (CrossEncoderReranker(config.scope.cross_encoder, config.scope.cross_encoder_threshold, device)
                 if config.scope.cross_encoder else None)
     scope = config.scope
     return SeracMethod(
@@ -450,7 +454,8 @@ class FTMethod:
         for r, (seq, lab) in enumerate(rows):
             ids[r, : len(seq)], labels[r, : len(seq)], mask[r, : len(seq)] = (
                 torch.tensor(seq), torch.tensor(lab), 1)
-        return ids, labels, mask
+        device = next(self.model.parameters()).device
+        return ids.to(device), labels.to(device), mask.to(device)
 
     def apply(self, edits: Sequence[EditPair]) -> None:
         edits = list(edits)
@@ -532,3 +537,16 @@ def build_method(name: str, models: EvalModels, options: MethodOptions | None = 
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     return METHODS[name](models, options or MethodOptions())
+
+
+def build_methods(names: Sequence[str], models: EvalModels, options: MethodOptions,
+                  warn: Callable[[str], Any]) -> list[EditingMethod]:
+    """Build each named method; an unavailable one (e.g. 'serac' with no artifact) is skipped with
+    ``warn(message)``, so one missing artifact does not stop a whole benchmark."""
+    methods = []
+    for name in names:
+        try:
+            methods.append(build_method(name, models, options))
+        except MethodUnavailableError as exc:
+            warn(f"skipping {name}: {exc}")
+    return methods

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serac.eval.runner import METRICS, RunResult, Score
+from serac.eval.results import METRICS, RunResult, Score
 
 METRIC_TITLES = {
     "es": "ES", "es_conflict_aware": "ES conflict-aware", "dd": "DD", "reliability": "reliability",
@@ -92,8 +92,9 @@ def markdown_run(result: RunResult, heading: str = "###") -> str:
 
 def plot_run(result: RunResult, path: str | Path, scoring: str = "generation") -> Path:
     """ES and DD against N (sequential) or k (batch), one line per method; conflict-aware ES dashed."""
-    import matplotlib
+    from serac.extras import require
 
+    matplotlib = require("matplotlib", "eval", "the evaluation report's plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, NullLocator

@@ -22,24 +22,20 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from serac.data import EditExample, Probe, fact_key, load_counterfact, load_nq, load_zsre
+from serac.config import INTEGER, POSITIVE_INT, Config, each, one_of, option, optional
 from serac.errors import ConfigError
 from serac.eval import metrics
 from serac.eval.methods import EditingMethod, EvalModels
+from serac.eval.results import MODES, QA_TASKS, SCORINGS, RunResult, Score
 
 logger = logging.getLogger(__name__)
 
-LOADERS: dict[str, Callable[..., list[EditExample]]] = {"zsre": load_zsre, "counterfact": load_counterfact}
-MODES = ("batch", "sequential")
-SCORINGS = ("generation", "teacher_forced")
-METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "generalization_conflict_aware",
-           "locality")
-COST_METRICS = ("edits_per_s", "latency_ratio_vs_base", "speedup_vs_reencode")
-ROW_KEYS = ("task", "method", "mode", "n_edits", "scoring", "metric", "value")
+LOADERS: dict[str, Callable[..., list[EditExample]]] = dict(zip(QA_TASKS, (load_zsre, load_counterfact)))
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -78,7 +74,14 @@ def load_task(
     return Task(name, examples, probes, f"{len(probes)} questions sampled from {Path(dd_path).name} (seed {seed})")
 
 
-# -- settings and results --------------------------------------------------------------------------------
+def progress_bar(total: int, desc: str) -> Any:
+    """The tqdm bar the commands hand to :attr:`Runner.progress` (one step per scored checkpoint)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+
+# -- settings --------------------------------------------------------------------------------
 def default_checkpoints(n: int) -> tuple[int, ...]:
     """Powers of ten below half of ``n``, then ``n``: 1,037 -> (10, 100, 1037); 10,000 -> (10, 100, 1000, 10000)."""
     powers = [10**i for i in range(1, 8) if 10**i <= n / 2]
@@ -86,90 +89,26 @@ def default_checkpoints(n: int) -> tuple[int, ...]:
 
 
 @dataclass
-class EvalSettings:
-    mode: Literal["batch", "sequential"] = "sequential"
-    n_edits: int | None = None  # edits used, first n of the task (None: all loaded)
-    checkpoints: tuple[int, ...] | None = None  # sequential: N values (None: default_checkpoints)
-    batch_sizes: tuple[int, ...] = (1, 5, 25, 75)  # batch: k values
-    sample: int | None = None  # sequential: edits scored per checkpoint (seeded sample; None: all)
-    scorings: tuple[str, ...] = SCORINGS
-    apply_batch: int = 1  # sequential: edits per apply() call as they arrive
-    cost: bool = True  # sequential: latency and re-encode comparisons at the largest N
-    latency_queries: int = 6  # per kind (out-of-scope, in-scope), one query per call
-    seed: int = 0
-    method_caps: dict[str, int] = field(default_factory=dict)  # method name -> most edits it is run with
+class EvalSettings(Config):
+    """How a run applies and scores edits (``serac eval`` options; ``serac bench`` parts)."""
 
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode is {self.mode!r}; valid modes: {', '.join(MODES)}")
-        unknown = [s for s in self.scorings if s not in SCORINGS]
-        if unknown or not self.scorings:
-            raise ConfigError(f"scorings {list(self.scorings)!r}; valid: {', '.join(SCORINGS)} (one or both)")
-        for name in ("n_edits", "sample"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
-        if any(not isinstance(k, int) or k < 1 for k in self.batch_sizes) or not self.batch_sizes:
-            raise ConfigError(f"batch sizes must be positive integers, got {self.batch_sizes!r}")
-        if self.checkpoints is not None and any(not isinstance(n, int) or n < 1 for n in self.checkpoints):
-            raise ConfigError(f"checkpoints must be positive integers, got {self.checkpoints!r}")
-        if self.apply_batch < 1:
-            raise ConfigError(f"apply_batch must be >= 1, got {self.apply_batch!r}")
-
-
-@dataclass(frozen=True)
-class Score:
-    """One number, with how many inputs it averages (``count``)."""
-
-    task: str
-    method: str
-    mode: str
-    n_edits: int
-    scoring: str  # generation | teacher_forced | cost
-    metric: str
-    value: float
-    count: int = 0
-
-    def row(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in ROW_KEYS}
-
-
-@dataclass
-class RunResult:
-    task: str
-    mode: str
-    settings: dict[str, Any]
-    scores: list[Score] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    details: list[dict[str, Any]] = field(default_factory=list)
-    dd_source: str = ""
-    wall_s: float = 0.0
-    cache_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # cumulative over the models' life
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [s.row() for s in self.scores]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "mode": self.mode,
-            "settings": self.settings,
-            "dd_source": self.dd_source,
-            "wall_s": round(self.wall_s, 1),
-            "notes": self.notes,
-            "rows": self.rows(),
-            "counts": [asdict(s) for s in self.scores],
-            "details": self.details,
-            "cache_stats": self.cache_stats,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RunResult":
-        """The inverse of :meth:`to_json` (re-rendering reports without re-running)."""
-        return cls(data["task"], data["mode"], data["settings"], [Score(**c) for c in data["counts"]],
-                   list(data.get("notes", [])), list(data.get("details", [])), data.get("dd_source", ""),
-                   float(data.get("wall_s", 0.0)), dict(data.get("cache_stats", {})))
+    mode: Literal["batch", "sequential"] = option("sequential", "batch: memory emptied per batch of k; "
+                                                  "sequential: edits accumulate.", check=one_of(MODES))
+    n_edits: int | None = option(None, "Edits used, the first n of the task (None: all loaded).",
+                                 check=optional(POSITIVE_INT))
+    checkpoints: tuple[int, ...] | None = option(None, "Sequential: N values (None: default_checkpoints).",
+                                                 check=optional(each(POSITIVE_INT, "positive integers")))
+    batch_sizes: tuple[int, ...] = option((1, 5, 25, 75), "Batch: k values.",
+                                          check=each(POSITIVE_INT, "positive integers"))
+    sample: int | None = option(None, "Sequential: edits scored per checkpoint (a seeded sample; None: all).",
+                                check=optional(POSITIVE_INT))
+    scorings: tuple[str, ...] = option(SCORINGS, "generation, teacher_forced, or both.",
+                                       check=each(one_of(SCORINGS), f"scorings ({', '.join(SCORINGS)})"))
+    apply_batch: int = option(1, "Sequential: edits per apply() call as they arrive.", check=POSITIVE_INT)
+    cost: bool = option(True, "Sequential: latency and re-encode comparisons at the largest N.")
+    latency_queries: int = option(6, "Per kind (out-of-scope, in-scope), one query per call.", check=POSITIVE_INT)
+    seed: int = option(0, "Seed of every sample.", check=INTEGER)
+    method_caps: dict[str, int] = option(default_factory=dict, help="Method name -> most edits it is run with.")
 
 
 # -- observations --------------------------------------------------------------------------------------
@@ -368,7 +307,7 @@ class Runner:
     # run --------------------------------------------------------------------------------------
     def run(self, methods: Sequence[EditingMethod]) -> RunResult:
         settings = self.settings
-        result = RunResult(self.task.name, settings.mode, asdict(settings), dd_source=self.task.dd_source)
+        result = RunResult(self.task.name, settings.mode, settings.to_dict(), dd_source=self.task.dd_source)
         result.settings["n_edits_used"] = len(self.examples)
         start = time.perf_counter()
         for method in methods:

@@ -16,16 +16,19 @@ from starlette.concurrency import run_in_threadpool
 
 from serac.editor import EditedModel
 from serac.follower import StoreFollower
+from serac.server.admission import Admission
 from serac.server.batching import MicroBatcher
 from serac.server.errors import install_error_handlers
 from serac.server.metrics import Metrics
-from serac.server.middleware import RequestGuard
+from serac.server.middleware import LoopbackGuard, RequestGuard
+from serac.server.redact import install_access_log_redaction
 from serac.server.routers import console, edits, inference, operations
 from serac.server.settings import ServerSettings
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    install_access_log_redaction()
     await app.state.batcher.start()
     # A shared store (PostgreSQL) announces other replicas' writes: index them between requests.
     store = app.state.editor.store
@@ -40,11 +43,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
+    # The interactive docs load Swagger UI from a CDN: offered only when API keys guard the server
+    # (without keys, a page from anywhere could run in a browser that can reach the loopback API).
+    docs = bool(settings.keys)
     app = FastAPI(
         title="serac",
         summary="OpenAI-compatible inference over a SERAC-edited model, and its edit memory.",
         version="1",
         lifespan=_lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
     )
     # shared objects, read by the routers through serac.server.dependencies
     app.state.editor = editor
@@ -56,8 +64,12 @@ def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> F
         max_wait_s=settings.batch_wait_ms / 1000,
         on_batch=metrics.observe_batch,
     )
+    app.state.admission = admission = Admission(settings, app.state.batcher, metrics)
+    metrics.generations.set_function(lambda: app.state.batcher.running + admission.streams)
     install_error_handlers(app)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    if not settings.keys:
+        app.add_middleware(LoopbackGuard)  # added last: runs first
     for router in (inference.router, edits.router, operations.router, console.router):
         app.include_router(router)
     return app

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -22,6 +24,19 @@ from serac.errors import ConfigError
 
 ENV_VAR = "SERAC_API_KEYS"
 MIN_KEY_CHARS = 8
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+_COMMENT = re.compile(r"(?:^|\s)#")  # a comment starts a line or follows whitespace; keys may hold '#'
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address (IPv6 optionally in brackets) is this machine's loopback."""
+    host = host.strip().lower().rstrip(".")
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Role(str, Enum):
@@ -64,10 +79,11 @@ class KeyRing:
 
     @classmethod
     def parse(cls, text: str, source: str = ENV_VAR) -> "KeyRing":
-        """``"read:key1,write:key2"`` (commas or newlines between pairs; ``#`` starts a comment)."""
+        """``"read:key1,write:key2"`` (commas or newlines between pairs). ``#`` at the start of an
+        item or after whitespace starts a comment; a ``#`` inside a key is part of the key."""
         pairs = []
         for raw in text.replace(",", "\n").splitlines():
-            item = raw.split("#", 1)[0].strip()
+            item = _COMMENT.split(raw, maxsplit=1)[0].strip()
             if not item:
                 continue
             role, sep, key = item.partition(":")

@@ -7,17 +7,20 @@ models are CPU/GPU bound and already use every core, so more threads would only 
 
 A failing batch is retried row by row, so one bad prompt (e.g. over the context length) fails its
 own request only. Seeded sampling runs alone: a seed reproduces a sample only for the same batch.
+A request whose caller gave up (client gone, time limit) is dropped while queued; a running batch
+whose every request was given up stops after its current token (``serac.base.stop_when``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from serac.base import GenerationOptions, Prompt
+from serac.base import GenerationOptions, Prompt, stop_when
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
+        self.running = 0  # prompts in the batch being generated now
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -70,16 +74,27 @@ class MicroBatcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
+    @property
+    def queued(self) -> int:
+        """Prompts waiting for a batch."""
+        return self._queue.qsize() if self._queue is not None else 0
+
     # -- submitting --------------------------------------------------------------------------------
-    async def submit_many(self, prompts: Sequence[Prompt], options: GenerationOptions) -> list[Any]:
-        """Answers for ``prompts`` in order; they may share a batch with other requests."""
+    async def submit_many(
+        self, prompts: Sequence[Prompt], options: GenerationOptions | Sequence[GenerationOptions]
+    ) -> list[Any]:
+        """Answers for ``prompts`` in order; they may share a batch with other requests. ``options``
+        is one for all prompts, or one per prompt."""
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called (the app's lifespan did not run)")
+        per_prompt = [options] * len(prompts) if isinstance(options, GenerationOptions) else list(options)
+        if len(per_prompt) != len(prompts):
+            raise ValueError(f"got {len(per_prompt)} options for {len(prompts)} prompts")
         loop = asyncio.get_running_loop()
         futures = []
-        for prompt in prompts:
+        for prompt, prompt_options in zip(prompts, per_prompt):
             future = loop.create_future()
-            self._queue.put_nowait(_Item(prompt, options, future))
+            self._queue.put_nowait(_Item(prompt, prompt_options, future))
             futures.append(future)
         try:
             results = await asyncio.gather(*futures, return_exceptions=True)
@@ -117,8 +132,23 @@ class MicroBatcher:
             return
         if self.on_batch is not None:
             self.on_batch(len(group))
+        given_up = threading.Event()
+
+        def check_all_given_up(_: asyncio.Future) -> None:
+            if all(item.future.cancelled() for item in group):
+                given_up.set()
+
+        for item in group:
+            item.future.add_done_callback(check_all_given_up)
+        self.running = len(group)
         try:
-            answers = await self._call([item.prompt for item in group], group[0].options)
+            await self._run_group(group, given_up)
+        finally:
+            self.running = 0
+
+    async def _run_group(self, group: list[_Item], given_up: threading.Event) -> None:
+        try:
+            answers = await self._call([item.prompt for item in group], group[0].options, given_up)
         except Exception as exc:
             if len(group) == 1:
                 _settle(group[0], exc=exc)
@@ -128,16 +158,22 @@ class MicroBatcher:
                 if item.future.done():
                     continue
                 try:
-                    _settle(item, result=(await self._call([item.prompt], item.options))[0])
+                    _settle(item, result=(await self._call([item.prompt], item.options, given_up))[0])
                 except Exception as row_exc:
                     _settle(item, exc=row_exc)
             return
         for item, answer in zip(group, answers):
             _settle(item, result=answer)
 
-    async def _call(self, prompts: list[Prompt], options: GenerationOptions) -> list[Any]:
+    async def _call(
+        self, prompts: list[Prompt], options: GenerationOptions, given_up: threading.Event
+    ) -> list[Any]:
+        def run() -> list[Any]:
+            with stop_when(given_up):
+                return self.generate(prompts, options)
+
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.generate, prompts, options)
+        return await loop.run_in_executor(self._executor, run)
 
 
 def _groups(batch: list[_Item]) -> list[list[_Item]]:

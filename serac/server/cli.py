@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
 from serac.errors import ConfigError
+from serac.server.auth import is_loopback
 
-LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+__all__ = ["check_exposure", "is_loopback", "register", "serve"]
 
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 
 
 def check_exposure(host: str, keys_configured: bool) -> str:
@@ -61,6 +54,18 @@ def serve(
     max_tokens_limit: int = typer.Option(
         512, "--max-tokens-limit", min=1, help="Largest max_tokens allowed."
     ),
+    max_prompt_tokens: int = typer.Option(
+        2048, "--max-prompt-tokens", min=1, help="Longest prompt (tokens) a request may send; longer: 400."
+    ),
+    max_streams: int = typer.Option(
+        4, "--max-streams", min=1, help="Streamed responses generating at once; more: 503 + Retry-After."
+    ),
+    max_queued: int = typer.Option(
+        64, "--max-queued", min=1, help="Prompts queued or generating at once; more: 503 + Retry-After."
+    ),
+    request_timeout: float = typer.Option(
+        120.0, "--request-timeout", min=0.1, help="Seconds a generation may run before it is stopped (504)."
+    ),
     torch_threads: Optional[int] = typer.Option(
         None,
         "--torch-threads",
@@ -68,26 +73,34 @@ def serve(
         help="CPU threads for model compute (torch.set_num_threads). Default: torch's choice; on a "
         "machine shared with other jobs, fewer threads than cores is often faster.",
     ),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    log_level: Literal[LOG_LEVELS] = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve OpenAI-compatible inference and edit management over HTTP."""
     import uvicorn
 
-    from serac.cli import _errors, _load_editor, _store_path, err_console
+    from serac.cli_support import cli_errors, err_console, load_editor, store_path
     from serac.server.app import create_app
     from serac.server.auth import KeyRing
     from serac.server.settings import ServerSettings
 
-    with _errors():
+    with cli_errors():
         # Keys and exposure are checked before the (slow) model load, so a refused start is instant.
         keys = KeyRing.from_sources(file=api_keys_file)
         auth_line = check_exposure(host, bool(keys))
-        settings = ServerSettings(model_name=model_name, keys=keys, max_tokens_limit=max_tokens_limit)
+        settings = ServerSettings(
+            model_name=model_name,
+            keys=keys,
+            max_tokens_limit=max_tokens_limit,
+            max_prompt_tokens=max_prompt_tokens,
+            max_streams=max_streams,
+            max_queued_requests=max_queued,
+            request_timeout_s=request_timeout,
+        )
         if torch_threads is not None:
             import torch
 
             torch.set_num_threads(torch_threads)
-        editor = _load_editor(model, _store_path(store))
+        editor = load_editor(model, store_path(store))
     err_console.print(f"serac serve: {auth_line}")
     err_console.print(f"serac serve: http://{host}:{port}/v1 (console at /ui, docs at /docs, metrics at /metrics)")
     uvicorn.run(

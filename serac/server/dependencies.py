@@ -6,13 +6,15 @@ read them through these dependencies, so a router module holds no state of its o
 """
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
-from typing import Annotated
+from typing import Annotated, Any, Callable, Coroutine
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.params import Depends as DependsMarker
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serac.editor import EditedModel
+from serac.server.admission import Admission
 from serac.server.auth import Role
 from serac.server.batching import MicroBatcher
 from serac.server.errors import APIError
@@ -36,10 +38,15 @@ def get_batcher(request: Request) -> MicroBatcher:
     return request.app.state.batcher
 
 
+def get_admission(request: Request) -> Admission:
+    return request.app.state.admission
+
+
 Editor = Annotated[EditedModel, Depends(get_editor)]
 Settings = Annotated[ServerSettings, Depends(get_settings)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]
 Batcher = Annotated[MicroBatcher, Depends(get_batcher)]
+Writes = Annotated[Admission, Depends(get_admission)]  # admission control, e.g. for edit writes
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 
@@ -72,7 +79,27 @@ def require(role: Role) -> DependsMarker:
     ) -> None:
         check_key(settings, credentials, role)
 
+    check.role = role  # type: ignore[attr-defined]  # read by KeyCheckedRoute
     return Depends(check)
+
+
+class KeyCheckedRoute(APIRoute):
+    """A route that checks the API key before FastAPI reads and validates the body, so a request
+    without a valid key gets 401/403 whatever its body holds (FastAPI parses the body before it
+    runs dependencies). Routers use it with ``APIRouter(route_class=KeyCheckedRoute)``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        roles = [getattr(d.dependency, "role", None) for d in self.dependencies]
+        role = next((r for r in roles if isinstance(r, Role)), None)
+        if role is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            check_key(request.app.state.settings, await bearer(request), role)
+            return await handler(request)
+
+        return checked
 
 
 READ = [require(Role.READ)]

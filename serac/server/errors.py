@@ -22,6 +22,7 @@ from serac.errors import (
     ModelNotAvailableError,
     PromptTooLongError,
     SeracError,
+    StoreCorruptError,
     StoreError,
     StoreLockedError,
     StoreUnavailableError,
@@ -39,9 +40,38 @@ ERROR_TYPES = {
     405: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
+    429: "rate_limit_error",
     500: "server_error",
     503: "service_unavailable",
+    504: "server_error",
 }
+RETRY_AFTER_S = 1  # what a 503 that may clear by itself tells a client to wait
+
+# Storage failures are the server's, never the client's: a fixed message (the store's own names its
+# file, which a client must not see), 503 where a retry may succeed.
+STORE_FAILURES: tuple[tuple[type[StoreError], int, str, str], ...] = (
+    (StoreLockedError, 503, "store_locked", "the edit store is busy with another writer; retry shortly"),
+    (
+        StoreUnavailableError,
+        503,
+        "store_unavailable",
+        "the edit store cannot be reached right now (its database server is down or refuses the "
+        "connection); retry later",
+    ),
+    (
+        StoreCorruptError,
+        500,
+        "store_corrupt",
+        "the edit store is damaged; the server log has the details (an operator must restore it)",
+    ),
+    (
+        StoreError,
+        503,
+        "store_unavailable",
+        "the edit store cannot be used right now (read-only, full disk or I/O error); nothing was "
+        "changed; retry later",
+    ),
+)
 
 # (exception class, status, code): first match wins, so subclasses come before their bases.
 EXCEPTION_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -49,9 +79,6 @@ EXCEPTION_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (EditValidationError, 400, "invalid_edit"),
     (EditNotFoundError, 404, "edit_not_found"),
     (VersionNotFoundError, 404, "version_not_found"),
-    (StoreLockedError, 503, "store_locked"),
-    (StoreUnavailableError, 503, "store_unavailable"),
-    (StoreError, 500, "store_error"),
     (ModelNotAvailableError, 503, "model_not_available"),
     (SeracError, 400, "invalid_request"),
 )
@@ -99,6 +126,13 @@ def classify(exc: BaseException) -> APIError | None:
     """The API error for a project exception, or None if it is not one we expect."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, StoreError):
+        for cls, status, code, message in STORE_FAILURES:
+            if isinstance(exc, cls):
+                # the log names the SQLite error, not the store's path
+                logger.warning("edit store failure (%s): %s", code, exc.sqlite_error or type(exc).__name__)
+                headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+                return APIError(status, message, code, headers=headers)
     for cls, status, code in EXCEPTION_TABLE:
         if isinstance(exc, cls):
             return APIError(status, str(exc), code)
@@ -209,7 +243,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SeracError)
     async def _serac(request: Request, exc: SeracError) -> JSONResponse:
         api = classify(exc) or APIError(400, str(exc))
-        return error_response(api.status, api.message, api.code, api.param)
+        return error_response(api.status, api.message, api.code, api.param, api.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -8,10 +8,12 @@ Only public attributes of the editor are used (``stream``, ``base``, ``counterfa
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import math
+import threading
 from typing import Any, Iterator, Sequence
 
-from serac.base import GenerationOptions, Prompt
+from serac.base import GenerationOptions, Prompt, TokenLogprob, stop_when
 from serac.editor import Answer, EditedModel
 from serac.errors import PromptTooLongError
 
@@ -30,20 +32,41 @@ def _model_prompt(editor: EditedModel, answer: Answer, prompt: Prompt) -> tuple[
 
 
 def stream_answer(
-    editor: EditedModel, prompt: Prompt, options: GenerationOptions
+    editor: EditedModel, prompt: Prompt, options: GenerationOptions, stop: threading.Event | None = None
 ) -> tuple[Answer, Iterator[str]]:
     """``editor.stream(prompt, options)`` with its first piece computed before returning, so errors
-    such as an over-long prompt are raised here, before any byte of a response is sent."""
-    answer, pieces = editor.stream(prompt, options)
-    return answer, _primed(pieces)
+    such as an over-long prompt are raised here, before any byte of a response is sent. Setting
+    ``stop`` (the client left, the time limit passed) ends the generation after its current token."""
+    with stop_when(stop):  # the model's stream reads it when it starts, inside _primed
+        answer, pieces = editor.stream(prompt, options)
+        return answer, _primed(pieces)
 
 
 def _primed(iterator: Iterator[str]) -> Iterator[str]:
-    sentinel = object()
-    first = next(iterator, sentinel)
-    if first is sentinel:
-        return iter(())
-    return itertools.chain([first], iterator)
+    """``iterator`` with its first item computed now; closable (closing it closes ``iterator``)."""
+    return _Primed(iterator)
+
+
+class _Primed:
+    _EMPTY = object()
+
+    def __init__(self, iterator: Iterator[str]) -> None:
+        self._rest = iterator
+        self._first: object = next(iterator, self._EMPTY)
+
+    def __iter__(self) -> "_Primed":
+        return self
+
+    def __next__(self) -> str:
+        if self._first is not self._EMPTY:
+            first, self._first = self._first, self._EMPTY
+            return first  # type: ignore[return-value]
+        return next(self._rest)
+
+    def close(self) -> None:
+        close = getattr(self._rest, "close", None)
+        if close is not None:
+            close()
 
 
 # -- limits and counts ----------------------------------------------------------------------------
@@ -61,9 +84,15 @@ def count_tokens(model: Any, prompt: Prompt | None = None, text: str | None = No
     return len(model.tokenizer(text or "", add_special_tokens=False)["input_ids"])
 
 
-def check_fits(editor: EditedModel, prompts: Sequence[Prompt], options: GenerationOptions) -> None:
-    """Raise PromptTooLongError before queueing a prompt the base model cannot take. (A prompt that
-    routes to the counterfactual model is checked there, when it runs.)"""
+def check_fits(
+    editor: EditedModel,
+    prompts: Sequence[Prompt],
+    options: GenerationOptions,
+    max_prompt_tokens: int | None = None,
+) -> None:
+    """Raise PromptTooLongError before queueing a prompt the base model cannot take, or one longer
+    than the server's ``max_prompt_tokens``. (A prompt that routes to the counterfactual model is
+    checked there too, when it runs.)"""
     model = editor.base
     if not _has_tokenizer(model):
         return
@@ -76,6 +105,11 @@ def check_fits(editor: EditedModel, prompts: Sequence[Prompt], options: Generati
                 f"prompt is {length} tokens; with max_tokens={max_new} the model's context of "
                 f"{model.context_length} tokens allows at most {max(limit, 0)}; shorten the prompt or "
                 "lower max_tokens"
+            )
+        if max_prompt_tokens is not None and length > max_prompt_tokens:
+            raise PromptTooLongError(
+                f"prompt is {length} tokens; this server takes prompts of at most {max_prompt_tokens} "
+                "tokens (serac serve --max-prompt-tokens); shorten the prompt"
             )
 
 
@@ -93,3 +127,62 @@ def usage_of(
     if max_new:
         completion_tokens = min(completion_tokens, max_new)
     return prompt_tokens, completion_tokens, finish
+
+
+# -- several choices per prompt -------------------------------------------------------------------
+def choice_options(options: GenerationOptions, n: int) -> list[GenerationOptions]:
+    """Options for the ``n`` choices of one prompt: seeded sampling uses seed + j for choice j, so
+    the choices differ and each reproduces. (Greedy choices are all equal: see ``distinct_runs``.)"""
+    if options.seed is None or options.temperature == 0:
+        return [options] * n
+    return [dataclasses.replace(options, seed=(options.seed + j) % 2**63) for j in range(n)]
+
+
+def distinct_runs(options: GenerationOptions, n: int) -> int:
+    """How many generations ``n`` choices need: one when decoding is greedy (all would be equal)."""
+    return 1 if options.temperature == 0 else n
+
+
+# -- log-probs in the OpenAI shapes ---------------------------------------------------------------
+LOGPROB_FLOOR = -9999.0  # what OpenAI sends for a token the model gave no probability; JSON has no -inf
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else LOGPROB_FLOOR
+
+
+def chat_logprobs(tokens: Sequence[TokenLogprob] | None) -> dict[str, Any] | None:
+    """``choices[i].logprobs`` of a chat completion."""
+    if tokens is None:
+        return None
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": _finite(logprob), "bytes": list(token.encode("utf-8"))}
+
+    content = [
+        {**entry(t.token, t.logprob), "top_logprobs": [entry(a, lp) for a, lp in t.top]} for t in tokens
+    ]
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(tokens: Sequence[TokenLogprob] | None) -> dict[str, Any] | None:
+    """``choices[i].logprobs`` of a (legacy) text completion; offsets count characters of the
+    joined tokens (the choice's text is that with surrounding whitespace removed)."""
+    if tokens is None:
+        return None
+    offsets, position = [], 0
+    for t in tokens:
+        offsets.append(position)
+        position += len(t.token)
+    top = []
+    for t in tokens:
+        alternatives: dict[str, float] = {}
+        for token, logprob in t.top:
+            alternatives.setdefault(token, _finite(logprob))  # two ids may decode alike: keep the likelier
+        top.append(alternatives)
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [_finite(t.logprob) for t in tokens],
+        "top_logprobs": top,
+        "text_offset": offsets,
+    }

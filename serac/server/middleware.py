@@ -1,13 +1,61 @@
-"""ASGI middleware around the whole app: body-size limit and request metrics."""
+"""ASGI middleware around the whole app: body-size limit and request metrics; without API keys,
+the loopback-only Host and same-origin checks that stop DNS rebinding and cross-site writes."""
 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serac.server.auth import is_loopback
 from serac.server.errors import error_response
 from serac.server.metrics import Metrics
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _host_name(host: str) -> str:
+    """``host`` of a Host header value ``host[:port]`` (IPv6 in brackets)."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class LoopbackGuard:
+    """For a server without API keys (which only listens on loopback): refuse requests whose
+    ``Host`` is not a loopback name (a DNS-rebinding page reaches 127.0.0.1 under its own name) and
+    state-changing requests whose ``Origin`` is another site (a page cannot post to the API)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host or not is_loopback(_host_name(host)):
+            await error_response(
+                403,
+                "this server has no API keys, so it answers only requests addressed to a loopback "
+                "name (localhost, 127.0.0.1, [::1]); configure API keys to serve other host names",
+                "forbidden_host",
+            )(scope, receive, send)
+            return
+        origin = headers.get(b"origin")
+        if origin is not None and scope["method"] not in SAFE_METHODS:
+            origin_host = urlsplit(origin.decode("latin-1")).hostname or ""
+            if not is_loopback(origin_host):
+                await error_response(
+                    403,
+                    "cross-origin requests that change state or run inference are refused when the "
+                    "server has no API keys; call it from a local client, or configure API keys",
+                    "cross_origin_refused",
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestGuard:

@@ -1,18 +1,21 @@
 """Request and response models: the OpenAI wire format plus serac's edit-management API.
 
-Requests forbid unknown fields: a misspelt ``max_tokns`` or an unsupported ``tools`` would otherwise
-be dropped silently and the caller would get an answer to a different question than they asked.
-The OpenAI fields this server cannot honour beyond their defaults (``n``, penalties, ``logprobs``)
-are accepted at their default values only, and rejected with a message otherwise.
+Requests forbid unknown fields: a misspelt ``max_tokns`` would otherwise be dropped silently and the
+caller would get an answer to a different question than they asked. OpenAI fields that only describe
+the request (``metadata``, ``store``, ``user``, ...) are accepted and ignored; those this server
+cannot honour (``tools``, ``response_format``, penalties, ...) are accepted only at their no-op
+values and otherwise rejected with a message that names the field.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from serac.base import GenerationOptions
+from serac.edits import MAX_INPUT_CHARS, MAX_TARGET_CHARS
 
 MAX_ID = 2**63 - 1  # SQLite INTEGER range
 MIN_TEMPERATURE = 0.01  # below this, decode greedily: tiny temperatures overflow the softmax
@@ -80,6 +83,36 @@ class StreamOptions(Strict):
     include_usage: bool = False
 
 
+# OpenAI fields the local model cannot honour: (values that change nothing, why not). Any other value
+# is a 400 that names the field, never a silently different answer.
+UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "tools": ((None, []), "tool calling is not supported"),
+    "tool_choice": ((None, "none"), "tool calling is not supported"),
+    "functions": ((None, []), "function calling is not supported"),
+    "function_call": ((None, "none"), "function calling is not supported"),
+    "response_format": (
+        (None, {"type": "text"}),
+        "only text responses are supported (no JSON mode or schema)",
+    ),
+    "logit_bias": ((None, {}), "logit_bias is not supported"),
+    "audio": ((None,), "audio output is not supported"),
+    "modalities": ((None, ["text"]), "only the text modality is supported"),
+    "prediction": ((None,), "predicted outputs are not supported"),
+    "web_search_options": ((None,), "web search is not supported"),
+    "reasoning_effort": ((None,), "the local model has no reasoning modes"),
+    "verbosity": ((None,), "verbosity is not supported"),
+    "echo": ((None, False), "echo is not supported"),
+    "suffix": ((None, ""), "suffix (insertion) is not supported"),
+    "presence_penalty": ((None, 0), "penalties are not supported"),
+    "frequency_penalty": ((None, 0), "penalties are not supported"),
+}
+MAX_N = 16  # choices per prompt (also bounded per request by the server's max_prompts_per_request)
+
+
+def _unsupported(description: str = "") -> Any:
+    return Field(None, description=f"Not supported: accepted only at its no-op value. {description}".strip())
+
+
 class _GenerationRequest(Strict):
     """Fields shared by /v1/chat/completions and /v1/completions."""
 
@@ -94,14 +127,27 @@ class _GenerationRequest(Strict):
     )
     top_p: Optional[float] = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
     stop: Union[str, list[str], None] = Field(None, description="Up to 4 stop sequences.")
-    n: Optional[int] = Field(1, description="Must be 1: one choice per prompt.")
+    n: Optional[int] = Field(
+        1, ge=1, le=MAX_N, description="Choices per prompt. Greedy decoding gives n equal choices."
+    )
     stream: Optional[bool] = False
     stream_options: Optional[StreamOptions] = None
-    seed: Optional[int] = Field(None, ge=0, le=MAX_ID)
-    user: Optional[str] = Field(None, max_length=256)
-    presence_penalty: Optional[float] = Field(None, description="Accepted only as 0.")
-    frequency_penalty: Optional[float] = Field(None, description="Accepted only as 0.")
-    logprobs: Optional[Any] = Field(None, description="Not supported; accepted only as null/false.")
+    seed: Optional[int] = Field(
+        None, ge=0, le=MAX_ID, description="Reproducible sampling; choice j of n samples with seed + j."
+    )
+    # accepted and ignored: they describe the request, not the answer
+    user: Optional[str] = Field(None, max_length=256, description="Accepted and ignored.")
+    metadata: Optional[dict[str, str]] = Field(
+        None, max_length=16, description="Accepted and ignored (OpenAI's stored-completion tags)."
+    )
+    store: Optional[bool] = Field(None, description="Accepted and ignored: nothing is stored.")
+    service_tier: Optional[str] = Field(None, max_length=64, description="Accepted and ignored.")
+    prompt_cache_key: Optional[str] = Field(None, max_length=256, description="Accepted and ignored.")
+    safety_identifier: Optional[str] = Field(None, max_length=256, description="Accepted and ignored.")
+    # not supported beyond their no-op values
+    logit_bias: Optional[dict[str, Any]] = _unsupported("Only {} or null.")
+    presence_penalty: Optional[float] = _unsupported("Only 0.")
+    frequency_penalty: Optional[float] = _unsupported("Only 0.")
 
     @field_validator("stop")
     @classmethod
@@ -115,28 +161,28 @@ class _GenerationRequest(Strict):
             )
         return value
 
-    @field_validator("n")
+    @field_validator(*UNSUPPORTED, mode="before", check_fields=False)
     @classmethod
-    def _check_n(cls, value: int | None) -> int | None:
-        if value not in (None, 1):
-            raise ValueError(f"this server returns one choice per prompt; n must be 1, got {value}")
+    def _only_no_op(cls, value: Any, info: ValidationInfo) -> Any:
+        neutral, why = UNSUPPORTED[info.field_name]
+        if not any(value == v and type(value) is type(v) or (value == v == 0) for v in neutral):
+            allowed = " or ".join(json.dumps(v) for v in neutral)
+            raise ValueError(f"{why} by this server's local model; leave the field out or send {allowed}")
         return value
 
-    @field_validator("presence_penalty", "frequency_penalty")
-    @classmethod
-    def _check_penalty(cls, value: float | None) -> float | None:
-        if value not in (None, 0, 0.0):
-            raise ValueError(f"penalties are not supported; leave them out or set them to 0, got {value}")
-        return value
+    @property
+    def choices_per_prompt(self) -> int:
+        return self.n or 1
 
-    @field_validator("logprobs")
-    @classmethod
-    def _check_logprobs(cls, value: Any) -> Any:
-        if value not in (None, False):
-            raise ValueError(
-                f"logprobs are not supported; leave the field out or set it to null/false, got {value!r:.40}"
-            )
-        return value
+    def top_logprobs_asked(self) -> int | None:
+        """None: no log-probs; k >= 0: each token's log-prob and its k likeliest rivals."""
+        return None
+
+    @model_validator(mode="after")
+    def _check_stream_logprobs(self) -> "_GenerationRequest":
+        if self.stream and self.top_logprobs_asked() is not None:
+            raise ValueError("logprobs are not supported with stream: true; ask without streaming")
+        return self
 
     def generation_options(self, default_max_tokens: int | None = None) -> GenerationOptions:
         temperature = self.temperature or 0.0
@@ -147,6 +193,7 @@ class _GenerationRequest(Strict):
             top_p=1.0 if self.top_p is None else self.top_p,
             stop=tuple(s for s in stops if s),  # an empty stop string would stop before anything
             seed=self.seed,
+            logprobs=self.top_logprobs_asked(),
         )
 
     @property
@@ -157,6 +204,24 @@ class _GenerationRequest(Strict):
 class ChatCompletionRequest(_GenerationRequest):
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=256)
     max_completion_tokens: Optional[int] = Field(None, ge=1, description="Alias of max_tokens.")
+    logprobs: Optional[bool] = Field(
+        None, description="Log-probs of the generated tokens, from the model that answered."
+    )
+    top_logprobs: Optional[int] = Field(
+        None, ge=0, le=20, description="With logprobs: the k likeliest tokens at each step."
+    )
+    parallel_tool_calls: Optional[bool] = Field(None, description="Accepted and ignored (no tools).")
+    tools: Optional[list[Any]] = _unsupported("Only [] or null.")
+    tool_choice: Union[str, dict[str, Any], None] = _unsupported('Only "none" or null.')
+    functions: Optional[list[Any]] = _unsupported("Only [] or null.")
+    function_call: Union[str, dict[str, Any], None] = _unsupported('Only "none" or null.')
+    response_format: Optional[dict[str, Any]] = _unsupported('Only {"type": "text"} or null.')
+    audio: Optional[dict[str, Any]] = _unsupported()
+    modalities: Optional[list[str]] = _unsupported('Only ["text"] or null.')
+    prediction: Optional[dict[str, Any]] = _unsupported()
+    web_search_options: Optional[dict[str, Any]] = _unsupported()
+    reasoning_effort: Optional[str] = _unsupported()
+    verbosity: Optional[str] = _unsupported()
 
     @model_validator(mode="after")
     def _check(self) -> "ChatCompletionRequest":
@@ -166,7 +231,12 @@ class ChatCompletionRequest(_GenerationRequest):
             if self.max_tokens is not None and self.max_tokens != self.max_completion_tokens:
                 raise ValueError("max_tokens and max_completion_tokens disagree; send only one")
             self.max_tokens = self.max_completion_tokens
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
         return self
+
+    def top_logprobs_asked(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def prompt(self) -> list[dict[str, str]]:
         # "developer" is OpenAI's newer name for the system role; chat templates know "system".
@@ -180,6 +250,12 @@ class CompletionRequest(_GenerationRequest):
     prompt: Union[str, list[str]] = Field(
         ..., description="One prompt, or a list of prompts (one choice each)."
     )
+    logprobs: Optional[int] = Field(
+        None, ge=0, le=5, description="Log-probs of the generated tokens and the k likeliest at each step."
+    )
+    best_of: Optional[int] = Field(None, ge=1, le=MAX_N, description="Accepted only as 1 or equal to n.")
+    echo: Optional[bool] = _unsupported("Only false.")
+    suffix: Optional[str] = _unsupported('Only "" or null.')
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -193,6 +269,18 @@ class CompletionRequest(_GenerationRequest):
                     f"got a list holding {sorted({type(p).__name__ for p in value})}"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _check_best_of(self) -> "CompletionRequest":
+        if self.best_of not in (None, 1, self.choices_per_prompt):
+            raise ValueError(
+                f"best_of={self.best_of} (ranking extra samples) is not supported; leave it out or set it "
+                "to n"
+            )
+        return self
+
+    def top_logprobs_asked(self) -> int | None:
+        return self.logprobs
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
@@ -222,11 +310,33 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: Optional[list[int]] = None
+
+
+class ChatTokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: Optional[list[ChatTokenLogprob]]
+    refusal: None = None
+
+
+class CompletionLogprobs(BaseModel):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: Optional[ChatLogprobs] = None
     serac: SeracInfo
 
 
@@ -243,7 +353,7 @@ class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: Optional[CompletionLogprobs] = None
     serac: SeracInfo
 
 
@@ -269,9 +379,22 @@ class ModelList(BaseModel):
 
 
 # -- edits ------------------------------------------------------------------------------------------
+def _text_schema(max_chars: int) -> dict[str, Any]:
+    # What serac.edits.validate_edit enforces (with its own messages): some non-space text, bounded.
+    return {"minLength": 1, "maxLength": max_chars, "pattern": r"\S"}
+
+
 class EditIn(Strict):
-    input: str = Field(..., description="The input to edit, e.g. a question.")
-    target: str = Field(..., description="The answer it should get.")
+    input: str = Field(
+        ...,
+        description="The input to edit, e.g. a question. Not blank; surrounding whitespace is removed.",
+        json_schema_extra=_text_schema(MAX_INPUT_CHARS),
+    )
+    target: str = Field(
+        ...,
+        description="The answer it should get. Not blank; surrounding whitespace is removed.",
+        json_schema_extra=_text_schema(MAX_TARGET_CHARS),
+    )
     metadata: Optional[dict[str, Any]] = None
 
 
@@ -330,10 +453,13 @@ class StoreVersion(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "unavailable"]
     model: str
-    version: int
-    edits: int
+    version: Optional[int] = None
+    edits: Optional[int] = None
+    problems: list[str] = Field(
+        default_factory=list, description="Why the server is not ready (with status 503); no paths."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -3,8 +3,11 @@
 - ``fc``: fact-checking on VitaminC (a claim classifier edited with evidence);
 - ``sentiment``: ConvSent-style sentiment editing of a chat model ("Topic: X -> Sentiment: ...").
 
-Entry points for the command line live in :mod:`serac.tasks.cli` (``train_task``, ``eval_task``,
-``python -m serac.tasks``). Nothing here is imported by ``serac`` itself.
+Library entry points live in :mod:`serac.tasks.api` (``train_task``, ``eval_task``); the command line
+(``serac tasks``, ``python -m serac.tasks``) in :mod:`serac.tasks.cli`. Nothing here is imported by
+``serac`` itself.
 """
 
 TASKS = ("fc", "sentiment")
+BATCH_SIZES = (1, 5, 25, 75)  # the batch sizes (and sequential checkpoints) every task reports
+TASK_METHODS = ("serac", "icl", "ft")  # what each task evaluates (fc/evaluate.py, sentiment/evaluate.py)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from serac.base import GREEDY, GenerationOptions, Prompt, query_text
+from serac.base import GREEDY, GenerationOptions, Prompt, query_text, resolve_device
 from serac.edits import Edit
 from serac.errors import ModelNotAvailableError
 from serac.models import loadable_model, resolve_model
@@ -73,7 +73,7 @@ class SequenceClassifier:
         firsts, seconds = self._texts(items)
         return self.tokenizer(
             firsts, seconds, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
-        )
+        ).to(self.model.device)
 
     @torch.inference_mode()
     def predict_proba(self, items: Sequence[Prompt | tuple[str, str]]) -> np.ndarray:
@@ -81,7 +81,7 @@ class SequenceClassifier:
         rows = []
         for start in range(0, len(items), self.batch_size):
             logits = self.model(**self.encode(items[start : start + self.batch_size])).logits
-            rows.append(logits.float().softmax(dim=-1).numpy())
+            rows.append(logits.float().softmax(dim=-1).cpu().numpy())
         return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def predict(self, items: Sequence[Prompt | tuple[str, str]]) -> list[str]:
@@ -207,7 +207,8 @@ def train_classifier(
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 encoded = classifier.encode([items[i] for i in rows])
-                loss = torch.nn.functional.cross_entropy(model(**encoded).logits, targets[rows])
+                logits = model(**encoded).logits
+                loss = torch.nn.functional.cross_entropy(logits, targets[rows].to(logits.device))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -222,8 +223,10 @@ def train_classifier(
     return losses
 
 
-def new_classifier(encoder: str, labels: Sequence[str], *, max_length: int = 256) -> SequenceClassifier:
-    """A fresh classification head on a pretrained encoder (e.g. ``embedded:all-minilm-l6-v2``)."""
+def new_classifier(encoder: str, labels: Sequence[str], *, max_length: int = 256,
+                   device: str = "cpu") -> SequenceClassifier:
+    """A fresh classification head on a pretrained encoder (e.g. ``embedded:all-minilm-l6-v2``), on
+    ``device``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model(encoder)
@@ -233,5 +236,5 @@ def new_classifier(encoder: str, labels: Sequence[str], *, max_length: int = 256
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         dtype=torch.float32,
-    )
+    ).to(resolve_device(device))
     return SequenceClassifier(model, AutoTokenizer.from_pretrained(path), max_length=max_length)

@@ -1,204 +1,28 @@
-"""Command entry points for the FC and sentiment tasks.
-
-Plain functions for the project's ``serac train`` / ``serac eval`` to call with ``--task``:
-
-    train_task("fc", out_dir, data=VITAMINC_DIR)            -> training summary (dict)
-    eval_task("fc", model_dir, data=VITAMINC_DIR)           -> result rows (harness schema)
-    build_task_data("sentiment", out_dir, counterfact=..., zsre=...)   -> data file path
-    train_task("sentiment", out_dir, data=SENTIMENT_DIR)
-    eval_task("sentiment", model_dir, data=SENTIMENT_DIR)
-
-and a standalone command, ``python -m serac.tasks {build-data,train,eval,bench}``.
-"""
+"""``serac tasks`` (also ``python -m serac.tasks``): build data, train, evaluate and benchmark the FC
+and sentiment tasks. Parses options and calls :mod:`serac.tasks.api`."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+from enum import Enum
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Literal, Optional
 
 import typer
 
-from serac.errors import ConfigError, SeracError
-from serac.tasks import TASKS
-from serac.tasks.common import BATCH_SIZES, write_rows
+from serac.cli_support import setup_logging
+from serac.errors import SeracError
+from serac.tasks import BATCH_SIZES, TASK_METHODS, TASKS
+from serac.tasks.api import DEFAULT_SHARED, build_task_data, eval_task, train_task
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_SHARED = Path("../shared/data")
-
-
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+# Repeatable options with a fixed set of values (Typer takes enums there, not Literal)
+TaskChoice = Enum("TaskChoice", {name: name for name in TASKS}, type=str)
+MethodChoice = Enum("MethodChoice", {name: name for name in TASK_METHODS}, type=str)
 
 
-def _override(config: Any, overrides: dict) -> Any:
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if not hasattr(config, key):
-            raise ConfigError(f"{type(config).__name__} has no option {key!r}")
-        setattr(config, key, value)
-    return config
-
-
-def _vitaminc_files(data: str | Path | Sequence[str | Path], split: str) -> list[Path]:
-    """A VitaminC sample directory -> its train_*.jsonl (split "train") or test.jsonl ("eval");
-    explicit files are used as given."""
-    if isinstance(data, (str, Path)) and Path(data).is_dir():
-        pattern = "train_*.jsonl" if split == "train" else "test.jsonl"
-        files = sorted(Path(data).glob(pattern))
-        if not files:
-            raise ConfigError(f"{data} has no {pattern}; pass the vitaminc_sample directory or the files")
-        return files
-    return [Path(p) for p in ([data] if isinstance(data, (str, Path)) else data)]
-
-
-# -- the functions serac train / serac eval call ---------------------------------------------------
-def default_task_dir(task: str) -> Path:
-    """Where ``serac train --task TASK`` writes its artifact by default (``$SERAC_HOME/tasks/TASK``)."""
-    from serac.models import serac_home
-
-    _check_task(task)
-    return serac_home() / "tasks" / task
-
-
-def task_data(task: str, shared: Path, sentiment_data: Path | None = None, rebuild: bool = False) -> tuple[Path, bool]:
-    """A task's training/evaluation data under the ``shared/data`` layout, and whether it was just built.
-
-    fc reads ``vitaminc_sample/`` as is. sentiment has no public copy here, so its data is built once
-    (chat-model replies judged by VADER, topics from the zsRE/CounterFact *train* files) into
-    ``sentiment_data`` (default ``$SERAC_HOME/tasks/sentiment-data``) and reused after that.
-    """
-    _check_task(task)
-    if task == "fc":
-        data = shared / "vitaminc_sample"
-        if not data.is_dir():
-            raise ConfigError(f"{data} not found: pass the folder that holds vitaminc_sample/ (e.g. ../shared/data)")
-        return data, False
-    from serac.tasks.sentiment.data import default_data_dir
-
-    data = sentiment_data or default_data_dir()
-    if not rebuild and (data / "sentiment.jsonl").exists():
-        return data, False
-    logger.warning("building the sentiment data set in %s (chat-model replies; about 10 min on 2 CPU cores)", data)
-    build_task_data(
-        "sentiment",
-        data,
-        counterfact=shared / "counterfact" / "counterfact-train.json",
-        zsre=shared / "zsre" / "zsre_mend_train-1k.json",
-    )
-    return data, True
-
-
-def build_task_data(task: str, out_dir: str | Path | None = None, **options: Any) -> Path:
-    """Build a task's data set. Only ``sentiment`` has a recipe (FC reads VitaminC as is).
-    Options: ``counterfact``, ``zsre`` (topic sources) and any ``SentimentRecipe`` field."""
-    _check_task(task)
-    if task != "sentiment":
-        raise ConfigError("only the sentiment task builds its data; fc reads the VitaminC files directly")
-    from serac.tasks.sentiment.data import SentimentRecipe, build_sentiment_data
-
-    counterfact, zsre = options.pop("counterfact", None), options.pop("zsre", None)
-    recipe = _override(SentimentRecipe(), options)
-    return build_sentiment_data(out_dir, counterfact=counterfact, zsre=zsre, recipe=recipe)
-
-
-def train_task(task: str, out_dir: str | Path, data: Any = None, **options: Any) -> dict:
-    """Train a task's models into ``out_dir``. ``data``: for fc the vitaminc_sample directory (its
-    train_*.jsonl) or files; for sentiment the directory built by ``build_task_data`` (default
-    ``$SERAC_HOME/tasks/sentiment-data``). ``options`` override the task's training config fields."""
-    _check_task(task)
-    if task == "fc":
-        from serac.tasks.fc.train import FCTrainConfig, train_fc
-
-        if data is None:
-            raise ConfigError("fc training needs data: the vitaminc_sample directory or VitaminC JSONL files")
-        return train_fc(_vitaminc_files(data, "train"), out_dir, _override(FCTrainConfig(), options))
-    from serac.tasks.sentiment.data import default_data_dir
-    from serac.tasks.sentiment.train import SentimentTrainConfig, train_sentiment
-
-    return train_sentiment(data or default_data_dir(), out_dir, _override(SentimentTrainConfig(), options))
-
-
-def eval_task(
-    task: str,
-    model_dir: str | Path,
-    data: Any = None,
-    *,
-    methods: Sequence[str] | None = None,
-    batch_sizes: Sequence[int] = BATCH_SIZES,
-    sequential: bool = True,
-    out: str | Path | None = None,
-    **options: Any,
-) -> list[dict]:
-    """Evaluate a trained task artifact; returns rows ``{"task", "method", "mode", "n_edits",
-    "scoring", "metric", "value"}`` (also written to ``out`` as JSON when given)."""
-    _check_task(task)
-    if task == "fc":
-        from serac.data import load_vitaminc
-        from serac.tasks.fc.data import build_fc_edits
-        from serac.tasks.fc.evaluate import METHODS, FCEvalConfig, evaluate_fc
-        from serac.tasks.fc.model import load_parts
-
-        if data is None:
-            raise ConfigError(
-                "fc evaluation needs data: the vitaminc_sample directory or VitaminC JSONL files"
-            )
-        config = _override(
-            FCEvalConfig(
-                methods=tuple(methods or METHODS), batch_sizes=tuple(batch_sizes), sequential=sequential
-            ),
-            options,
-        )
-        edits = build_fc_edits(load_vitaminc(_vitaminc_files(data, "eval")))
-        rows = evaluate_fc(load_parts(model_dir), edits, config)
-    else:
-        rows = _eval_sentiment(model_dir, data, methods, batch_sizes, sequential, options)
-    if out is not None:
-        write_rows(rows, out)
-    return rows
-
-
-def _eval_sentiment(model_dir, data, methods, batch_sizes, sequential, options) -> list[dict]:
-    from serac.base import load_text_model
-    from serac.counterfactual import _with_adapter
-    from serac.editor import load_artifact_config
-    from serac.scope import SentenceEncoder
-    from serac.tasks.sentiment.data import VaderJudge, default_data_dir, load_sentiment_data
-    from serac.tasks.sentiment.evaluate import METHODS, SentimentEvalConfig, evaluate_sentiment
-
-    artifact = load_artifact_config(model_dir)
-    config = _override(
-        SentimentEvalConfig(
-            methods=tuple(methods or METHODS), batch_sizes=tuple(batch_sizes), sequential=sequential
-        ),
-        options,
-    )
-    kwargs = dict(max_new_tokens=config.max_new_tokens, batch_size=artifact.base.batch_size)
-    base = load_text_model(artifact.base.model, artifact.base.kind, **kwargs)
-    counterfactual = load_text_model(artifact.counterfactual.model, artifact.counterfactual.kind, **kwargs)
-    if artifact.counterfactual.adapter:
-        counterfactual.model = _with_adapter(counterfactual.model, artifact.counterfactual.adapter)
-    # every eval topic is an edit; topics without kept replies of both sentiments only lack the
-    # paper's teacher-forced ES
-    records = [
-        r for r in load_sentiment_data(data or default_data_dir(), usable_only=False) if r.split == "eval"
-    ]
-    return evaluate_sentiment(
-        base,
-        counterfactual,
-        SentenceEncoder(artifact.scope.encoder),
-        artifact.scope.threshold,
-        records,
-        VaderJudge(),
-        config,
-        top_k=artifact.scope.top_k,
-    )
-
+def _values(choices: list[Enum]) -> list[str]:
+    return [choice.value for choice in choices]
 
 # -- standalone command ----------------------------------------------------------------------------
 app = typer.Typer(
@@ -218,15 +42,12 @@ def _run(fn, *args, **kwargs):
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    setup_logging(verbose, logging.INFO)
 
 
 @app.command("build-data")
 def build_data_cmd(
-    task: str = typer.Argument("sentiment"),
+    task: Literal["sentiment"] = typer.Argument("sentiment", help="Only sentiment builds its data."),
     out: Optional[Path] = typer.Option(None, help="Output directory (default $SERAC_HOME/tasks/sentiment-data)."),
     counterfact: Optional[Path] = typer.Option(None, help="CounterFact JSON (topic source)."),
     zsre: Optional[Path] = typer.Option(None, help="zsRE JSON (topic source)."),
@@ -250,7 +71,7 @@ def build_data_cmd(
 
 @app.command("train")
 def train_cmd(
-    task: str = typer.Argument(..., help="fc or sentiment"),
+    task: Literal[TASKS] = typer.Argument(..., help="The task."),
     out: Path = typer.Option(..., help="Artifact directory to write."),
     data: Optional[Path] = typer.Option(None, help="fc: vitaminc_sample dir; sentiment: built data dir."),
     epochs: Optional[int] = typer.Option(None),
@@ -263,10 +84,10 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    task: str = typer.Argument(..., help="fc or sentiment"),
+    task: Literal[TASKS] = typer.Argument(..., help="The task."),
     model: Path = typer.Option(..., help="Artifact directory from `train`."),
     data: Optional[Path] = typer.Option(None, help="fc: vitaminc_sample dir; sentiment: built data dir."),
-    method: list[str] = typer.Option([], help="Methods (repeatable): serac, icl, ft. Default: all."),
+    method: list[MethodChoice] = typer.Option([], help="Methods (repeatable). Default: all."),
     batch_size: list[int] = typer.Option([], help="Batch sizes (repeatable). Default: 1 5 25 75."),
     no_sequential: bool = typer.Option(False, "--no-sequential"),
     out: Optional[Path] = typer.Option(None, help="Write the rows to this JSON file."),
@@ -279,7 +100,7 @@ def eval_cmd(
         task,
         model,
         data,
-        methods=method or None,
+        methods=_values(method) or None,
         batch_sizes=batch_size or BATCH_SIZES,
         sequential=not no_sequential,
         out=out,
@@ -296,11 +117,12 @@ def bench_cmd(
     out: Path = typer.Option(Path("benchmarks/extra"), help="Where tasks.md and tasks.json go."),
     shared: Path = typer.Option(DEFAULT_SHARED, help="The shared benchmark data folder."),
     work: Optional[Path] = typer.Option(None, help="Models and data (default $SERAC_HOME/tasks)."),
-    task: list[str] = typer.Option([], help="Tasks to run (repeatable). Default: both."),
+    task: list[TaskChoice] = typer.Option([], help="Tasks to run (repeatable). Default: both."),
     retrain: bool = typer.Option(False, help="Retrain even where an artifact exists."),
-    method: list[str] = typer.Option([], help="Methods to evaluate (repeatable). Default: serac, icl, ft."),
+    method: list[MethodChoice] = typer.Option([], help="Methods to evaluate (repeatable). Default: all."),
 ) -> None:
     """End to end: build the sentiment data, train both tasks, evaluate, write the report."""
+    task, method = _values(task), _values(method)
     from serac.tasks.report import bench
 
     command = (
@@ -331,3 +153,8 @@ def report_cmd(
     from serac.tasks.report import merge
 
     _run(merge, source, out)
+
+
+def register(main: typer.Typer) -> None:
+    """``serac tasks ...`` on the main CLI."""
+    main.add_typer(app, name="tasks")

@@ -20,9 +20,9 @@ import numpy as np
 from serac.base import GREEDY, GenerationOptions, Prompt, TextModel
 from serac.counterfactual import CounterfactualModel
 from serac.edits import Edit
+from serac.tasks import BATCH_SIZES
 
 RESULT_FIELDS = ("task", "method", "mode", "n_edits", "scoring", "metric", "value")
-BATCH_SIZES = (1, 5, 25, 75)
 MODES = ("batch", "sequential")
 
 

@@ -27,7 +27,7 @@ def bench(
     command: str,
     methods: Sequence[str] | None = None,
 ) -> None:
-    from serac.tasks.cli import eval_task, task_data, train_task
+    from serac.tasks.api import eval_task, task_data, train_task
 
     work = Path(work or serac_home() / "tasks")
     info = RunInfo.now(command)

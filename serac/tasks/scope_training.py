@@ -29,16 +29,20 @@ def finetune_dual_encoder(
     batch_size: int = 16,
     lr: float = 2e-5,
     seed: int = 0,
+    device: str = "cpu",
 ) -> list[float]:
     """Fine-tune a sentence-transformers encoder on (query, key) pairs and save it to ``out_dir``.
     Keys in one batch are distinct by construction (a duplicate key would be a false negative).
     Returns per-epoch mean losses."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.util import batch_to_device
+
+    from serac.base import resolve_device
 
     if not pairs:
         raise ValueError("finetune_dual_encoder got no (query, key) pairs")
-    model = SentenceTransformer(resolve_model(encoder), device="cpu")
+    model = SentenceTransformer(resolve_model(encoder), device=str(resolve_device(device)))
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -50,7 +54,8 @@ def finetune_dual_encoder(
         for batch in _distinct_key_batches([pairs[i] for i in order], batch_size):
             if len(batch) < 2:
                 continue  # one pair has no in-batch negative
-            features = [model.tokenize([q for q, _ in batch]), model.tokenize([k for _, k in batch])]
+            features = [batch_to_device(model.tokenize(texts), model.device)
+                        for texts in ([q for q, _ in batch], [k for _, k in batch])]
             loss = loss_fn(features, labels=None)
             optimizer.zero_grad()
             loss.backward()

@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from serac.config import SeracConfig
-from serac.editor import CONFIG_FILE
+from serac.editor import ADAPTER_DIR, CONFIG_FILE, CROSS_ENCODER_DIR, SCOPE_DIR
 from serac.models import EMBEDDED_PREFIX
 from serac.train.config import TrainConfig
 
-SCOPE_DIR = "scope_encoder"
-CROSS_ENCODER_DIR = "cross_encoder"
-ADAPTER_DIR = "counterfactual_adapter"
 FULL_MODEL_DIR = "counterfactual_model"
 TRAIN_CONFIG_FILE = "train_config.json"
 REPORT_FILE = "training_report.json"
@@ -52,8 +49,6 @@ def build_serac_config(
     serac.base.model = _portable(config.base_model)
     serac.scope.encoder = SCOPE_DIR
     serac.scope.threshold = float(threshold)
-    if same_fact_threshold is not None:  # absent from runs calibrated before it existed
-        serac.scope.same_fact_threshold = float(same_fact_threshold)
     if same_fact_threshold is not None:  # absent from runs calibrated before it existed
         serac.scope.same_fact_threshold = float(same_fact_threshold)
     serac.scope.top_k = max(config.scope.top_k, config.counterfactual.num_edits)
@@ -87,8 +82,9 @@ def write_serac_config(directory: Path, serac: SeracConfig) -> Path:
 
 def plot_losses(path: Path, title: str, series: dict[str, Sequence[float]]) -> Path:
     """Raw per-step losses (faint) and a moving average (bold), one line per series."""
-    import matplotlib
+    from serac.extras import require
 
+    matplotlib = require("matplotlib", "train", "the training report's loss plots")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

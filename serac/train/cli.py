@@ -1,13 +1,18 @@
-"""`serac train`: registered on the main CLI by ``serac.cli._register_optional_commands``."""
+"""`serac train` and `serac train-report`: registered (lazily) on the main CLI by ``register(app)``."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
+
+from serac.tasks import TASKS
+from serac.train.config import CF_METHODS
+
+TRAIN_TASKS = ("qa", *TASKS)
 
 ZSRE_TRAIN = Path("zsre") / "zsre_mend_train-1k.json"
 COUNTERFACT_TRAIN = Path("counterfact") / "counterfact-train.json"
@@ -21,7 +26,7 @@ def _default_data_dir() -> Optional[Path]:
 
 
 def train_command(
-    task: str = typer.Option("qa", "--task",
+    task: Literal[TRAIN_TASKS] = typer.Option("qa", "--task",
                              help="qa: question answering (zsRE + CounterFact train files; the editor's default "
                                   "artifact). fc: fact-checking on vitaminc_sample. sentiment: sentiment editing "
                                   "(builds its data set first if missing)."),
@@ -39,7 +44,7 @@ def train_command(
     scope_steps: Optional[int] = typer.Option(None, "--scope-steps", min=1, help="Scope encoder steps."),
     cf_steps: Optional[int] = typer.Option(None, "--cf-steps", min=1, help="Counterfactual model steps."),
     cf_model: Optional[str] = typer.Option(None, "--cf-model", help="Counterfactual base model (causal or seq2seq)."),
-    cf_method: Optional[str] = typer.Option(None, "--cf-method", help="lora (default) or full."),
+    cf_method: Optional[Literal[CF_METHODS]] = typer.Option(None, "--cf-method", help="lora (default) or full."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Pretrained sentence-transformers model to start from."),
     cross_encoder: bool = typer.Option(False, "--cross-encoder", help="Also train a cross-encoder re-ranker."),
     quick: bool = typer.Option(False, "--quick", help="A tiny smoke-test run (a few minutes)."),
@@ -47,17 +52,19 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run or artifact already in --output."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep checkpoints/ after success."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where training runs: auto (default: the GPU when "
+                                         "torch sees one), cpu, cuda, cuda:N or mps."),
     threads: int = typer.Option(1, "--threads", min=1, envvar="SERAC_TRAIN_THREADS",
                                 help="torch CPU threads. 1 by default, as for `serac eval`: on this shared 2-core "
                                      "machine two threads contending with other jobs made SmolLM2 steps 1.3-5x "
                                      "slower than one; raise it on a dedicated machine."),
 ) -> None:
     """Train the scope classifier and the counterfactual model on edit data; write a loadable artifact."""
-    from serac.cli import _errors, console
+    from serac.cli_support import cli_errors, console
     from serac.models import serac_home
     from serac.train.pipeline import run_training
 
-    with _errors():
+    with cli_errors():
         if task != "qa":
             qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train, config=config_file,
                            scope_steps=scope_steps, cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method,
@@ -66,8 +73,8 @@ def train_command(
             given = [f"--{k.replace('_', '-')}" for k, v in qa_only.items() if v is not None]
             if given:
                 raise typer.BadParameter(f"{', '.join(given)} apply to --task qa only; --task {task} takes "
-                                         "--data-dir, --output, --seed, --overwrite and --threads")
-            _train_task(task, output, data_dir, seed, overwrite, threads)
+                                         "--data-dir, --output, --seed, --overwrite, --threads and --device")
+            _train_task(task, output, data_dir, seed, overwrite, threads, device)
             return
         output = output or serac_home() / "trained"
         options_given = any(v is not None for v in (data_dir, zsre_train, counterfact_train, config_file, seed,
@@ -79,6 +86,8 @@ def train_command(
         else:
             config = _build_config(config_file, quick, data_dir, zsre_train, counterfact_train, seed, scope_steps,
                                    cf_steps, cf_model, cf_method, encoder, cross_encoder)
+            if device is not None:
+                config = config.replace(device=device)
         report = run_training(
             config, output, resume=resume, overwrite=overwrite, progress=progress, keep_checkpoints=keep_checkpoints,
             command=" ".join(shlex.quote(a) for a in ["serac", *sys.argv[1:]]),
@@ -91,16 +100,13 @@ def train_command(
 
 
 def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], seed: Optional[int], overwrite: bool,
-                threads: int) -> None:
+                threads: int, device: Optional[str] = None) -> None:
     """``serac train --task fc|sentiment``: the ``serac.tasks`` training, artifact in ``output``."""
     import torch
 
-    from serac.cli import console
-    from serac.tasks import TASKS
-    from serac.tasks.cli import default_task_dir, task_data, train_task
+    from serac.cli_support import console
+    from serac.tasks.api import default_task_dir, task_data, train_task
 
-    if task not in TASKS:
-        raise typer.BadParameter(f"unknown task {task!r}; choose qa, {', '.join(TASKS)}")
     shared = data_dir or _default_data_dir()
     if shared is None or not shared.is_dir():
         raise typer.BadParameter("pass --data-dir: the folder laid out like shared/data (vitaminc_sample/, zsre/, "
@@ -110,7 +116,7 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
         raise typer.BadParameter(f"{output} is not empty; pass --overwrite to replace it or --output elsewhere")
     torch.set_num_threads(threads)
     data, _ = task_data(task, shared)
-    summary = train_task(task, output, data, seed=seed)
+    summary = train_task(task, output, data, seed=seed, device=device)
     seconds = summary.get("seconds")
     console.print(f"[green]{task} artifact written to {output}[/green]"
                   + (f" ({float(seconds) / 60:.1f} min)" if seconds else ""))
@@ -165,11 +171,11 @@ def train_report_command(
     notes: list[str] = typer.Option([], "--note", help="A sentence added under Notes (repeatable)."),
 ) -> None:
     """Write the training benchmark fragment (time, memory, loss curves, validation and eval scores)."""
-    from serac.cli import _errors, console
+    from serac.cli_support import cli_errors, console
     from serac.models import serac_home
     from serac.train.report import write_benchmark
 
-    with _errors():
+    with cli_errors():
         path = write_benchmark(artifact or serac_home() / "trained", out, evals, notes)
         console.print(f"wrote {path}")
 

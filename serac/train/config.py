@@ -7,16 +7,29 @@ Every field has a default; the defaults are the run `serac train` makes: 36 minu
 
 from __future__ import annotations
 
-import json
-import logging
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from serac.config import DEFAULT_ENCODER, DEFAULT_LM, MODEL_KINDS
+from serac.config import (
+    DEFAULT_ENCODER,
+    DEFAULT_LM,
+    DEVICE,
+    FRACTION,
+    INTEGER,
+    MODEL_KINDS,
+    MODEL_NAME,
+    NON_NEGATIVE_INT,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
+    Config,
+    at_least,
+    one_of,
+    option,
+    optional,
+)
 from serac.errors import ConfigError
-
-logger = logging.getLogger(__name__)
 
 TRAIN_FORMAT_VERSION = 1
 # Benchmark files kept for evaluation only: training on them would leak the test set.
@@ -24,46 +37,23 @@ EVALUATION_FILES = ("zsre_mend_eval_portability_gpt4.json", "zsre_mend_eval.json
 CF_METHODS = ("lora", "full")
 
 
-def _positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _non_negative_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-
-
-def _fraction(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
-
-
-def _positive_float(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-
-
 @dataclass
-class DataConfig:
+class DataConfig(Config):
     """Which training files to read and how much of them to hold out for validation."""
 
-    zsre_train: str | None = None  # zsRE MEND-format training file (e.g. zsre_mend_train-1k.json)
-    counterfact_train: str | None = None  # CounterFact training file (counterfact-train.json)
-    zsre_limit: int | None = None  # read only the first N records (None: all)
-    counterfact_limit: int | None = None
-    # Records held out (by fact, so no fact is on both sides) to calibrate the threshold and to
-    # measure retrieval with many edits in the index at once.
-    zsre_val: int = 200
-    counterfact_val: int = 1000
+    section: ClassVar[str] = "data"
 
-    def __post_init__(self) -> None:
-        for name in ("zsre_limit", "counterfact_limit"):
-            value = getattr(self, name)
-            if value is not None:
-                _positive_int(value, f"data.{name}")
-        _non_negative_int(self.zsre_val, "data.zsre_val")
-        _non_negative_int(self.counterfact_val, "data.counterfact_val")
+    zsre_train: str | None = option(None, "zsRE MEND-format training file (e.g. zsre_mend_train-1k.json).")
+    counterfact_train: str | None = option(None, "CounterFact training file (counterfact-train.json).")
+    zsre_limit: int | None = option(None, "Read only the first N zsRE records (None: all).",
+                                    check=optional(POSITIVE_INT))
+    counterfact_limit: int | None = option(None, "Read only the first N CounterFact records (None: all).",
+                                           check=optional(POSITIVE_INT))
+    zsre_val: int = option(200, "zsRE records held out (by fact, so no fact is on both sides) to calibrate the "
+                           "threshold and measure retrieval with many edits in the index.", check=NON_NEGATIVE_INT)
+    counterfact_val: int = option(1000, "CounterFact records held out, likewise.", check=NON_NEGATIVE_INT)
+
+    def check(self) -> None:
         for name in ("zsre_train", "counterfact_train"):
             value = getattr(self, name)
             if value is not None and Path(value).name in EVALUATION_FILES:
@@ -81,102 +71,81 @@ class DataConfig:
 
 
 @dataclass
-class ScopeTrainConfig:
+class ScopeTrainConfig(Config):
     """Contrastive fine-tuning of the dual encoder, then threshold calibration."""
 
-    encoder: str = DEFAULT_ENCODER  # the pretrained sentence-transformers model to start from
-    steps: int = 300
-    batch_records: int = 32  # edits per step; each brings its key, one in-scope and one out-of-scope query
-    # Share of each batch drawn as nearest neighbours (by the pretrained encoder) of the other
-    # records: edits sharing a subject or relation, the hard in-batch negatives.
-    neighbour_share: float = 0.5
-    mine_k: int = 8  # neighbours mined per edit (keys and out-of-scope queries)
-    lr: float = 3e-5
-    warmup: float = 0.1  # share of steps with a linear learning-rate warm-up
-    weight_decay: float = 0.01
-    scale: float = 20.0  # inverse temperature of the two softmax ranking losses
-    sigmoid_weight: float = 1.0  # weight of the pairwise in/out-of-scope (sigmoid) loss
-    freeze_embeddings: bool = True  # word embeddings stay fixed: faster on CPU, generalises better
-    top_k: int = 10  # candidates the trained editor retrieves per query (deep enough to see a fact's newer edits)
-    checkpoint_every: int = 50
+    section: ClassVar[str] = "scope"
 
-    def __post_init__(self) -> None:
-        for name in ("steps", "mine_k", "top_k", "checkpoint_every"):
-            _positive_int(getattr(self, name), f"scope.{name}")
-        if isinstance(self.batch_records, bool) or not isinstance(self.batch_records, int) or self.batch_records < 2:
-            raise ConfigError(f"scope.batch_records must be an integer >= 2, got {self.batch_records!r}")
-        _fraction(self.neighbour_share, "scope.neighbour_share")
-        _fraction(self.warmup, "scope.warmup")
-        _positive_float(self.lr, "scope.lr")
-        _positive_float(self.scale, "scope.scale")
-        if not isinstance(self.sigmoid_weight, (int, float)) or self.sigmoid_weight < 0:
-            raise ConfigError(f"scope.sigmoid_weight must be >= 0, got {self.sigmoid_weight!r}")
+    encoder: str = option(DEFAULT_ENCODER, "The pretrained sentence-transformers model to start from.",
+                          check=MODEL_NAME)
+    steps: int = option(300, "Optimizer steps.", check=POSITIVE_INT)
+    batch_records: int = option(32, "Edits per step; each brings its key, one in-scope and one out-of-scope "
+                                "query.", check=at_least(2))
+    neighbour_share: float = option(0.5, "Share of each batch drawn as nearest neighbours (by the pretrained "
+                                    "encoder) of the other records: edits sharing a subject or relation, the "
+                                    "hard in-batch negatives.", check=FRACTION)
+    mine_k: int = option(8, "Neighbours mined per edit (keys and out-of-scope queries).", check=POSITIVE_INT)
+    lr: float = option(3e-5, "Peak learning rate.", check=POSITIVE_NUMBER)
+    warmup: float = option(0.1, "Share of steps with a linear learning-rate warm-up.", check=FRACTION)
+    weight_decay: float = option(0.01, "AdamW weight decay.", check=NON_NEGATIVE_NUMBER)
+    scale: float = option(20.0, "Inverse temperature of the two softmax ranking losses.", check=POSITIVE_NUMBER)
+    sigmoid_weight: float = option(1.0, "Weight of the pairwise in/out-of-scope (sigmoid) loss.",
+                                   check=NON_NEGATIVE_NUMBER)
+    freeze_embeddings: bool = option(True, "Word embeddings stay fixed: faster on CPU, generalises better.")
+    top_k: int = option(10, "Candidates the trained editor retrieves per query (deep enough to see a fact's "
+                        "newer edits).", check=POSITIVE_INT)
+    checkpoint_every: int = option(50, "Steps between resumable checkpoints.", check=POSITIVE_INT)
 
 
 @dataclass
-class CrossEncoderTrainConfig:
+class CrossEncoderTrainConfig(Config):
     """Optional re-ranker of the dual encoder's top-k (off by default: it costs CPU time at every query)."""
 
-    enabled: bool = False
-    model: str = DEFAULT_ENCODER  # initialised from this BERT-style checkpoint with a new 1-logit head
-    steps: int = 300
-    batch_pairs: int = 32
-    lr: float = 3e-5
-    warmup: float = 0.1
-    candidates: int = 5  # hard negatives come from the trained dual encoder's top-k
-    checkpoint_every: int = 50
+    section: ClassVar[str] = "cross_encoder"
 
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_pairs", "candidates", "checkpoint_every"):
-            _positive_int(getattr(self, name), f"cross_encoder.{name}")
-        _positive_float(self.lr, "cross_encoder.lr")
-        _fraction(self.warmup, "cross_encoder.warmup")
+    enabled: bool = option(False, "Train the re-ranker.")
+    model: str = option(DEFAULT_ENCODER, "Initialised from this BERT-style checkpoint with a new 1-logit head.",
+                        check=MODEL_NAME)
+    steps: int = option(300, "Optimizer steps.", check=POSITIVE_INT)
+    batch_pairs: int = option(32, "Pairs per step.", check=POSITIVE_INT)
+    lr: float = option(3e-5, "Peak learning rate.", check=POSITIVE_NUMBER)
+    warmup: float = option(0.1, "Share of steps with a linear warm-up.", check=FRACTION)
+    candidates: int = option(5, "Hard negatives come from the trained dual encoder's top-k.", check=POSITIVE_INT)
+    checkpoint_every: int = option(50, "Steps between resumable checkpoints.", check=POSITIVE_INT)
 
 
 @dataclass
-class CounterfactualTrainConfig:
+class CounterfactualTrainConfig(Config):
     """Fine-tuning of the counterfactual model on (edits + query -> in-scope answer)."""
 
-    model: str = DEFAULT_LM  # any causal or seq2seq LM (id, path or embedded:NAME)
-    kind: str = "auto"
-    method: str = "lora"  # "lora" (a peft adapter) or "full" (every weight)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    # "all-linear": every linear layer but the output head, found by module type (peft), not name.
-    target_modules: str | list[str] = "all-linear"
-    steps: int = 120
-    batch_size: int = 8
-    lr: float | None = None  # None: 2e-4 for LoRA, 2e-5 for full fine-tuning
-    warmup: float = 0.05
-    weight_decay: float = 0.0
-    # Edits in the prompt: the right one plus up to num_edits-1 distractors (its nearest neighbours,
-    # as retrieval would return them) in random order, so the model learns to pick the right edit.
-    num_edits: int = 4
-    single_edit_share: float = 0.2  # share of examples with the right edit alone
-    # Share of multi-edit examples that also hold an older edit of the same fact with another answer
-    # (placed before the right one): the model learns that the newest edit of a fact wins.
-    conflict_share: float = 0.25
-    edit_input_share: float = 0.25  # share of queries that are the edit input itself (else a rephrasing)
-    max_length: int = 384  # prompt + answer tokens; longer examples are dropped
-    checkpoint_every: int = 25
-    eval_examples: int = 48  # validation generations reported at the end (0: skip)
+    section: ClassVar[str] = "counterfactual"
 
-    def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ConfigError(f"counterfactual.kind is {self.kind!r}; valid values: {', '.join(MODEL_KINDS)}")
-        if self.method not in CF_METHODS:
-            raise ConfigError(f"counterfactual.method is {self.method!r}; valid values: {', '.join(CF_METHODS)}")
-        for name in ("lora_r", "lora_alpha", "steps", "batch_size", "num_edits", "max_length", "checkpoint_every"):
-            _positive_int(getattr(self, name), f"counterfactual.{name}")
-        _non_negative_int(self.eval_examples, "counterfactual.eval_examples")
-        _fraction(self.lora_dropout, "counterfactual.lora_dropout")
-        _fraction(self.single_edit_share, "counterfactual.single_edit_share")
-        _fraction(self.conflict_share, "counterfactual.conflict_share")
-        _fraction(self.edit_input_share, "counterfactual.edit_input_share")
-        _fraction(self.warmup, "counterfactual.warmup")
-        if self.lr is not None:
-            _positive_float(self.lr, "counterfactual.lr")
+    model: str = option(DEFAULT_LM, "Any causal or seq2seq LM (id, path or embedded:NAME).", check=MODEL_NAME)
+    kind: str = option("auto", "auto, causal or seq2seq.", check=one_of(MODEL_KINDS))
+    method: str = option("lora", "lora (a peft adapter) or full (every weight).", check=one_of(CF_METHODS))
+    lora_r: int = option(16, "LoRA rank.", check=POSITIVE_INT)
+    lora_alpha: int = option(32, "LoRA alpha.", check=POSITIVE_INT)
+    lora_dropout: float = option(0.05, "LoRA dropout.", check=FRACTION)
+    target_modules: str | list[str] = option(
+        "all-linear", "all-linear: every linear layer but the output head, found by module type (peft), not name.")
+    steps: int = option(120, "Optimizer steps.", check=POSITIVE_INT)
+    batch_size: int = option(8, "Examples per step.", check=POSITIVE_INT)
+    lr: float | None = option(None, "None: 2e-4 for LoRA, 2e-5 for full fine-tuning.", check=optional(POSITIVE_NUMBER))
+    warmup: float = option(0.05, "Share of steps with a linear warm-up.", check=FRACTION)
+    weight_decay: float = option(0.0, "AdamW weight decay.", check=NON_NEGATIVE_NUMBER)
+    num_edits: int = option(4, "Edits in the prompt: the right one plus up to num_edits-1 distractors (its "
+                            "nearest neighbours, as retrieval would return them) in random order, so the model "
+                            "learns to pick the right edit.", check=POSITIVE_INT)
+    single_edit_share: float = option(0.2, "Share of examples with the right edit alone.", check=FRACTION)
+    conflict_share: float = option(0.25, "Share of multi-edit examples that also hold an older edit of the same "
+                                   "fact with another answer (placed before the right one): the model learns "
+                                   "that the newest edit of a fact wins.", check=FRACTION)
+    edit_input_share: float = option(0.25, "Share of queries that are the edit input itself (else a "
+                                     "rephrasing).", check=FRACTION)
+    max_length: int = option(384, "Prompt + answer tokens; longer examples are dropped.", check=POSITIVE_INT)
+    checkpoint_every: int = option(25, "Steps between resumable checkpoints.", check=POSITIVE_INT)
+    eval_examples: int = option(48, "Validation generations reported at the end (0: skip).",
+                                check=NON_NEGATIVE_INT)
 
     @property
     def learning_rate(self) -> float:
@@ -186,21 +155,23 @@ class CounterfactualTrainConfig:
 
 
 @dataclass
-class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    scope: ScopeTrainConfig = field(default_factory=ScopeTrainConfig)
-    cross_encoder: CrossEncoderTrainConfig = field(default_factory=CrossEncoderTrainConfig)
-    counterfactual: CounterfactualTrainConfig = field(default_factory=CounterfactualTrainConfig)
-    seed: int = 0
-    # The model being edited, recorded in the artifact's serac_config.json; never trained.
-    base_model: str = DEFAULT_LM
-    format_version: int = TRAIN_FORMAT_VERSION
+class TrainConfig(Config):
+    """A `serac train` run; saved as ``train_config.json`` beside the artifact."""
 
-    def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
-        if not isinstance(self.base_model, str) or not self.base_model:
-            raise ConfigError(f"base_model must be a model id, path or embedded:NAME, got {self.base_model!r}")
+    label: ClassVar[str] = "training config"
+
+    data: DataConfig = option(default_factory=DataConfig, help="Training files and validation split.")
+    scope: ScopeTrainConfig = option(default_factory=ScopeTrainConfig, help="The dual encoder's training.")
+    cross_encoder: CrossEncoderTrainConfig = option(default_factory=CrossEncoderTrainConfig,
+                                                    help="The optional re-ranker's training.")
+    counterfactual: CounterfactualTrainConfig = option(default_factory=CounterfactualTrainConfig,
+                                                       help="The counterfactual model's training.")
+    seed: int = option(0, "Random seed: same seed, same run.", check=INTEGER)
+    base_model: str = option(DEFAULT_LM, "The model being edited, recorded in the artifact's serac_config.json; "
+                             "never trained.", check=MODEL_NAME)
+    device: str = option("auto", "Where training runs: auto (the GPU when torch sees one, else the CPU), cpu, "
+                         "cuda, cuda:N or mps.", check=DEVICE)
+    format_version: int = option(TRAIN_FORMAT_VERSION, "The file format; a different version is refused.")
 
     @classmethod
     def quick(cls, **data: Any) -> "TrainConfig":
@@ -211,58 +182,3 @@ class TrainConfig:
             cross_encoder=CrossEncoderTrainConfig(steps=10, batch_pairs=16, checkpoint_every=5),
             counterfactual=CounterfactualTrainConfig(steps=10, batch_size=4, checkpoint_every=5, eval_examples=8),
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        if not isinstance(data, dict):
-            raise ConfigError(f"a training config is a JSON object, got {type(data).__name__}")
-        version = data.get("format_version", TRAIN_FORMAT_VERSION)
-        if version != TRAIN_FORMAT_VERSION:
-            raise ConfigError(
-                f"training config format_version {version} is not supported (this serac reads {TRAIN_FORMAT_VERSION})"
-            )
-        parts = {
-            name: _build(part_cls, data.get(name) or {}, name)
-            for name, part_cls in (
-                ("data", DataConfig),
-                ("scope", ScopeTrainConfig),
-                ("cross_encoder", CrossEncoderTrainConfig),
-                ("counterfactual", CounterfactualTrainConfig),
-            )
-        }
-        unknown = sorted(set(data) - {"seed", "base_model", "format_version", *parts})
-        if unknown:
-            logger.warning("ignoring unknown training config keys: %s", ", ".join(unknown))
-        return cls(**parts, seed=data.get("seed", 0), base_model=data.get("base_model", DEFAULT_LM))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"training config {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"training config {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return replace(self, **changes)
-
-
-def _build(part_cls: type, values: dict[str, Any], where: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"training config section {where!r} must be an object, got {values!r}")
-    known = {f.name for f in fields(part_cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        logger.warning("ignoring unknown %s training config keys: %s", where, ", ".join(unknown))
-    try:
-        return part_cls(**{k: v for k, v in values.items() if k in known})
-    except TypeError as exc:
-        raise ConfigError(f"training config section {where!r}: {exc}") from None

@@ -110,20 +110,25 @@ class ExampleEncoder:
             ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
             mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
             labels = torch.tensor([r[1] + [-100] * (label_width - len(r[1])) for r in rows])
-            return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+            return self._on_device({"input_ids": ids, "attention_mask": mask, "labels": labels})
         width = max(len(r[0]) for r in rows)  # right padding: loss positions stay aligned
         ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
         mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
         labels = torch.tensor([r[1] + [-100] * (width - len(r[1])) for r in rows])
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        return self._on_device({"input_ids": ids, "attention_mask": mask, "labels": labels})
+
+    def _on_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: tensor.to(self.lm.device) for name, tensor in batch.items()}
 
 
 def load_trainable_lm(
-    config: CounterfactualTrainConfig, seed: int = 0, max_new_tokens: int = 32, batch_size: int = 8
+    config: CounterfactualTrainConfig, seed: int = 0, max_new_tokens: int = 32, batch_size: int = 8,
+    device: str = "cpu",
 ) -> HFTextModel:
-    """The model to train, wrapped for generation; LoRA layers (initialised from ``seed``, so a run
-    is reproducible) added when method='lora'."""
-    lm = load_text_model(config.model, config.kind, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    """The model to train on ``device``, wrapped for generation; LoRA layers (initialised from
+    ``seed``, so a run is reproducible) added when method='lora'."""
+    lm = load_text_model(config.model, config.kind, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         device=device)
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 

@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sentence_transformers.util import batch_to_device
 from tqdm.auto import tqdm
 
 from serac.train.calibrate import MISSED, SourceScores
@@ -30,16 +31,17 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 Pair = tuple[str, str]  # (edit input, query)
 
 
-def load_cross_encoder(spec: str, seed: int = 0) -> Any:
+def load_cross_encoder(spec: str, seed: int = 0, device: str = "cpu") -> Any:
     """A CrossEncoder with one output logit; a sentence-transformers bi-encoder checkpoint
     (e.g. MiniLM) gets a classification head freshly initialised from ``seed``."""
     from sentence_transformers import CrossEncoder
 
+    from serac.base import resolve_device
     from serac.models import resolve_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return CrossEncoder(str(resolve_model(spec)), num_labels=1, device="cpu")
+        return CrossEncoder(str(resolve_model(spec)), num_labels=1, device=str(resolve_device(device)))
 
 
 def mine_pairs(embed: Embed, records: Sequence[EditRecord], candidates: int) -> tuple[list[Pair], list[Pair]]:
@@ -93,9 +95,9 @@ def train_cross_encoder(
         rng = step_rng(seed, step, stream=2)
         pos = [positives[i] for i in rng.choice(len(positives), size=min(half, len(positives)), replace=False)]
         neg = [negatives[i] for i in rng.choice(len(negatives), size=min(half, len(negatives)), replace=False)]
-        features = model.preprocess(pos + neg)
+        features = batch_to_device(model.preprocess(pos + neg), model.device)
         logits = model(features)["scores"].reshape(-1)
-        labels = torch.tensor([1.0] * len(pos) + [0.0] * len(neg))
+        labels = torch.tensor([1.0] * len(pos) + [0.0] * len(neg), device=logits.device)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

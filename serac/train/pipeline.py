@@ -179,7 +179,7 @@ def run_training(
     def mine() -> dict[str, Any]:
         from serac.train.scope import encode, load_sentence_encoder
 
-        model = load_sentence_encoder(config.scope.encoder)
+        model = load_sentence_encoder(config.scope.encoder, config.device)
         neighbours = mine_neighbours(data.train, lambda t: encode(model, t), config.scope.mine_k)
         neighbours.save(str(neighbours_path))
         scores = score_validation(lambda t: encode(model, t), data.val)
@@ -195,7 +195,7 @@ def run_training(
     def scope() -> dict[str, Any]:
         from serac.train.scope import load_sentence_encoder, train_scope_encoder
 
-        model = load_sentence_encoder(config.scope.encoder)
+        model = load_sentence_encoder(config.scope.encoder, config.device)
         history = train_scope_encoder(model, data.train, neighbours, config.scope, config.seed,
                                       checkpoint=ckpt / "scope.pt", progress=progress)
         model.save(str(output / artifacts.SCOPE_DIR), create_model_card=False)
@@ -204,21 +204,23 @@ def run_training(
     phase("scope", scope)
 
     def calibrate() -> dict[str, Any]:
+        from serac.config import ScopeConfig
         from serac.train.scope import encode, load_sentence_encoder
 
-        model = load_sentence_encoder(str(output / artifacts.SCOPE_DIR))
+        model = load_sentence_encoder(str(output / artifacts.SCOPE_DIR), config.device)
         scores = score_validation(lambda t: encode(model, t), data.val)
         if not scores:
             say("calibrate: no validation split; keeping the default threshold")
-            from serac.config import ScopeConfig
-
             return {"threshold": ScopeConfig.threshold}
         threshold, objective = choose_threshold(scores)
         result = {"threshold": threshold, "objective": round(objective, 4),
                   "validation": summarize(scores, threshold, len(data.val))}
+        # the same-fact judge: the default (pretrained) encoder, see ScopeConfig.same_fact_encoder
         pairs = same_fact_pairs(data.val, reference=data.train, seed=config.seed)
-        if pairs.other:
-            same, other = score_same_fact(lambda t: encode(model, t), pairs)
+        judge = ScopeConfig.same_fact_encoder
+        if pairs.other and judge:
+            judge_model = load_sentence_encoder(judge)
+            same, other = score_same_fact(lambda t: encode(judge_model, t), pairs)
             result["same_fact_threshold"], result["same_fact"] = choose_same_fact_threshold(same, other)
         return result
 
@@ -235,10 +237,10 @@ def run_training(
             )
             from serac.train.scope import encode, load_sentence_encoder
 
-            dual = load_sentence_encoder(str(output / artifacts.SCOPE_DIR))
+            dual = load_sentence_encoder(str(output / artifacts.SCOPE_DIR), config.device)
             embed = lambda t: encode(dual, t)  # noqa: E731
             positives, negatives = mine_pairs(embed, data.train, config.cross_encoder.candidates)
-            model = load_cross_encoder(config.cross_encoder.model, config.seed)
+            model = load_cross_encoder(config.cross_encoder.model, config.seed, config.device)
             history = train_cross_encoder(model, positives, negatives, config.cross_encoder, config.seed,
                                           checkpoint=ckpt / "cross_encoder.pt", progress=progress)
             model.save(str(output / artifacts.CROSS_ENCODER_DIR), create_model_card=False)
@@ -257,13 +259,12 @@ def run_training(
 
     def counterfactual() -> dict[str, Any]:
         from serac.train.counterfactual import (
-            evaluate_generation,
             load_trainable_lm,
             save_counterfactual,
             train_counterfactual,
         )
 
-        lm = load_trainable_lm(config.counterfactual, config.seed)
+        lm = load_trainable_lm(config.counterfactual, config.seed, device=config.device)
         history = train_counterfactual(lm, data.train, neighbours, config.counterfactual, config.seed,
                                        checkpoint=ckpt / "counterfactual.pt", progress=progress)
         directory = output / (artifacts.ADAPTER_DIR if config.counterfactual.method == "lora" else artifacts.FULL_MODEL_DIR)
@@ -356,7 +357,7 @@ def _validation_cases(output: Path, val: list[EditRecord], config: TrainConfig) 
         return []
     picked = [rows[int(i)] for i in rng.choice(len(rows), size=min(config.counterfactual.eval_examples, len(rows)),
                                                replace=False)]
-    model = load_sentence_encoder(str(output / artifacts.SCOPE_DIR))
+    model = load_sentence_encoder(str(output / artifacts.SCOPE_DIR), config.device)
     keys = encode(model, [r.key for r in val])
     index = faiss.IndexFlatIP(keys.shape[1])
     index.add(keys)

@@ -34,12 +34,13 @@ from serac.train.pairs import EditRecord, Neighbours, sample_batch
 logger = logging.getLogger(__name__)
 
 
-def load_sentence_encoder(spec: str) -> Any:
+def load_sentence_encoder(spec: str, device: str = "cpu") -> Any:
     from sentence_transformers import SentenceTransformer
 
+    from serac.base import resolve_device
     from serac.models import resolve_model
 
-    return SentenceTransformer(str(resolve_model(spec)), device="cpu")
+    return SentenceTransformer(str(resolve_model(spec)), device=str(resolve_device(device)))
 
 
 def encode(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -94,7 +95,9 @@ def freeze_embeddings(model: nn.Module) -> int:
 
 
 def _embed(model: Any, texts: list[str]) -> torch.Tensor:
-    features = model.preprocess(texts)
+    from sentence_transformers.util import batch_to_device
+
+    features = batch_to_device(model.preprocess(texts), model.device)
     return F.normalize(model(features)["sentence_embedding"], dim=-1)
 
 
@@ -115,7 +118,7 @@ def train_scope_encoder(
     torch.manual_seed(seed)
     if config.freeze_embeddings:
         freeze_embeddings(model)
-    loss_fn = ScopeLoss(config.scale, config.sigmoid_weight)
+    loss_fn = ScopeLoss(config.scale, config.sigmoid_weight).to(model.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [{"params": params, "weight_decay": config.weight_decay},
@@ -137,7 +140,7 @@ def train_scope_encoder(
         batch = sample_batch(records, neighbours, config.batch_records, config.neighbour_share, step_rng(seed, step))
         keys = _embed(model, batch.keys)
         queries = _embed(model, batch.queries)
-        loss, parts = loss_fn(keys, queries, batch.n_positive, torch.from_numpy(batch.ignore))
+        loss, parts = loss_fn(keys, queries, batch.n_positive, torch.from_numpy(batch.ignore).to(model.device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -22,7 +22,8 @@ from serac.eval.methods import (
     build_method,
 )
 from serac.eval.report import write_run
-from serac.eval.runner import COST_METRICS, METRICS, ROW_KEYS, EvalSettings, Runner, Task, load_task
+from serac.eval.results import COST_METRICS, METRICS, ROW_KEYS
+from serac.eval.runner import EvalSettings, Runner, Task, load_task
 from tests.conftest import HashingEncoder
 
 ZSRE = [
@@ -299,10 +300,10 @@ def test_bench_quick_rewrites_the_report(data_dir, models, tmp_path):
 
 
 def test_eval_command_dispatches_the_other_tasks(tmp_path, monkeypatch):
-    pytest.importorskip("serac.tasks.cli")
+    pytest.importorskip("serac.tasks.api")
     from typer.testing import CliRunner
 
-    import serac.tasks.cli
+    import serac.tasks.api
     from serac.cli import app
 
     calls = {}
@@ -313,7 +314,7 @@ def test_eval_command_dispatches_the_other_tasks(tmp_path, monkeypatch):
                  "value": 0.5} for m in ("serac", "icl") for mode, n in (("batch", 1), ("sequential", 10))
                 for metric in ("es", "dd")]
 
-    monkeypatch.setattr(serac.tasks.cli, "eval_task", fake_eval_task)
+    monkeypatch.setattr(serac.tasks.api, "eval_task", fake_eval_task)
     out = tmp_path / "fc"
     result = CliRunner().invoke(app, ["eval", "--task", "fc", "--data", str(tmp_path), "--artifact", str(tmp_path),
                                       "--methods", "serac,serac-untrained,lu,icl", "--out", str(out)])
@@ -325,15 +326,15 @@ def test_eval_command_dispatches_the_other_tasks(tmp_path, monkeypatch):
 
 
 def test_eval_other_task_defaults_to_the_trained_task_artifact(tmp_path, monkeypatch):
-    pytest.importorskip("serac.tasks.cli")
+    pytest.importorskip("serac.tasks.api")
     from typer.testing import CliRunner
 
-    import serac.tasks.cli
+    import serac.tasks.api
     from serac.cli import app
 
     monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
     seen = {}
-    monkeypatch.setattr(serac.tasks.cli, "eval_task", lambda task, model_dir, data, **k: seen.update(dir=model_dir) or [])
+    monkeypatch.setattr(serac.tasks.api, "eval_task", lambda task, model_dir, data, **k: seen.update(dir=model_dir) or [])
     args = ["eval", "--task", "fc", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
     assert result.exit_code != 0 and "serac train --task fc" in result.output and seen == {}

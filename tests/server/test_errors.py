@@ -28,11 +28,25 @@ CASES = [
      400, "invalid_request", r"'temperature'.*less than or equal to 2"),
     ("max-tokens-as-string", "POST", CHAT, {"json": {"messages": ASK, "max_tokens": "5"}},
      400, "invalid_request", r"'max_tokens'"),
-    ("unknown-field", "POST", CHAT, {"json": {"messages": ASK, "tools": []}},
-     400, "invalid_request", r"unknown or unsupported field 'tools'"),
+    ("unknown-field", "POST", CHAT, {"json": {"messages": ASK, "toolz": []}},
+     400, "invalid_request", r"unknown or unsupported field 'toolz'"),
+    ("tools", "POST", CHAT, {"json": {"messages": ASK, "tools": [{"type": "function", "function": {}}]}},
+     400, "invalid_request", r"'tools': tool calling is not supported"),
+    ("response-format", "POST", CHAT, {"json": {"messages": ASK, "response_format": {"type": "json_object"}}},
+     400, "invalid_request", r"'response_format': only text responses"),
+    ("echo", "POST", "/v1/completions", {"json": {"prompt": "a", "echo": True}},
+     400, "invalid_request", r"'echo': echo is not supported"),
+    ("best-of", "POST", "/v1/completions", {"json": {"prompt": "a", "best_of": 3}},
+     400, "invalid_request", r"best_of=3 .* not supported"),
+    ("top-logprobs-without-logprobs", "POST", CHAT, {"json": {"messages": ASK, "top_logprobs": 2}},
+     400, "invalid_request", r"top_logprobs needs logprobs: true"),
+    ("logprobs-streamed", "POST", CHAT, {"json": {"messages": ASK, "logprobs": True, "stream": True}},
+     400, "invalid_request", r"logprobs are not supported with stream"),
+    ("too-many-choices", "POST", "/v1/completions", {"json": {"prompt": ["a"] * 4, "n": 5}},
+     400, "invalid_request", r"4 prompt\(s\) x n=5 = 20 choices; this server makes at most 16"),
     ("misspelt-field", "POST", "/v1/completions", {"json": {"prompt": "hi", "max_tokns": 3}},
      400, "invalid_request", r"unknown or unsupported field 'max_tokns'"),
-    ("n-not-1", "POST", CHAT, {"json": {"messages": ASK, "n": 2}}, 400, "invalid_request", r"n must be 1"),
+    ("n-too-big", "POST", CHAT, {"json": {"messages": ASK, "n": 17}}, 400, "invalid_request", r"'n'.*16"),
     ("max-tokens-over-limit", "POST", CHAT, {"json": {"messages": ASK, "max_tokens": 10_000}},
      400, "invalid_request", r"max_tokens is 10000; this server allows at most 32"),
     ("no-user-message", "POST", CHAT, {"json": {"messages": [{"role": "system", "content": "x"}]}},
@@ -138,8 +152,10 @@ def test_param_names_the_offending_field(http):
 def test_the_openai_client_raises_its_own_error_types(openai_client):
     import openai
 
-    with pytest.raises(openai.BadRequestError, match="n must be 1"):
-        openai_client.chat.completions.create(model="serac", messages=ASK, n=3)
+    with pytest.raises(openai.BadRequestError, match="'tools': tool calling is not supported"):
+        openai_client.chat.completions.create(
+            model="serac", messages=ASK, tools=[{"type": "function", "function": {"name": "f"}}]
+        )
     with pytest.raises(openai.BadRequestError, match="context"):
         openai_client.completions.create(model="serac", prompt=LONG_PROMPT)
 
@@ -152,11 +168,11 @@ def test_an_error_after_streaming_started_is_sent_in_band(server, http, monkeypa
     real = inference.stream_answer
     calls = []
 
-    def failing_second(editor, prompt, options):
+    def failing_second(editor, prompt, options, *stop):
         calls.append(prompt)
         if len(calls) == 2:
             raise PromptTooLongError("prompt is too long for this test")
-        return real(editor, prompt, options)
+        return real(editor, prompt, options, *stop)
 
     monkeypatch.setattr(inference, "stream_answer", failing_second)
     response = http.post("/v1/completions", json={"prompt": ["a", "b"], "stream": True, "max_tokens": 2})

@@ -155,7 +155,11 @@ def test_seeded_sampling_is_reproducible(server, openai_client):
 
 def test_concurrent_requests_are_batched_through_the_router(server, http):
     metrics = server.app.state.metrics
-    before_batches, before_singles = metrics.batch_sizes.count, metrics.batch_sizes.counts[0]
+
+    def batches_and_singles() -> tuple[float, float]:
+        return metrics.value("serac_batch_size_count"), metrics.value("serac_batch_size_bucket", le="1.0")
+
+    before_batches, before_singles = batches_and_singles()
     results: list[int] = []
     barrier = threading.Barrier(8)
 
@@ -172,8 +176,8 @@ def test_concurrent_requests_are_batched_through_the_router(server, http):
         thread.join()
 
     assert results == [200] * 8
-    batches = metrics.batch_sizes.count - before_batches
-    singles = metrics.batch_sizes.counts[0] - before_singles
+    after_batches, after_singles = batches_and_singles()
+    batches, singles = after_batches - before_batches, after_singles - before_singles
     assert batches < 8 and singles < batches, "8 simultaneous requests should share router calls"
 
 

@@ -27,6 +27,7 @@ def test_healthz(http, server):
         "model": "serac",
         "version": server.editor.version,
         "edits": 0,
+        "problems": [],
     }
 
 
@@ -57,7 +58,7 @@ def test_metrics_count_requests_latency_scope_share_and_edits(http):
     assert after[chat] - before.get(chat, 0) == 3
     count = 'serac_http_request_duration_seconds_count{route="/v1/chat/completions"}'
     assert after[count] - before.get(count, 0) == 3
-    inf = 'serac_http_request_duration_seconds_bucket{route="/v1/chat/completions",le="+Inf"}'
+    inf = 'serac_http_request_duration_seconds_bucket{le="+Inf",route="/v1/chat/completions"}'
     assert after[inf] == after[count]
     edited = 'serac_answers_total{source="counterfactual"}'
     base = 'serac_answers_total{source="base"}'

@@ -143,7 +143,7 @@ def test_report_renders_both_tasks_and_merges(tmp_path):
 def test_bench_of_some_methods_keeps_the_other_methods_rows(tmp_path, monkeypatch):
     import json
 
-    import serac.tasks.cli
+    import serac.tasks.api
     from serac.tasks.report import bench
 
     work, shared, out = tmp_path / "work", tmp_path / "shared", tmp_path / "out"
@@ -157,7 +157,7 @@ def test_bench_of_some_methods_keeps_the_other_methods_rows(tmp_path, monkeypatc
     info = RunInfo(command="python -m serac.tasks bench", date="2026-01-01 00:00 UTC", machine="test", seconds=60.0)
     out.mkdir()
     (out / "tasks.json").write_text(json.dumps({"info": info.__dict__, "notes": {}, "rows": rows}))
-    monkeypatch.setattr(serac.tasks.cli, "eval_task", lambda task, model_dir, data, methods=None: [
+    monkeypatch.setattr(serac.tasks.api, "eval_task", lambda task, model_dir, data, methods=None: [
         result_row(task, m, "batch", 1, "generation", "es", 0.9) for m in methods])
     bench(out, shared, work, ("fc",), False, "python -m serac.tasks bench --method icl", methods=("icl",))
     saved = json.loads((out / "tasks.json").read_text())

@@ -267,7 +267,7 @@ def test_evaluate_fc_fine_tuning_runs_on_a_tiny_classifier(tiny_classifier_dir, 
 
 
 def test_eval_config_rejects_unknown_methods():
-    with pytest.raises(ValueError, match="unknown FC methods"):
+    with pytest.raises(ValueError, match="fc.methods must be a non-empty list of FC methods"):
         FCEvalConfig(methods=("serac", "mend"))
 
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from serac.cli import app
 
-pytest.importorskip("serac.tasks.cli")
-import serac.tasks.cli  # noqa: E402
+pytest.importorskip("serac.tasks.api")
+import serac.tasks.api  # noqa: E402
 
 
 @pytest.fixture
@@ -29,16 +29,17 @@ def calls(monkeypatch):
         (out_dir / "train_summary.json").write_text(json.dumps({"seconds": 90}))
         return {"seconds": 90}
 
-    monkeypatch.setattr(serac.tasks.cli, "train_task", fake_train_task)
+    monkeypatch.setattr(serac.tasks.api, "train_task", fake_train_task)
     return seen
 
 
 def test_train_task_fc_dispatches_with_its_data_and_output(shared, calls, tmp_path, monkeypatch):
     monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
-    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--seed", "3"])
+    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--seed", "3",
+                                      "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert calls == {"task": "fc", "out_dir": tmp_path / "home" / "tasks" / "fc",
-                     "data": shared / "vitaminc_sample", "seed": 3}
+                     "data": shared / "vitaminc_sample", "seed": 3, "device": "cpu"}
     assert "serac eval --task fc" in result.output
     # a second run refuses to overwrite the artifact unless asked
     again = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared)])
@@ -52,7 +53,7 @@ def test_train_task_sentiment_reuses_built_data(shared, calls, tmp_path, monkeyp
     data = tmp_path / "home" / "tasks" / "sentiment-data"
     data.mkdir(parents=True)
     (data / "sentiment.jsonl").write_text("")
-    monkeypatch.setattr(serac.tasks.cli, "build_task_data", lambda *a, **k: pytest.fail("data exists: no rebuild"))
+    monkeypatch.setattr(serac.tasks.api, "build_task_data", lambda *a, **k: pytest.fail("data exists: no rebuild"))
     out = tmp_path / "sent"
     result = CliRunner().invoke(app, ["train", "--task", "sentiment", "--data-dir", str(shared), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -62,7 +63,7 @@ def test_train_task_sentiment_reuses_built_data(shared, calls, tmp_path, monkeyp
 def test_train_task_sentiment_builds_missing_data_from_the_train_files(shared, calls, tmp_path, monkeypatch):
     monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
     built = {}
-    monkeypatch.setattr(serac.tasks.cli, "build_task_data", lambda task, out, **k: built.update(task=task, out=out, **k))
+    monkeypatch.setattr(serac.tasks.api, "build_task_data", lambda task, out, **k: built.update(task=task, out=out, **k))
     result = CliRunner().invoke(app, ["train", "--task", "sentiment", "--data-dir", str(shared)])
     assert result.exit_code == 0, result.output
     assert built["out"] == tmp_path / "home" / "tasks" / "sentiment-data"
@@ -72,7 +73,7 @@ def test_train_task_sentiment_builds_missing_data_from_the_train_files(shared, c
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--task", "ner"], "unknown task 'ner'; choose qa, fc, sentiment"),
+        (["--task", "ner"], "'ner' is not one of 'qa', 'fc', 'sentiment'"),
         (["--task", "fc", "--scope-steps", "5"], "--scope-steps apply to --task qa only"),
         (["--task", "fc", "--quick"], "--quick apply to --task qa only"),
     ],

@@ -25,12 +25,12 @@ from serac.edits import MAX_INPUT_CHARS, Edit
 from serac.scope import Candidate, ScopeClassifier
 from serac.server import inference
 from serac.server.auth import Role
-from serac.server.dependencies import READ, WRITE, Batcher, Editor, Settings, bearer
+from serac.server.dependencies import READ, WRITE, Batcher, Editor, KeyCheckedRoute, Settings, bearer
 from serac.server.errors import ERRORS, NOT_FOUND, APIError
 from serac.server.routers.edits import edit_out
 from serac.server.schemas import MAX_ID, EditOut, EditPage, Strict
 
-router = APIRouter()
+router = APIRouter(route_class=KeyCheckedRoute)  # the key is checked before the body is read
 SEARCH_COUNT_LIMIT = 10_000  # a search counts its matches up to here ("10,000+"): bounded cost at any size
 
 # -- the page ----------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ very next request routes with it.
 # No `from __future__ import annotations`: FastAPI reads these signatures at runtime.
 from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 from pydantic import Discriminator, Tag
 from starlette.concurrency import run_in_threadpool
 
 from serac.edits import Edit
-from serac.server.dependencies import READ, WRITE, Editor, Settings
+from serac.server.dependencies import READ, KeyCheckedRoute, Writes, WRITE, Editor, Settings
 from serac.server.errors import ERRORS, NOT_FOUND, APIError
 from serac.server.schemas import (
     MAX_ID,
@@ -28,7 +28,7 @@ from serac.server.schemas import (
     StoreVersion,
 )
 
-router = APIRouter(prefix="/v1/edits", tags=["edits"])
+router = APIRouter(prefix="/v1/edits", tags=["edits"], route_class=KeyCheckedRoute)
 
 EditsBody = Annotated[
     Union[Annotated[EditIn, Tag("one")], Annotated[EditBatchIn, Tag("many")]],
@@ -42,7 +42,9 @@ def edit_out(edit: Edit) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=EditCreated, responses=ERRORS, dependencies=WRITE)
-async def add_edits(body: Annotated[EditsBody, Body()], editor: Editor, settings: Settings) -> Any:
+async def add_edits(
+    body: Annotated[EditsBody, Body()], editor: Editor, settings: Settings, admission: Writes
+) -> Any:
     """Add one edit (`{"input", "target", "metadata"}`) or many (`{"edits": [...]}`) atomically:
     all are stored in one transaction, or none. The next request already sees them."""
     items = body.edits if isinstance(body, EditBatchIn) else [body]
@@ -59,7 +61,8 @@ async def add_edits(body: Annotated[EditsBody, Body()], editor: Editor, settings
     def add() -> tuple[list[Edit], int]:
         return editor.add_many(requests), editor.version
 
-    stored, version = await run_in_threadpool(add)
+    with admission.writing():
+        stored, version = await run_in_threadpool(add)
     return {"data": [edit_out(e) for e in stored], "version": version}
 
 
@@ -74,7 +77,8 @@ async def list_edits(
               "next_after_id); costs the same however deep the page, unlike offset."),
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_ID, description="Page size, at most the server's max_page_size (default 1000).")
+        int,
+        Query(ge=1, le=MAX_ID, description="Page size, at most the server's max_page_size (default 1000)."),
     ] = 100,
 ) -> Any:
     if limit > settings.max_page_size:
@@ -113,14 +117,28 @@ async def store_version(editor: Editor) -> Any:
 
 
 @router.post("/rollback", response_model=RollbackOut, responses={**ERRORS, **NOT_FOUND}, dependencies=WRITE)
-async def rollback(body: RollbackIn, editor: Editor) -> Any:
+async def rollback(body: RollbackIn, editor: Editor, admission: Writes) -> Any:
     """Make the live edits what they were at `version` (recorded as a new version)."""
 
     def run() -> dict[str, int]:
         new_version = editor.rollback(body.version)
         return {"rolled_back_to": body.version, "version": new_version, "count": editor.store.count()}
 
-    return await run_in_threadpool(run)
+    with admission.writing():
+        return await run_in_threadpool(run)
+
+
+@router.api_route("/version", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route("/rollback", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def wrong_method(request: Request) -> None:
+    """`/{edit_id}` would otherwise take these paths as a (bad) edit id and answer 400."""
+    allowed = "GET" if request.url.path.endswith("/version") else "POST"
+    raise APIError(
+        405,
+        f"method {request.method} is not allowed on {request.url.path}; use {allowed}",
+        "method_not_allowed",
+        headers={"Allow": allowed},
+    )
 
 
 @router.get("/{edit_id}", response_model=EditOut, responses={**ERRORS, **NOT_FOUND}, dependencies=READ)
@@ -131,6 +149,7 @@ async def get_edit(edit_id: EditId, editor: Editor) -> Any:
 @router.delete(
     "/{edit_id}", response_model=EditDeleted, responses={**ERRORS, **NOT_FOUND}, dependencies=WRITE
 )
-async def delete_edit(edit_id: EditId, editor: Editor) -> Any:
+async def delete_edit(edit_id: EditId, editor: Editor, admission: Writes) -> Any:
     """Remove a live edit (undo with POST /v1/edits/rollback)."""
-    return {"id": edit_id, "version": await run_in_threadpool(editor.remove, edit_id)}
+    with admission.writing():
+        return {"id": edit_id, "version": await run_in_threadpool(editor.remove, edit_id)}

@@ -21,9 +21,12 @@ import copy
 import logging
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 from typing import Sequence
 
 from serac.tasks.classifier import PairClassifierCounterfactual, SequenceClassifier, train_classifier
+from serac.config import POSITIVE_INT, POSITIVE_NUMBER, Config, each, one_of, option, optional
+from serac.tasks import TASK_METHODS
 from serac.tasks.common import (
     BATCH_SIZES,
     CachedCounterfactual,
@@ -41,23 +44,23 @@ from serac.tasks.fc.model import FCParts, editor_from_parts
 logger = logging.getLogger(__name__)
 
 TASK = "fc"
-METHODS = ("serac", "icl", "ft")
+METHODS = TASK_METHODS
 
 
 @dataclass
-class FCEvalConfig:
-    methods: tuple[str, ...] = METHODS
-    batch_sizes: tuple[int, ...] = BATCH_SIZES
-    sequential: bool = True
-    # the baselines answer every claim anew in every batch (k=1: 100 batches x ~110 claims): cap them
-    baseline_max_batches: int | None = 10
-    ft_steps: int = 10
-    ft_lr: float = 5e-5
+class FCEvalConfig(Config):
+    """How the FC task is evaluated."""
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.methods) - set(METHODS))
-        if unknown:
-            raise ValueError(f"unknown FC methods {unknown}; valid: {', '.join(METHODS)}")
+    section: ClassVar[str] = "fc"
+
+    methods: tuple[str, ...] = option(METHODS, "Methods to evaluate.", check=each(one_of(METHODS), "FC methods"))
+    batch_sizes: tuple[int, ...] = option(BATCH_SIZES, "Batch sizes k.", check=each(POSITIVE_INT, "positive integers"))
+    sequential: bool = option(True, "Also run the sequential setting.")
+    baseline_max_batches: int | None = option(
+        10, "The baselines answer every claim anew in every batch (k=1: 100 batches x ~110 claims): cap them.",
+        check=optional(POSITIVE_INT))
+    ft_steps: int = option(10, "Fine-tuning baseline steps.", check=POSITIVE_INT)
+    ft_lr: float = option(5e-5, "Fine-tuning baseline learning rate.", check=POSITIVE_NUMBER)
 
 
 class _RouterSession:

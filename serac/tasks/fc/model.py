@@ -8,12 +8,11 @@ paths resolve against the directory). ``build_editor`` turns it into a plain
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from serac.config import DEFAULT_ENCODER
+from serac.config import DEFAULT_ENCODER, MODEL_NAME, POSITIVE_INT, Check, Config, number_in, option
 from serac.editor import EditedModel
 from serac.errors import ConfigError
 from serac.scope import ScopeClassifier, SentenceEncoder
@@ -26,29 +25,24 @@ FORMAT_VERSION = 1
 
 
 @dataclass
-class FCModelConfig:
-    """What an FC artifact holds. Paths are relative to the artifact directory or absolute."""
+class FCModelConfig(Config):
+    """What an FC artifact holds (``fc_config.json``). Paths are relative to the artifact directory or
+    absolute. ``save``/``load`` take the artifact directory."""
 
-    base: str = "base"  # claim -> supports/refutes classifier
-    counterfactual: str = "counterfactual"  # (evidence, claim) -> supports/refutes classifier
-    scope_encoder: str = DEFAULT_ENCODER  # dual encoder over (evidence, claim)
-    threshold: float = 0.5  # cosine at or above which the nearest evidence is in scope
-    top_k: int = 5
-    task: str = "fc"
-    format_version: int = FORMAT_VERSION
+    label: ClassVar[str] = CONFIG_FILE
 
-    def __post_init__(self) -> None:
-        if self.task != "fc":
-            raise ConfigError(f"{CONFIG_FILE} has task {self.task!r}; expected 'fc'")
-        if self.format_version != FORMAT_VERSION:
-            raise ConfigError(
-                f"{CONFIG_FILE} format_version {self.format_version}; this serac reads {FORMAT_VERSION}"
-            )
-        if not -1.0 <= float(self.threshold) <= 1.0:
-            raise ConfigError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold!r}")
+    base: str = option("base", "Claim -> supports/refutes classifier.")
+    counterfactual: str = option("counterfactual", "(evidence, claim) -> supports/refutes classifier.")
+    scope_encoder: str = option(DEFAULT_ENCODER, "Dual encoder over (evidence, claim).", check=MODEL_NAME)
+    threshold: float = option(0.5, "Cosine at or above which the nearest evidence is in scope.",
+                              check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
+    top_k: int = option(5, "Evidence candidates retrieved per claim.", check=POSITIVE_INT)
+    task: str = option("fc", "Always 'fc'.", check=Check(lambda v: v == "fc", f"{CONFIG_FILE} has task {{value}}; "
+                                                          "expected 'fc'"))
+    format_version: int = option(FORMAT_VERSION, "The file format; a different version is refused.")
 
     def save(self, directory: str | Path) -> None:
-        (Path(directory) / CONFIG_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        super().save(Path(directory) / CONFIG_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> "FCModelConfig":
@@ -57,9 +51,7 @@ class FCModelConfig:
             raise ConfigError(
                 f"{directory} has no {CONFIG_FILE}; train one with `python -m serac.tasks train fc --out DIR`"
             )
-        data = json.loads(path.read_text())
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return super().load(path)
 
 
 def _resolve(directory: Path, value: str) -> str:

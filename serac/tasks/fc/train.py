@@ -14,11 +14,22 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
-from serac.config import DEFAULT_ENCODER
+from serac.config import (
+    DEFAULT_ENCODER,
+    DEVICE,
+    FRACTION,
+    INTEGER,
+    MODEL_NAME,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
+    Config,
+    option,
+)
 from serac.data import load_vitaminc
 from serac.data.io import PathArg
 from serac.errors import ConfigError
@@ -41,27 +52,36 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class FCTrainConfig:
-    encoder: str = DEFAULT_ENCODER  # starting weights for all three models
-    val_fraction: float = 0.2  # evidence held out to calibrate the threshold and report accuracy
-    epochs: int = 6
-    lr: float = 5e-5
-    batch_size: int = 16
-    scope_epochs: int = 2  # 0 keeps the pretrained dual encoder
-    scope_lr: float = 2e-5
-    top_k: int = 5
-    min_evidence_words: int = 0
-    seed: int = 0
-    # Optional extra pairs for the (evidence, claim) classifier: CounterFact *train* edits first
-    # (``counterfact_pairs``), and digit-swapped copies of VitaminC's supported claims
-    # (``number_swaps``). A one-off check on the 88 decided test claims (majority label 0.614):
-    # CounterFact pairs alone 0.636, then VitaminC and swaps on top 0.602 (the default, VitaminC
-    # alone, scored 0.47 on held-out training evidence). Within the sample's +-0.10: off by default.
-    counterfact_train: str | None = None
-    counterfact_records: int = 3000
-    number_swaps: bool = False
+class FCTrainConfig(Config):
+    """Training of the FC task's three models (base and counterfactual classifiers, dual encoder).
 
-    def __post_init__(self) -> None:
+    Optional extra pairs for the (evidence, claim) classifier: CounterFact *train* edits
+    (``counterfact_train``), and digit-swapped copies of VitaminC's supported claims
+    (``number_swaps``). A one-off check on the 88 decided test claims (majority label 0.614):
+    CounterFact pairs alone 0.636, then VitaminC and swaps on top 0.602 (the default, VitaminC alone,
+    scored 0.47 on held-out training evidence). Within the sample's +-0.10: off by default.
+    """
+
+    section: ClassVar[str] = "fc"
+
+    encoder: str = option(DEFAULT_ENCODER, "Starting weights for all three models.", check=MODEL_NAME)
+    val_fraction: float = option(0.2, "Evidence held out to calibrate the threshold and report accuracy.",
+                                 check=FRACTION)
+    epochs: int = option(6, "Classifier epochs.", check=POSITIVE_INT)
+    lr: float = option(5e-5, "Classifier learning rate.", check=POSITIVE_NUMBER)
+    batch_size: int = option(16, "Classifier batch size.", check=POSITIVE_INT)
+    scope_epochs: int = option(2, "Dual-encoder epochs (0 keeps the pretrained encoder).", check=NON_NEGATIVE_INT)
+    scope_lr: float = option(2e-5, "Dual-encoder learning rate.", check=POSITIVE_NUMBER)
+    top_k: int = option(5, "Evidence candidates retrieved per claim.", check=POSITIVE_INT)
+    min_evidence_words: int = option(0, "Drop evidence shorter than this.", check=NON_NEGATIVE_INT)
+    seed: int = option(0, "Random seed.", check=INTEGER)
+    counterfact_train: str | None = option(None, "CounterFact *train* file: extra (evidence, claim) pairs.")
+    counterfact_records: int = option(3000, "CounterFact records used for those pairs.", check=POSITIVE_INT)
+    number_swaps: bool = option(False, "Add digit-swapped copies of supported claims.")
+    device: str = option("auto", "Where training runs: auto (the GPU when torch sees one), cpu, cuda, cuda:N, mps.",
+                         check=DEVICE)
+
+    def check(self) -> None:
         from serac.train.config import EVALUATION_FILES
 
         if self.counterfact_train and Path(self.counterfact_train).name in EVALUATION_FILES:
@@ -110,7 +130,7 @@ def train_fc(
 
     # 1. base: claims alone
     claims, labels = base_training_pairs(train)
-    base = new_classifier(config.encoder, DECIDED)
+    base = new_classifier(config.encoder, DECIDED, device=config.device)
     summary["base_losses"] = train_classifier(
         base,
         claims,
@@ -130,7 +150,7 @@ def train_fc(
         swapped, swapped_labels = number_swaps(pairs, pair_labels, config.seed)
         pairs, pair_labels = pairs + swapped, pair_labels + swapped_labels
         summary["n_number_swaps"] = len(swapped)
-    counterfactual = new_classifier(config.encoder, DECIDED)
+    counterfactual = new_classifier(config.encoder, DECIDED, device=config.device)
     if config.counterfact_train:
         from serac.data.counterfact import load_counterfact
 
@@ -166,9 +186,11 @@ def train_fc(
             batch_size=config.batch_size,
             lr=config.scope_lr,
             seed=config.seed,
+            device=config.device,
         )
         scope_encoder = "scope"
-    encoder = SentenceEncoder(str(out / scope_encoder) if scope_encoder == "scope" else scope_encoder)
+    encoder = SentenceEncoder(str(out / scope_encoder) if scope_encoder == "scope" else scope_encoder,
+                              device=config.device)
     positives, negatives, top1 = scope_scores(encoder, val)
     threshold, youden = calibrate_threshold(positives, negatives)
     summary.update(

@@ -19,10 +19,10 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, ClassVar, Iterable, Sequence
 
 from serac.base import GenerationOptions, TextModel
-from serac.config import DEFAULT_LM
+from serac.config import DEFAULT_LM, INTEGER, MODEL_NAME, POSITIVE_INT, Check, Config, option
 from serac.data.examples import normalize_text
 from serac.data.io import PathArg, iter_jsonl
 from serac.errors import DataError
@@ -55,11 +55,10 @@ class VaderJudge:
     """VADER (the ``vadersentiment`` package): text -> (label, compound score in [-1, 1])."""
 
     def __init__(self, margin: float = VADER_MARGIN) -> None:
-        try:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        except ImportError:
-            raise ImportError("the sentiment task needs VADER: `pip install vadersentiment`") from None
-        self.analyzer = SentimentIntensityAnalyzer()
+        from serac.extras import require
+
+        vader = require("vaderSentiment.vaderSentiment", "tasks", "the sentiment task's VADER judge")
+        self.analyzer = vader.SentimentIntensityAnalyzer()
         self.margin = margin
 
     def __call__(self, texts: Sequence[str]) -> list[tuple[str, float]]:
@@ -135,23 +134,25 @@ def load_subjects(counterfact: PathArg | None = None, zsre: PathArg | None = Non
 
 # -- the recipe --------------------------------------------------------------------------------
 @dataclass
-class SentimentRecipe:
-    # Sized for a shared 2-core CPU: 130 topics x 2 sentiments x 1 template = 260 replies.
-    # Eval topics need no kept reply to be edited (only the paper's teacher-forced ES reads them),
-    # so 65% eval leaves >= 75 edits for the k=75 batch; train topics need both sentiments.
-    n_topics: int = 130
-    eval_fraction: float = 0.65
-    templates_per_sentiment: int = 1
-    max_new_tokens: int = 32
-    batch_size: int = 16
-    model: str = DEFAULT_LM
-    seed: int = 0
+class SentimentRecipe(Config):
+    """How the sentiment data set is built. Sized for a shared 2-core CPU: 130 topics x 2 sentiments x
+    1 template = 260 replies. Eval topics need no kept reply to be edited (only the paper's
+    teacher-forced ES reads them), so 65% eval leaves >= 75 edits for the k=75 batch; train topics
+    need both sentiments."""
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.templates_per_sentiment <= len(TEMPLATES):
-            raise ValueError(f"templates_per_sentiment must be in 1..{len(TEMPLATES)}")
-        if not 0.0 < self.eval_fraction < 1.0:
-            raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
+    section: ClassVar[str] = "recipe"
+
+    n_topics: int = option(130, "Topics drawn from the CounterFact / zsRE subjects.", check=POSITIVE_INT)
+    eval_fraction: float = option(0.65, "Share of topics kept for evaluation (strictly between 0 and 1).",
+                                  check=Check(lambda v: isinstance(v, (int, float)) and 0.0 < v < 1.0,
+                                              "{name} must be in (0, 1), got {value}"))
+    templates_per_sentiment: int = option(1, f"Opinion templates per sentiment (1..{len(TEMPLATES)}).",
+                                          check=Check(lambda v: isinstance(v, int) and 1 <= v <= len(TEMPLATES),
+                                                      f"{{name}} must be in 1..{len(TEMPLATES)}, got {{value}}"))
+    max_new_tokens: int = option(32, "Reply length cap.", check=POSITIVE_INT)
+    batch_size: int = option(16, "Rows per generate call.", check=POSITIVE_INT)
+    model: str = option(DEFAULT_LM, "The chat model that writes the replies.", check=MODEL_NAME)
+    seed: int = option(0, "Random seed.", check=INTEGER)
 
 
 def plan_prompts(topics: Sequence[str], recipe: SentimentRecipe) -> list[tuple[str, str, int]]:

@@ -23,7 +23,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 
@@ -32,6 +32,8 @@ from serac.counterfactual import LMCounterfactual
 from serac.editor import EditedModel
 from serac.scope import ScopeClassifier
 from serac.store import EditStore
+from serac.config import INTEGER, POSITIVE_INT, POSITIVE_NUMBER, Config, each, one_of, option
+from serac.tasks import TASK_METHODS
 from serac.tasks.common import (
     BATCH_SIZES,
     CachedCounterfactual,
@@ -53,28 +55,28 @@ from serac.tasks.sentiment.train import opposite
 logger = logging.getLogger(__name__)
 
 TASK = "sentiment"
-METHODS = ("serac", "icl", "ft")
+METHODS = TASK_METHODS
 
 
 @dataclass
-class SentimentEvalConfig:
-    methods: tuple[str, ...] = METHODS
-    batch_sizes: tuple[int, ...] = BATCH_SIZES
-    sequential: bool = True
-    max_edits: int = 75  # eval topics used as edits; the rest are other-topic probes only
-    prompts_per_edit: int = 2  # in-scope opinion prompts per edited topic
-    max_new_tokens: int = 32
-    teacher_forced: bool = True  # the paper's ES (costs a forward pass per reference reply)
-    baseline_edits: int = 6
-    baseline_out_of_scope: int = 6
-    ft_steps: int = 5
-    ft_lr: float = 1e-3
-    seed: int = 0
+class SentimentEvalConfig(Config):
+    """How the sentiment task is evaluated."""
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.methods) - set(METHODS))
-        if unknown:
-            raise ValueError(f"unknown sentiment methods {unknown}; valid: {', '.join(METHODS)}")
+    section: ClassVar[str] = "sentiment"
+
+    methods: tuple[str, ...] = option(METHODS, "Methods to evaluate.",
+                                      check=each(one_of(METHODS), "sentiment methods"))
+    batch_sizes: tuple[int, ...] = option(BATCH_SIZES, "Batch sizes k.", check=each(POSITIVE_INT, "positive integers"))
+    sequential: bool = option(True, "Also run the sequential setting.")
+    max_edits: int = option(75, "Eval topics used as edits; the rest are other-topic probes only.", check=POSITIVE_INT)
+    prompts_per_edit: int = option(2, "In-scope opinion prompts per edited topic.", check=POSITIVE_INT)
+    max_new_tokens: int = option(32, "Reply length cap.", check=POSITIVE_INT)
+    teacher_forced: bool = option(True, "The paper's ES (costs a forward pass per reference reply).")
+    baseline_edits: int = option(6, "Edits the costly baselines are run with.", check=POSITIVE_INT)
+    baseline_out_of_scope: int = option(6, "Out-of-scope probes for the baselines.", check=POSITIVE_INT)
+    ft_steps: int = option(5, "Fine-tuning baseline steps.", check=POSITIVE_INT)
+    ft_lr: float = option(1e-3, "Fine-tuning baseline learning rate.", check=POSITIVE_NUMBER)
+    seed: int = option(0, "Random seed.", check=INTEGER)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ def reply_batch(
     ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
     attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
     reply_mask = torch.tensor([m + [0] * (width - len(m)) for m in masks])
-    return {"input_ids": ids, "attention_mask": attention, "reply_mask": reply_mask}
+    return {name: tensor.to(lm.device) for name, tensor in
+            (("input_ids", ids), ("attention_mask", attention), ("reply_mask", reply_mask))}
 
 
 def token_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -24,10 +24,20 @@ from serac.base import HFTextModel, load_text_model
 from serac.config import (
     DEFAULT_ENCODER,
     DEFAULT_LM,
+    DEVICE,
+    FRACTION,
+    INTEGER,
+    MODEL_NAME,
+    NON_NEGATIVE_INT,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
     BaseModelConfig,
+    Config,
     CounterfactualConfig,
     ScopeConfig,
     SeracConfig,
+    option,
 )
 from serac.counterfactual import format_edit_prompt
 from serac.data.io import PathArg
@@ -42,24 +52,31 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SentimentTrainConfig:
-    model: str = DEFAULT_LM
-    encoder: str = DEFAULT_ENCODER
-    epochs: int = 3
-    lr: float = 5e-4
-    batch_size: int = 8
-    lora_r: int = 8
-    lora_alpha: int = 16
-    unlikelihood_weight: float = 1.0
-    max_length: int = 160
-    scope_epochs: int = 1  # 0 keeps the pretrained dual encoder
-    scope_lr: float = 2e-5
-    scope_prompts_per_topic: int = 4
-    val_fraction: float = 0.2  # train topics held out to calibrate the scope threshold
-    top_k: int = 5
-    max_new_tokens: int = 32
-    generation_batch_size: int = 8
-    seed: int = 0
+class SentimentTrainConfig(Config):
+    """Training of the sentiment task's counterfactual LoRA and dual encoder."""
+
+    section: ClassVar[str] = "sentiment"
+
+    model: str = option(DEFAULT_LM, "The chat model (base and counterfactual start).", check=MODEL_NAME)
+    encoder: str = option(DEFAULT_ENCODER, "The dual encoder's starting weights.", check=MODEL_NAME)
+    epochs: int = option(3, "Counterfactual epochs.", check=POSITIVE_INT)
+    lr: float = option(5e-4, "Counterfactual learning rate.", check=POSITIVE_NUMBER)
+    batch_size: int = option(8, "Counterfactual batch size.", check=POSITIVE_INT)
+    lora_r: int = option(8, "LoRA rank.", check=POSITIVE_INT)
+    lora_alpha: int = option(16, "LoRA alpha.", check=POSITIVE_INT)
+    unlikelihood_weight: float = option(1.0, "Weight of the unlikelihood loss on opposite-sentiment replies.",
+                                        check=NON_NEGATIVE_NUMBER)
+    max_length: int = option(160, "Prompt + reply tokens.", check=POSITIVE_INT)
+    scope_epochs: int = option(1, "Dual-encoder epochs (0 keeps the pretrained encoder).", check=NON_NEGATIVE_INT)
+    scope_lr: float = option(2e-5, "Dual-encoder learning rate.", check=POSITIVE_NUMBER)
+    scope_prompts_per_topic: int = option(4, "Opinion prompts per topic for the dual encoder.", check=POSITIVE_INT)
+    val_fraction: float = option(0.2, "Train topics held out to calibrate the scope threshold.", check=FRACTION)
+    top_k: int = option(5, "Edits retrieved per query.", check=POSITIVE_INT)
+    max_new_tokens: int = option(32, "Reply length cap.", check=POSITIVE_INT)
+    generation_batch_size: int = option(8, "Rows per generate call.", check=POSITIVE_INT)
+    seed: int = option(0, "Random seed.", check=INTEGER)
+    device: str = option("auto", "Where training runs: auto (the GPU when torch sees one), cpu, cuda, cuda:N, mps.",
+                         check=DEVICE)
 
 
 @dataclass(frozen=True)
@@ -177,7 +194,7 @@ def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainCo
 
     # 1. counterfactual: LoRA, likelihood + unlikelihood
     examples = training_examples(train, config.seed)
-    lm = load_text_model(config.model, max_new_tokens=config.max_new_tokens)
+    lm = load_text_model(config.model, max_new_tokens=config.max_new_tokens, device=config.device)
     summary["examples"] = len(examples)
     summary["counterfactual_history"] = train_counterfactual(lm, examples, config)
     lm.model.save_pretrained(out / "adapter")
@@ -199,9 +216,11 @@ def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainCo
             epochs=config.scope_epochs,
             lr=config.scope_lr,
             seed=config.seed,
+            device=config.device,
         )
         scope_encoder = "scope"
-    encoder = SentenceEncoder(str(out / "scope") if scope_encoder == "scope" else scope_encoder)
+    encoder = SentenceEncoder(str(out / "scope") if scope_encoder == "scope" else scope_encoder,
+                              device=config.device)
     positives, negatives = scope_scores(
         encoder, [r.topic for r in val], config.scope_prompts_per_topic, config.seed
     )
