@@ -39,6 +39,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follower is not None:
             await run_in_threadpool(follower.stop)
         await app.state.batcher.close()
+        # the next start loads the index as it is now and applies no changes (the store stays open:
+        # whoever built the editor owns it)
+        await run_in_threadpool(app.state.editor.save_index)
 
 
 def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> FastAPI:
