@@ -69,14 +69,18 @@ class LazyGroup(TyperGroup):
 
 
 def _unavailable(name: str, error: MissingExtraError) -> click.Command:
-    """A stand-in for a command whose optional dependencies are missing."""
+    """A stand-in for a command whose optional dependencies are missing. Built through Typer, so
+    ``--help`` and the exit it raises go through Typer's own (vendored) click like every command;
+    no rich markup, which would eat the extra's brackets (``serac-edit[server]``)."""
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
 
-    def fail(**_: Any) -> None:
+    @holder.command(name, help=f"(not installed) {error}", add_help_option=True,
+                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def fail(ctx: typer.Context) -> None:
         with cli_errors():
             raise error
 
-    return click.Command(name, callback=fail, help=f"(not installed) {error}",
-                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    return typer.main.get_command(holder)
 
 
 app = typer.Typer(cls=LazyGroup, help="SERAC model editing: edit a model's answers without touching its weights.",
