@@ -586,7 +586,7 @@ def render(report: dict[str, Any]) -> str:
     sizes = sorted(report.get("sizes", {}), key=int)
     machine = report["machine"]
     lines = [
-        "# Scale: the edit memory at 10k, 100k and 1M edits",
+        "## Scale: the edit memory at 10k, 100k and 1M edits",
         "",
         "; ".join(f"`{r['command']}` on {r['date']}" for r in report.get("runs", [report])) + "; "
         f"{machine['cpus']}-core CPU, {machine['memory_gib']} GiB, "
@@ -616,11 +616,11 @@ def render(report: dict[str, Any]) -> str:
             ("remove one edit <= 10 ms", f"{o['remove_one_ms']:.2f} ms", o["remove_one_ms"] <= 10),
             ("rollback of one edit <= 10 ms", f"{o['rollback_one_ms']:.2f} ms", o["rollback_one_ms"] <= 10),
         ]
-        lines += ["", "## The issue's targets at 1M", "", "| target | measured | met |", "|---|---|---|"]
+        lines += ["", "### The issue's targets at 1M", "", "| target | measured | met |", "|---|---|---|"]
         lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in checks]
     base_sizes = [n for n in sizes if "baseline" in report["sizes"][n]]
     if base_sizes:
-        lines += ["", f"## Against the code before this change (main at {report.get('baseline_commit')}), same "
+        lines += ["", f"### Against the code before this change (main at {report.get('baseline_commit')}), same "
                   "run, same machine", "", "Its store holds the real keys plus random unit vectors; one exact "
                   "faiss index, rebuilt on every open.", "",
                   "| | " + " | ".join(f"{int(n):,}: before | after | after/before" for n in base_sizes) + " |",
@@ -635,7 +635,7 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
     agree = [n for n in sizes if "agree" in report["sizes"][n]]
     if agree:
-        lines += ["", "## Approximate index against exact search, real queries", "",
+        lines += ["", "### Approximate index against exact search, real queries", "",
                   "Routing = the same decision (in scope or not, and which edit) as exact search; recall@k = "
                   "share of the exact top-k ids returned.", "",
                   "| N | queries | recall@k in-scope | routing in-scope | recall@k out-of-scope | "
@@ -648,7 +648,7 @@ def render(report: dict[str, Any]) -> str:
                          f"{i['exact_in_scope_rate']:.3f} / {o['exact_in_scope_rate']:.3f} |")
     sweeps = [n for n in agree if "expansion_search_sweep" in report["sizes"][n]["agree"]]
     if sweeps:
-        lines += ["", "### Search breadth (HNSW ef) of the approximate index, all real queries", "",
+        lines += ["", "#### Search breadth (HNSW ef) of the approximate index, all real queries", "",
                   "| N | ef | recall@k | routing agreement | search p50 ms |", "|---|---|---|---|---|"]
         for n in sweeps:
             a = report["sizes"][n]["agree"]
@@ -658,7 +658,7 @@ def render(report: dict[str, Any]) -> str:
                              f"{r['search_ms_p50']:.3f} |")
     if "compare" in report:
         c = report["compare"]
-        lines += ["", f"## Choosing the ANN index: {c['n']:,} vectors (real keys + filler), {c['queries']} real "
+        lines += ["", f"### Choosing the ANN index: {c['n']:,} vectors (real keys + filler), {c['queries']} real "
                   "queries, one thread", "",
                   "| index | build s | memory bytes/vector | search p50 ms (32 candidates) | recall@10 raw | "
                   "recall@10 after exact re-scoring of 32 |", "|---|---|---|---|---|---|"]
@@ -671,7 +671,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-NOTES = """## Notes
+NOTES = """### Notes
 
 - The index side holds ids and vectors only; an edit's row is read from the store by id when it is
   among a query's top-k. Exact index: float32 rows, O(1) removal (the last row fills the hole).
