@@ -137,7 +137,7 @@ def measure(upstream_url: str, gateway_url: str, questions: list[str], max_token
 
 def markdown(args: argparse.Namespace, upstream_name: str, rows: dict[int, dict], command: str) -> str:
     lines = [
-        f"## Gateway overhead, upstream: {upstream_name}{', speculative relay' if args.speculative else ''}",
+        f"### Gateway overhead, upstream: {upstream_name}{', speculative relay' if args.speculative else ''}",
         "",
         f"Command: `{command}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",

@@ -132,15 +132,15 @@ def gateway(upstream_url: str, store: Path, work: Path, *extra: str, threads: in
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace ``section``'s part of ``path`` (parts start with a "## " heading), keeping the others and
-    any text before the first part."""
-    title = "# Editing gateway (issue 12): measurements\n\n"
+    """Replace ``section``'s part of ``path`` (parts start with a "### " heading), keeping the others and
+    any text before the first part. The file is a BENCHMARKS.md fragment: its title is a "## " heading."""
+    title = "## Editing gateway (issue 12): measurements\n\n"
     text = path.read_text().removeprefix(title) if path.exists() else ""
-    if text.startswith("## "):
-        preamble, rest = "", text[3:]
+    if text.startswith("### "):
+        preamble, rest = "", text[4:]
     else:
-        preamble, _, rest = text.partition("\n## ")
-    parts = ["## " + p for p in rest.split("\n## ") if p.strip()]
+        preamble, _, rest = text.partition("\n### ")
+    parts = ["### " + p for p in rest.split("\n### ") if p.strip()]
     heading = section.splitlines()[0]
     kept = [p for p in parts if p.splitlines()[0] != heading]
     path.parent.mkdir(parents=True, exist_ok=True)

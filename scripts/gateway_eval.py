@@ -44,7 +44,7 @@ def main() -> None:
     keys = ("method", "n_edits", "metric")
     remote_by = {tuple(r[k] for k in keys): r for r in remote}
     lines = [
-        "## zsRE through the remote base: in-process vs `--upstream`",
+        "### zsRE through the remote base: in-process vs `--upstream`",
         "",
         f"Command: `python scripts/gateway_eval.py --limit {args.limit}` (two `serac eval --task zsre --mode "
         f"sequential --methods serac-untrained,base --limit {args.limit} --scoring generation --no-cost` runs, the "

@@ -172,7 +172,7 @@ def main() -> None:
         with serac_upstream(work) as in_process:
             speed_serac = throughput(in_process.url, questions, 4, args.max_tokens, args.budget_s)
     lines = [
-        "## llama.cpp's llama-server behind the gateway",
+        "### llama.cpp's llama-server behind the gateway",
         "",
         f"Command: `{command}` (also `make gateway-check`)  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",

@@ -19,6 +19,7 @@ from serac.cli_support import (
     StoreOption,
     cli_errors,
     console,
+    err_console,
     load_config,
     load_editor,
     quiet_model_loading,
@@ -68,14 +69,18 @@ class LazyGroup(TyperGroup):
 
 
 def _unavailable(name: str, error: MissingExtraError) -> click.Command:
-    """A stand-in for a command whose optional dependencies are missing."""
+    """A stand-in for a command whose optional dependencies are missing. Built through Typer, so
+    ``--help`` and the exit it raises go through Typer's own (vendored) click like every command;
+    no rich markup, which would eat the extra's brackets (``serac-edit[server]``)."""
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
 
-    def fail(**_: Any) -> None:
+    @holder.command(name, help=f"(not installed) {error}", add_help_option=True,
+                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def fail(ctx: typer.Context) -> None:
         with cli_errors():
             raise error
 
-    return click.Command(name, callback=fail, help=f"(not installed) {error}",
-                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    return typer.main.get_command(holder)
 
 
 app = typer.Typer(cls=LazyGroup, help="SERAC model editing: edit a model's answers without touching its weights.",
@@ -175,6 +180,22 @@ def edit_log(store: Optional[str] = StoreOption) -> None:
             when = datetime.fromtimestamp(row["created_at"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
             table.add_row(str(row["version"]), when, row["op"], row["note"] or "")
         console.print(table)
+
+
+@edit_app.command("check")
+def edit_check(store: Optional[str] = StoreOption,
+               full: bool = typer.Option(False, "--full", help="SQLite's integrity_check (slower, also "
+                                                               "checks index contents) instead of quick_check.")) -> None:
+    """Check the store's integrity (opening a store checks it only after an unclean shutdown)."""
+    with cli_errors(), open_existing_store(store) as edit_store:
+        with console.status("Checking the edit store..."):
+            problems = edit_store.check(full=full)
+        if problems:
+            for problem in problems[:20]:
+                err_console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True, highlight=False)
+            err_console.print("restore the store from a backup, or move it aside and start a new store")
+            raise typer.Exit(1)
+        console.print(f"ok: {edit_store.count()} live edits, version {edit_store.version}")
 
 
 # -- inference ------------------------------------------------------------------------------------

@@ -298,6 +298,15 @@ class ScopeConfig(Config):
         "it: at most 1% of same-subject, other-relation validation pairs merged; 0.55 is that value for the "
         "pretrained MiniLM.",
         check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
+    index: Literal["auto", "exact", "approximate"] = option(
+        "auto", "'exact': a flat scan; 'approximate': an HNSW graph (int8 keys) whose candidates are re-scored "
+        "exactly; 'auto': exact up to approximate_above live edits, approximate above (benchmarks/extra/scale.md: "
+        "a flat scan costs ~1 ms per 10k edits on one core).", check=one_of(("auto", "exact", "approximate")))
+    approximate_above: int = option(50_000, "Live edits above which 'auto' uses the approximate index.",
+                                    check=POSITIVE_INT)
+    search_threads: int = option(
+        1, "Threads one index search may use. 1: a single query is fastest alone, and concurrent requests don't "
+        "oversubscribe the cores (faiss's OpenMP default takes every core for each query).", check=POSITIVE_INT)
     cross_encoder: str | None = option(None, "Optional re-ranker of the top-k (a `serac train --cross-encoder` "
                                        "output).", check=optional(MODEL_NAME))
     cross_encoder_threshold: float = option(0.5, "Re-ranker probability at or above which an edit is in scope.")

@@ -185,6 +185,19 @@ class EditedModel:
     def version(self) -> int:
         return self.store.version
 
+    def save_index(self) -> None:
+        """Persist the scope index, so the next open loads it and applies no changes."""
+        with self._lock:
+            self.scope.close()
+
+    def close(self) -> None:
+        """Persist the scope index (so the next open applies no changes) and close the store."""
+        with self._lock:
+            self.scope.close()
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()
+
     # -- inference --------------------------------------------------------------------------------
     def route(self, prompts: Sequence[Prompt]) -> list[ScopeDecision]:
         with self._lock:

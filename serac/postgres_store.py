@@ -24,6 +24,7 @@ the URL picks another one); they are created on first open.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -42,7 +43,7 @@ from serac.errors import (
     StoreUnavailableError,
     VersionNotFoundError,
 )
-from serac.store import Changes, SearchResult, row_to_edit, search_words, vector_to_blob
+from serac.store import Changes, LiveChunk, SearchResult, row_to_edit, search_words, vector_to_blob
 
 logger = logging.getLogger(__name__)
 
@@ -408,14 +409,58 @@ class PostgresEditStore:
             )
         return row_to_edit(rows[0][:5])
 
-    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
-        """Live edits in id order (oldest first, or newest first)."""
+    def list(
+        self, offset: int = 0, limit: int | None = None, newest_first: bool = False, after_id: int | None = None
+    ) -> list[Edit]:
+        """Live edits in id order (oldest first, or newest first); ``after_id``: a cursor, the
+        edits after that id in this order."""
         order = "DESC" if newest_first else "ASC"
+        bound = "" if after_id is None else (" AND id < %s" if newest_first else " AND id > %s")
         rows = self._read(
-            f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE live ORDER BY id {order} LIMIT %s OFFSET %s",
-            (None if limit is None else int(limit), int(offset)),
+            f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE live{bound} ORDER BY id {order} LIMIT %s OFFSET %s",
+            (*(() if after_id is None else (int(after_id),)), None if limit is None else int(limit), int(offset)),
         )
         return [row_to_edit(r) for r in rows]
+
+    # A scope index is not yet persisted for PostgreSQL stores: each server builds it at its first sync.
+    index_dir = None
+
+    @property
+    def store_id(self) -> str:
+        # only tags a persisted index, which this store does not keep yet (index_dir); hashed: the
+        # URL may hold a password
+        return hashlib.sha256(self.url.encode()).hexdigest()[:32]
+
+    def get_many(self, ids: Sequence[int]) -> dict[int, Edit]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        rows = self._read(f"SELECT {_EDIT_COLUMNS} FROM serac_edits WHERE id = ANY(%s)", (ids,))
+        return {row[0]: row_to_edit(row) for row in rows}
+
+    def live_chunks(self, encoder: str, chunk_size: int = 50_000) -> Iterator[LiveChunk]:
+        after = 0
+        while True:
+            rows = self._read(
+                "SELECT e.id, v.vector FROM serac_edits e LEFT JOIN serac_embeddings v "
+                "ON v.edit_id = e.id AND v.encoder = %s WHERE e.live AND e.id > %s ORDER BY e.id LIMIT %s",
+                (encoder, after, int(chunk_size)),
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            have = [r for r in rows if r[1] is not None]
+            missing = self.get_many([r[0] for r in rows if r[1] is None])
+            vectors = np.frombuffer(b"".join(bytes(r[1]) for r in have), dtype=np.float32)
+            vectors = vectors.reshape(len(have), -1) if have else vectors.reshape(0, 0)
+            yield LiveChunk(np.array([r[0] for r in have], dtype=np.int64), vectors, list(missing.values()))
+
+    def check(self, full: bool = False) -> list[str]:
+        """The maintained live count against a recount (PostgreSQL checks its own pages)."""
+        counted = self._read("SELECT COUNT(*) FROM serac_edits WHERE live")[0][0]
+        if counted != self.count():
+            return [f"the live count says {self.count()} but {counted} edits are live"]
+        return []
 
     def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult:
         """As ``EditStore.search``: every word of ``text`` (the last also as a prefix) in input,

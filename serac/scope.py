@@ -1,11 +1,12 @@
 """Scope: does a stored edit cover this input, and which one?
 
-A dual encoder embeds each edit's input once, at insert; the vectors live in a faiss index, so a
-query costs one encoder pass plus a top-k search however many edits are stored (SERAC's original
-classifier and EasyEdit re-encode every edit for every query). faiss ``IndexFlatIP`` because it is
-exact (no recall loss from approximate search at 10^4-10^5 edits, where a flat scan takes well under
-a millisecond), supports removal by id, and is a single well-kept wheel; swap in an IVF/HNSW index
-for millions of edits.
+A dual encoder embeds each edit's input once, at insert; the vectors live in a vector index
+(serac/index.py), so a query costs one encoder pass plus a top-k search (SERAC's original classifier
+and EasyEdit re-encode every edit for every query). The index is exact up to
+``ScopeConfig.approximate_above`` live edits and approximate (HNSW, exact re-scoring) above it. It
+holds only ids and vectors; the top-k edits' rows are read from the store by id for each query. It
+is persisted beside the store, tagged with the store version and encoder id, so opening a store
+applies only the changes after that version.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
-import faiss
 import numpy as np
 
 from serac.config import ScopeConfig
 from serac.edits import Edit, input_key
 from serac.facts import SameFactJudge
+from serac.index import ApproximateIndex, ExactIndex, IndexTag, VectorIndex, index_file, load_index, save_index
 from serac.models import loadable_model, weight_errors
 from serac.store import EditStoreProtocol
 
@@ -76,34 +77,7 @@ def _fingerprint(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-class ScopeIndex:
-    """Exact inner-product (cosine, for unit vectors) top-k search over edit ids."""
-
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-    def __len__(self) -> int:
-        return int(self._index.ntotal)
-
-    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
-        if len(ids):
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
-
-    def remove(self, ids: Sequence[int]) -> None:
-        if len(ids):
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
-
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        return np.stack([self._index.reconstruct(int(i)) for i in ids])
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (n_queries, k'), best first; k' = min(k, len(self))."""
-        k = min(k, len(self))
-        if k == 0:
-            empty = np.zeros((len(queries), 0))
-            return empty.astype(np.float32), empty.astype(np.int64)
-        return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+ScopeIndex = ExactIndex  # the public name of the exact index (serac.ScopeIndex)
 
 
 @dataclass(frozen=True)
@@ -137,6 +111,10 @@ class ScopeClassifier:
         conflicts: str = ScopeConfig.conflicts,
         same_fact_threshold: float = ScopeConfig.same_fact_threshold,
         same_fact_encoder: Encoder | None = None,
+        index: str = ScopeConfig.index,
+        approximate_above: int = ScopeConfig.approximate_above,
+        search_threads: int = ScopeConfig.search_threads,
+        save_every: int = 10_000,
     ) -> None:
         self.encoder = encoder
         self.threshold = threshold
@@ -144,9 +122,14 @@ class ScopeClassifier:
         self.conflicts = conflicts
         self.same_fact = SameFactJudge(same_fact_encoder or encoder, same_fact_threshold)
         self.reranker = reranker
-        self.index = ScopeIndex(encoder.dim)
-        self.edits: dict[int, Edit] = {}
+        self.index_kind = index
+        self.approximate_above = approximate_above
+        self.search_threads = search_threads
+        self.save_every = save_every  # changes applied before the persisted index is rewritten
+        self.index: VectorIndex = ExactIndex(encoder.dim)
+        self.store: EditStoreProtocol | None = None  # the store the index mirrors
         self.synced_version = -1
+        self._unsaved = 0
 
     @classmethod
     def from_config(cls, config: ScopeConfig) -> "ScopeClassifier":
@@ -159,7 +142,8 @@ class ScopeClassifier:
         judge = config.same_fact_encoder
         judge_encoder = SentenceEncoder(judge, device=config.device) if judge and judge != config.encoder else None
         return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts,
-                   config.same_fact_threshold, judge_encoder)
+                   config.same_fact_threshold, judge_encoder, index=config.index,
+                   approximate_above=config.approximate_above, search_threads=config.search_threads)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:
@@ -167,22 +151,88 @@ class ScopeClassifier:
 
     def sync(self, store: EditStoreProtocol) -> None:
         """Apply the store's changes since the last sync (edits made by this or another process).
-        Vectors come from the store's cache; missing ones are computed once and cached."""
+        The first sync with a store loads its persisted index and applies only the newer events
+        (or rebuilds the index when there is none it can trust). Vectors come from the store's
+        cache; missing ones are computed once and cached."""
+        if store is not self.store:
+            self._attach(store)
         current = store.version  # read first: a write racing the reads below is re-applied next time
         if current == self.synced_version:
             return
-        if self.synced_version < 0:
-            self.index, self.edits = ScopeIndex(self.encoder.dim), {}
-            live, removed = store.list(), []
-        else:
-            changes = store.changes_since(self.synced_version)
-            live, removed = changes.live, changes.removed
-        touched = [e.id for e in live] + removed
-        self.index.remove([i for i in touched if i in self.edits])
-        for edit_id in touched:
-            self.edits.pop(edit_id, None)
-        self._add_edits(store, live)
+        changes = store.changes_since(self.synced_version)
+        self.index.remove(changes.removed)
+        self._add_edits(store, changes.live)
         self.synced_version = current
+        self._unsaved += len(changes.live) + len(changes.removed)
+        if self._wanted_kind() != self.index.kind:
+            self._rebuild(store)
+        elif self._unsaved >= self.save_every:
+            self.save()
+
+    def _attach(self, store: EditStoreProtocol) -> None:
+        self.store = store
+        directory = store.index_dir
+        loaded = None
+        if directory is not None:
+            loaded = load_index(index_file(directory, self.encoder.id), self.encoder.dim, store.store_id,
+                                self.encoder.id, store.version, self._exact_vectors)
+        if loaded is None:
+            self._rebuild(store)
+        else:
+            self.index, self.synced_version = loaded
+            self._unsaved = 0
+
+    def _wanted_kind(self) -> str:
+        if self.index_kind != "auto":
+            return self.index_kind
+        n = len(self.index)
+        if n > self.approximate_above:
+            return "approximate"
+        if n <= self.approximate_above // 2:  # hysteresis: no flapping around the threshold
+            return "exact"
+        return self.index.kind
+
+    def _new_index(self, kind: str) -> VectorIndex:
+        if kind == "approximate":
+            return ApproximateIndex(self.encoder.dim, self._exact_vectors)
+        return ExactIndex(self.encoder.dim)
+
+    def _exact_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        assert self.store is not None
+        return self.store.get_embeddings(ids, self.encoder.id)
+
+    def _rebuild(self, store: EditStoreProtocol) -> None:
+        """The whole live set, chunk by chunk: O(N), only when no trusted index exists or the
+        index kind changes."""
+        version, live = store.version, store.count()
+        kind = self.index_kind if self.index_kind != "auto" else (
+            "approximate" if live > self.approximate_above else "exact")
+        logger.info("building the %s scope index over %d edits (store version %d)", kind, live, version)
+        self.index = self._new_index(kind)
+        for chunk in store.live_chunks(self.encoder.id):
+            if len(chunk.ids):
+                # a one-off batch job, unlike a query: every core (0) for the graph build
+                self.index.add(chunk.ids, chunk.vectors, threads=0)
+            self._add_edits(store, chunk.missing)
+        # Changes committed while reading are after `version`: the next sync re-applies them.
+        self.synced_version = version
+        self.save()
+
+    def save(self) -> None:
+        """Persist the index beside the store (a no-op for stores without a directory)."""
+        if self.store is None or self.store.index_dir is None:
+            return
+        tag = IndexTag(self.store.store_id, self.synced_version, self.encoder.id)
+        try:
+            save_index(index_file(self.store.index_dir, self.encoder.id), self.index, tag)
+            self._unsaved = 0
+        except OSError as exc:
+            logger.warning("could not persist the scope index (%s); the next open rebuilds it", exc.strerror or exc)
+
+    def close(self) -> None:
+        """Persist changes not yet saved, so the next open applies none."""
+        if self._unsaved:
+            self.save()
 
     def _add_edits(self, store: EditStoreProtocol, edits: list[Edit]) -> None:
         if not edits:
@@ -195,7 +245,6 @@ class ScopeClassifier:
             store.put_embeddings(self.encoder.id, [e.id for e in missing], vectors)
             cached.update(zip((e.id for e in missing), vectors))
         self.index.add([e.id for e in edits], np.stack([cached[e.id] for e in edits]))
-        self.edits.update((e.id, e) for e in edits)
 
     # -- deciding --------------------------------------------------------------------------------
     def decide(self, queries: Sequence[str], query_vectors: np.ndarray | None = None) -> list[ScopeDecision]:
@@ -205,11 +254,13 @@ class ScopeClassifier:
         if len(self.index) == 0:
             return [ScopeDecision(in_scope=False) for _ in queries]
         vectors = self.encoder.encode(list(queries)) if query_vectors is None else query_vectors
-        scores, ids = self.index.search(vectors, self.top_k)
+        scores, ids = self.index.search(vectors, self.top_k, self.search_threads)
+        assert self.store is not None  # a non-empty index was filled by sync(store)
+        edits = self.store.get_many(sorted({int(i) for i in ids.reshape(-1) if i >= 0}))
         decisions = []
         for row, query in enumerate(queries):
             candidates = [
-                Candidate(self.edits[int(i)], float(s)) for s, i in zip(scores[row], ids[row]) if i >= 0
+                Candidate(edits[int(i)], float(s)) for s, i in zip(scores[row], ids[row]) if int(i) in edits
             ]
             if self.reranker is not None and candidates:
                 candidates = self.reranker.rerank(query, candidates)

@@ -4,15 +4,24 @@ Why SQLite: one file, no server, ACID transactions and a write-ahead log, so an 
 acknowledged has been fsynced and survives a killed process. Every change (add, remove, rollback) is
 one transaction that creates one new version; an event log (version, edit id, add/remove) is what
 makes rollback exact and lets other processes catch up incrementally (``changes_since``).
+
+Every operation costs in proportion to what it changes, not to the store's history: catch-up and
+rollback read only the events after a version (through the events primary key), the live count is
+kept per version, and SQLite's integrity check runs on request (``check``, ``serac edit check``) or
+when a previous process that had the store open did not close it, not on every open.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sqlite3
 import threading
 import time
+import uuid
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +38,7 @@ from serac.errors import (
     VersionNotFoundError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x53455243  # "SERC": marks the file as ours
 
 _SCHEMA = """
@@ -37,7 +46,12 @@ CREATE TABLE versions (
     version    INTEGER PRIMARY KEY,
     created_at REAL    NOT NULL,
     op         TEXT    NOT NULL CHECK (op IN ('add', 'remove', 'rollback')),
-    note       TEXT
+    note       TEXT,
+    live_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE edits (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,6 +106,16 @@ class Changes:
     removed: list[int]
 
 
+@dataclass(frozen=True)
+class LiveChunk:
+    """One slice of the live set in id order, for (re)building an index without holding every
+    edit: ids with a cached vector for the encoder, those vectors, and the edits lacking one."""
+
+    ids: np.ndarray  # int64, (n,)
+    vectors: np.ndarray  # float32, (n, dim)
+    missing: list[Edit]
+
+
 def search_words(text: str) -> list[str]:
     """The words a search looks for: runs of letters and digits; everything else (quotes,
     operators, punctuation) separates them, so no query syntax reaches the database."""
@@ -109,23 +133,48 @@ class SearchResult:
 
 
 class EditStoreProtocol(Protocol):
-    """The seam a different backend (e.g. Postgres) implements."""
+    """The seam a different backend (e.g. Postgres) implements.
+
+    Costs a backend must keep (the scope index relies on them at a million edits): ``version``,
+    ``count``, ``get``, ``get_many``, ``remove`` O(1) or O(log N); ``changes_since(v)`` and
+    ``rollback(v)`` O(events after v), never a scan of the whole history; ``list`` by ``after_id``
+    O(limit).
+    """
 
     @property
-    def version(self) -> int: ...
+    def version(self) -> int:
+        """The newest version; 0 for a store that has never changed."""
+    @property
+    def store_id(self) -> str:
+        """A random id fixed when the store is created: a persisted index tagged with another
+        store's id (a copied or recreated store) is never trusted."""
+    @property
+    def index_dir(self) -> Path | None:
+        """Where a persisted scope index for this store may be kept (None: keep none)."""
     def add_many(
         self, requests: Sequence[EditRequest], embeddings: tuple[str, np.ndarray] | None = None
     ) -> list[Edit]: ...
     def get(self, edit_id: int) -> Edit: ...
-    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]: ...
-    def count(self) -> int: ...
+    def get_many(self, ids: Sequence[int]) -> dict[int, Edit]:
+        """The rows of these ids, live or not (the caller's index decides liveness); unknown ids
+        are left out. Used for the top-k of each query, so no caller holds every edit."""
+    def list(
+        self, offset: int = 0, limit: int | None = None, newest_first: bool = False, after_id: int | None = None
+    ) -> list[Edit]:
+        """Live edits in id order; ``after_id`` pages by cursor in O(limit), ``offset`` in O(offset)."""
+    def count(self) -> int:
+        """Live edits, read from the newest version's maintained count (O(1))."""
     def search(self, text: str, offset: int = 0, limit: int = 50, count_up_to: int = 10_000) -> SearchResult: ...
     def history(self, offset: int = 0, limit: int = 20, sample: int = 5) -> list[dict[str, Any]]: ...
     def remove(self, edit_id: int) -> int: ...
     def rollback(self, version: int) -> int: ...
     def changes_since(self, version: int) -> Changes: ...
+    def live_chunks(self, encoder: str, chunk_size: int = 50_000) -> Iterator[LiveChunk]:
+        """The whole live set with its cached vectors, chunk by chunk (a full index rebuild)."""
     def get_embeddings(self, ids: Sequence[int], encoder: str) -> dict[int, np.ndarray]: ...
     def put_embeddings(self, encoder: str, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+    def check(self, full: bool = False) -> list[str]:
+        """Integrity problems found (empty: none); O(N), run on request."""
 
 
 def row_to_edit(row: sqlite3.Row | tuple) -> Edit:
@@ -153,6 +202,8 @@ class EditStore:
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()  # the write connection (and, in memory, the only one)
         self._read_lock = self._lock
+        self._store_id: str | None = None
+        self._marker: Path | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -180,6 +231,22 @@ class EditStore:
                 self._conn.close()
                 raise self._translate(exc, "opening") from None
             self._read_lock = threading.RLock()
+        try:
+            self._check_after_unclean_shutdown()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def index_dir(self) -> Path | None:
+        """``<store>.serac/`` beside the store file: persisted indexes and open-process markers."""
+        return None if self.path == ":memory:" else Path(self.path + ".serac")
+
+    @property
+    def store_id(self) -> str:
+        if self._store_id is None:
+            self._store_id = self._read("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
+        return self._store_id
 
     # -- setup -----------------------------------------------------------------------------
     def _init_schema_with_retry(self, busy_timeout_s: float) -> None:
@@ -215,6 +282,7 @@ class EditStore:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
                     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -224,6 +292,8 @@ class EditStore:
                 f"{self.path} is an SQLite database but not a serac edit store "
                 f"(application_id {app_id:#x}); point serac at a new file or an existing store"
             )
+        elif user_version == 1:
+            self._migrate_from_1()
         elif user_version != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema version {user_version}, this serac reads version "
@@ -232,13 +302,87 @@ class EditStore:
         # FULL: each commit is fsynced, so an acknowledged edit survives power loss too.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            raise StoreCorruptError(
-                f"{self.path} failed SQLite's integrity check ({problems[0]}); restore it from a "
-                "backup, or move it aside and start a new store"
-            )
+        # O(1) sanity check on every open (a truncated file); the O(N) check runs on request or
+        # after an unclean shutdown (_check_after_unclean_shutdown).
+        if self.path != ":memory:":
+            page_size, pages = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_size", "page_count"))
+            wal = Path(self.path + "-wal")
+            size = Path(self.path).stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+            if size < page_size * pages:  # pages not yet checkpointed live in the WAL
+                raise StoreCorruptError(self._corrupt_message("it is shorter than its header says"))
+        self._read_tail()
         self._ensure_search_index()
+
+    def _read_tail(self) -> None:
+        """Touch the newest version row and the live count: a damaged file fails here, at open."""
+        self._conn.execute("SELECT version, live_count FROM versions ORDER BY version DESC LIMIT 1").fetchall()
+        self._conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchall()
+
+    def _migrate_from_1(self) -> None:
+        """Schema 1 -> 2: a maintained live count per version and a store id (one O(N) count)."""
+        with self._write() as conn:
+            if conn.execute("PRAGMA user_version").fetchone()[0] != 1:
+                return  # another process migrated it meanwhile
+            conn.execute("ALTER TABLE versions ADD COLUMN live_count INTEGER NOT NULL DEFAULT 0")
+            conn.execute(
+                "UPDATE versions SET live_count = (SELECT COUNT(*) FROM edits WHERE live = 1) "
+                "WHERE version = (SELECT MAX(version) FROM versions)"
+            )
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _corrupt_message(self, problem: str) -> str:
+        return (f"{self.path} failed SQLite's integrity check ({problem}); restore it from a "
+                "backup, or move it aside and start a new store")
+
+    def _check_after_unclean_shutdown(self) -> None:
+        """Each process that opens a file store leaves a marker beside it and removes it on close
+        (or at interpreter exit). A marker whose process is gone means it died with the store
+        open: then run SQLite's quick_check once. A directory we cannot write: check every time."""
+        directory = self.index_dir
+        if directory is None:
+            return
+        host = socket.gethostname()
+        stale: list[Path] = []
+        unwritable = False
+        try:
+            directory.mkdir(exist_ok=True)
+            for marker in directory.glob("open-*"):
+                _, marker_host, pid, _ = (marker.name.split("~") + ["", "", "", ""])[:4]
+                if marker_host == host and pid.isdigit() and not _process_alive(int(pid)):
+                    stale.append(marker)
+            self._marker = directory / f"open-~{host}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
+            self._marker.touch()
+            weakref.finalize(self, _unlink, self._marker)
+        except OSError:
+            unwritable = True
+        if stale or unwritable:
+            problems = self.check()
+            if problems:  # the stale markers stay: every open checks again until the store is fixed
+                raise StoreCorruptError(self._corrupt_message(problems[0]))
+            for marker in stale:
+                _unlink(marker)
+
+    def _drop_marker(self) -> None:
+        if self._marker is not None:
+            _unlink(self._marker)
+            self._marker = None
+
+    def check(self, full: bool = False) -> list[str]:
+        """Integrity problems (empty: none): SQLite's quick_check (``full``: integrity_check, which
+        also checks the indexes' contents), then the maintained live count against a recount."""
+        pragma = "integrity_check" if full else "quick_check"
+        try:
+            problems = [r[0] for r in self._read(f"PRAGMA {pragma}")]
+        except StoreCorruptError as exc:  # damage bad enough that the check itself cannot run
+            return [str(exc)]
+        if problems != ["ok"]:
+            return problems
+        counted = self._read("SELECT COUNT(*) FROM edits WHERE live = 1")[0][0]
+        if counted != self.count():
+            return [f"the live count says {self.count()} but {counted} edits are live"]
+        return []
 
     def _ensure_search_index(self) -> None:
         """Create the full-text index (and fill it from the stored edits) if this store lacks it:
@@ -322,12 +466,20 @@ class EditStore:
                 raise self._translate(exc, "reading") from None
 
     def _new_version(self, conn: sqlite3.Connection, op: str, note: str | None = None) -> int:
-        version = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions").fetchone()[0]
+        """Insert the next version (its live count is set by ``_set_live_count`` before commit)."""
+        version, live = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) + 1, "
+            "COALESCE((SELECT live_count FROM versions ORDER BY version DESC LIMIT 1), 0) FROM versions"
+        ).fetchone()
         conn.execute(
-            "INSERT INTO versions (version, created_at, op, note) VALUES (?, ?, ?, ?)",
-            (version, time.time(), op, note),
+            "INSERT INTO versions (version, created_at, op, note, live_count) VALUES (?, ?, ?, ?, ?)",
+            (version, time.time(), op, note, live),
         )
         return version
+
+    @staticmethod
+    def _add_live_count(conn: sqlite3.Connection, version: int, delta: int) -> None:
+        conn.execute("UPDATE versions SET live_count = live_count + ? WHERE version = ?", (delta, version))
 
     # -- reads -------------------------------------------------------------------------------
     @property
@@ -352,27 +504,41 @@ class EditStore:
             )
         return row_to_edit(rows[0][:5])
 
-    def list(self, offset: int = 0, limit: int | None = None, newest_first: bool = False) -> list[Edit]:
-        """Live edits in id order (oldest first, or newest first)."""
+    def get_many(self, ids: Sequence[int]) -> dict[int, Edit]:
+        found: dict[int, Edit] = {}
+        for chunk in _chunks([int(i) for i in ids]):
+            marks = ",".join("?" * len(chunk))
+            for row in self._read(f"SELECT {_EDIT_COLUMNS} FROM edits WHERE id IN ({marks})", chunk):
+                found[row[0]] = row_to_edit(row)
+        return found
+
+    def list(
+        self, offset: int = 0, limit: int | None = None, newest_first: bool = False, after_id: int | None = None
+    ) -> list[Edit]:
+        """Live edits in id order (oldest first, or newest first). ``after_id`` is a cursor: the
+        edits after that id in this order, O(limit) however deep the page; ``offset`` skips that
+        many first, at a cost that grows with it."""
         offset, size = int(offset), -1 if limit is None else int(limit)
         with self._read_lock:  # reads never wait behind a write holding the store
-            if newest_first and size >= 0 and offset > 0:
+            if after_id is None and newest_first and size >= 0 and offset > 0:
                 total = self.count()
                 if offset > total // 2:
                     # OFFSET costs the rows it skips: a page nearer the oldest end is read from there
                     start = max(0, total - offset - size)
                     return self._page(start, max(0, total - offset - start), "ASC")[::-1]
-            return self._page(offset, size, "DESC" if newest_first else "ASC")
+            return self._page(offset, size, "DESC" if newest_first else "ASC", after_id)
 
-    def _page(self, offset: int, limit: int, order: str) -> list[Edit]:
+    def _page(self, offset: int, limit: int, order: str, after_id: int | None = None) -> list[Edit]:
+        bound = "" if after_id is None else (" AND id > ?" if order == "ASC" else " AND id < ?")
         rows = self._read(
-            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1 ORDER BY id {order} LIMIT ? OFFSET ?",
-            (limit, offset),
+            f"SELECT {_EDIT_COLUMNS} FROM edits WHERE live = 1{bound} ORDER BY id {order} LIMIT ? OFFSET ?",
+            (*(() if after_id is None else (int(after_id),)), limit, offset),
         )
         return [row_to_edit(r) for r in rows]
 
     def count(self) -> int:
-        return self._read("SELECT COUNT(*) FROM edits WHERE live = 1")[0][0]
+        rows = self._read("SELECT live_count FROM versions ORDER BY version DESC LIMIT 1")
+        return rows[0][0] if rows else 0
 
     def __len__(self) -> int:
         return self.count()
@@ -435,14 +601,34 @@ class EditStore:
         """Edits touched after ``version``: those now live, and the ids that are not."""
         with self._read_lock:
             current = self.version
-            rows = self._read(
-                f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id IN "
-                "(SELECT DISTINCT edit_id FROM events WHERE version > ?) ORDER BY id",
-                (int(version),),
-            )
+            # No DISTINCT: with it SQLite scans the whole events table through events_edit; without
+            # it, it reads only the events after `version` through the primary key.
+            touched = sorted({r[0] for r in self._read("SELECT edit_id FROM events WHERE version > ?", (int(version),))})
+            rows = []
+            for chunk in _chunks(touched):
+                marks = ",".join("?" * len(chunk))
+                rows += self._read(f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id IN ({marks})", chunk)
+        rows.sort(key=lambda r: r[0])
         live = [row_to_edit(r[:5]) for r in rows if r[5]]
         removed = [r[0] for r in rows if not r[5]]
         return Changes(version=current, live=live, removed=removed)
+
+    def live_chunks(self, encoder: str, chunk_size: int = 50_000) -> Iterator[LiveChunk]:
+        after = 0
+        while True:
+            rows = self._read(
+                "SELECT e.id, v.vector FROM edits e LEFT JOIN embeddings v ON v.edit_id = e.id AND v.encoder = ? "
+                "WHERE e.live = 1 AND e.id > ? ORDER BY e.id LIMIT ?",
+                (encoder, after, int(chunk_size)),
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            have = [r for r in rows if r[1] is not None]
+            missing = self.get_many([r[0] for r in rows if r[1] is None])
+            vectors = np.frombuffer(b"".join(r[1] for r in have), dtype=np.float32)
+            vectors = vectors.reshape(len(have), -1) if have else vectors.reshape(0, 0)
+            yield LiveChunk(np.array([r[0] for r in have], dtype=np.int64), vectors, list(missing.values()))
 
     # -- writes ------------------------------------------------------------------------------
     def add(self, input: str, target: str, metadata: Mapping[str, Any] | None = None) -> Edit:
@@ -466,11 +652,13 @@ class EditStore:
         edits: list[Edit] = []
         with self._write() as conn:
             version = self._new_version(conn, "add", f"{len(requests)} edit(s)")
+            superseded = 0
             for i, request in enumerate(requests):
                 key = input_key(request.input)
                 for (old_id,) in conn.execute(
                     "SELECT id FROM edits WHERE live = 1 AND input_key = ?", (key,)
                 ).fetchall():
+                    superseded += 1
                     conn.execute("UPDATE edits SET live = 0 WHERE id = ?", (old_id,))
                     conn.execute(
                         "INSERT OR REPLACE INTO events (version, edit_id, op) VALUES (?, ?, 'remove')",
@@ -492,6 +680,7 @@ class EditStore:
                         (edit_id, embeddings[0], vector_to_blob(embeddings[1][i])),
                     )
                 edits.append(Edit(edit_id, request.input, request.target, now, dict(request.metadata)))
+            self._add_live_count(conn, version, len(requests) - superseded)
         return edits
 
     def remove(self, edit_id: int) -> int:
@@ -507,11 +696,15 @@ class EditStore:
             conn.execute(
                 "INSERT INTO events (version, edit_id, op) VALUES (?, ?, 'remove')", (version, int(edit_id))
             )
+            self._add_live_count(conn, version, -1)
         return version
 
     def rollback(self, version: int) -> int:
         """Make the live set equal to what it was at ``version``; recorded as a new version, so a
-        rollback can itself be rolled back. Returns the new version."""
+        rollback can itself be rolled back. Returns the new version.
+
+        Only edits with an event after ``version`` can differ from their state then, so only those
+        are read: each one's state at ``version`` is its last event up to it (events_edit index)."""
         if isinstance(version, bool) or not isinstance(version, int):
             raise VersionNotFoundError(f"rollback needs an integer version, got {version!r}")
         with self._write() as conn:
@@ -521,32 +714,33 @@ class EditStore:
                     f"cannot roll back to version {version}: versions run from 0 (empty) to "
                     f"{current}; `serac edit log` lists them"
                 )
-            was_live: dict[int, bool] = {}
-            for edit_id, op in conn.execute(
-                "SELECT edit_id, op FROM events WHERE version <= ? ORDER BY version", (version,)
-            ):
-                was_live[edit_id] = op == "add"
-            now_live = {r[0] for r in conn.execute("SELECT id FROM edits WHERE live = 1")}
-            target_live = {i for i, live in was_live.items() if live}
+            touched = sorted({r[0] for r in conn.execute("SELECT edit_id FROM events WHERE version > ?", (version,))})
+            to_remove: list[int] = []
+            to_add: list[int] = []
+            for chunk in _chunks(touched):
+                marks = ",".join("?" * len(chunk))
+                for edit_id, live, op_then in conn.execute(
+                    "SELECT e.id, e.live, (SELECT op FROM events ev WHERE ev.edit_id = e.id AND ev.version <= ? "
+                    f"ORDER BY ev.version DESC LIMIT 1) FROM edits e WHERE e.id IN ({marks})",
+                    (version, *chunk),
+                ):
+                    if live and op_then != "add":
+                        to_remove.append(edit_id)
+                    elif not live and op_then == "add":
+                        to_add.append(edit_id)
             new_version = self._new_version(conn, "rollback", f"to version {version}")
-            for edit_id in sorted(now_live - target_live):
-                conn.execute("UPDATE edits SET live = 0 WHERE id = ?", (edit_id,))
-                conn.execute(
-                    "INSERT INTO events (version, edit_id, op) VALUES (?, ?, 'remove')", (new_version, edit_id)
+            for ids, live, op in ((sorted(to_remove), 0, "remove"), (sorted(to_add), 1, "add")):
+                conn.executemany(f"UPDATE edits SET live = {live} WHERE id = ?", [(i,) for i in ids])
+                conn.executemany(
+                    "INSERT INTO events (version, edit_id, op) VALUES (?, ?, ?)", [(new_version, i, op) for i in ids]
                 )
-            for edit_id in sorted(target_live - now_live):
-                conn.execute("UPDATE edits SET live = 1 WHERE id = ?", (edit_id,))
-                conn.execute(
-                    "INSERT INTO events (version, edit_id, op) VALUES (?, ?, 'add')", (new_version, edit_id)
-                )
+            self._add_live_count(conn, new_version, len(to_add) - len(to_remove))
         return new_version
 
     # -- embedding cache -------------------------------------------------------------------------
     def get_embeddings(self, ids: Sequence[int], encoder: str) -> dict[int, np.ndarray]:
         found: dict[int, np.ndarray] = {}
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-            chunk = ids[start : start + 900]
+        for chunk in _chunks([int(i) for i in ids]):
             marks = ",".join("?" * len(chunk))
             for edit_id, blob in self._read(
                 f"SELECT edit_id, vector FROM embeddings WHERE encoder = ? AND edit_id IN ({marks})",
@@ -576,12 +770,36 @@ class EditStore:
         with self._lock, self._read_lock:
             self._conn.close()
             self._reader.close()
+            self._drop_marker()
 
     def __enter__(self) -> "EditStore":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _chunks(ids: list[int], size: int = 900) -> Iterator[list[int]]:
+    """Slices under SQLite's bound-parameter limit."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:

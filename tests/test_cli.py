@@ -192,6 +192,21 @@ def test_non_integer_id_is_a_usage_error(store_path):
     assert "Traceback" not in result.output
 
 
+def test_edit_check(store_path):
+    run("edit", "add", "q", "a", store=store_path)
+    result = run("edit", "check", store=store_path)
+    assert result.exit_code == 0 and "ok: 1 live edits, version 1" in result.output
+    import sqlite3
+
+    conn = sqlite3.connect(store_path)
+    conn.execute("UPDATE versions SET live_count = 5")
+    conn.commit()
+    conn.close()
+    result = run("edit", "check", "--full", store=store_path)
+    assert result.exit_code == 1
+    assert "the live count says 5 but 1 edits are live" in result.output and "restore the store" in result.output
+
+
 # -- store-only commands stay light (issue 10) ------------------------------------------------------
 _IMPORT_PROBE = (
     "import sys, json, atexit\n"

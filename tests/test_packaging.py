@@ -100,6 +100,12 @@ def test_commands_needing_an_extra_say_which(argv, extra):
     assert f"pip install 'serac-edit[{extra}]'" in " ".join(proc.stderr.split())
 
 
+def test_help_of_a_command_whose_extra_is_missing_names_the_extra():
+    proc = run_without_extras("from serac.cli import app\napp(prog_name='serac')\n", "serve", "--help")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pipinstall'serac-edit[server]'" in "".join(proc.stdout.split())  # help wraps at the hyphen
+
+
 def test_help_still_lists_commands_whose_extra_is_missing():
     proc = run_without_extras("from serac.cli import app\napp(prog_name='serac')\n", "--help")
     assert proc.returncode == 0, proc.stderr

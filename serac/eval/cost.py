@@ -60,7 +60,7 @@ def scope_speedup(scope: ScopeClassifier, queries: Sequence[str]) -> dict[str, A
     """Per-query scope time, index vs re-encoding. Re-encoding N edits costs N encoder rows, so past
     ``REENCODE_BUDGET`` edits it is timed on the first ``REENCODE_BUDGET`` and scaled by N / budget
     (stated in the result as ``reencode_extrapolated_from``)."""
-    edit_inputs = [edit.input for edit in scope.edits.values()]
+    edit_inputs = [edit.input for edit in scope.store.list()] if scope.store is not None else []
     scope.decide([queries[0]])  # warm-up
     index_s = [_timed(scope.decide, [q]) for q in queries]
     timed_inputs = edit_inputs[:REENCODE_BUDGET]
@@ -109,7 +109,7 @@ def measure_cost(
                       base_ms_per_query_in_scope=1000 * float(np.mean(base_s)),
                       latency_ratio_in_scope=sum(method_s) / sum(base_s))
     scope = getattr(method, "scope", None)
-    if isinstance(scope, ScopeClassifier) and len(scope.edits) and out_of_scope:
+    if isinstance(scope, ScopeClassifier) and len(scope.index) and out_of_scope:
         speed = scope_speedup(scope, out_of_scope)
         detail["scope"] = speed
         scores.append(Score(task.name, method.name, "sequential", n, "cost", "speedup_vs_reencode", speed["speedup"],

@@ -44,6 +44,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.batcher.close()
         if app.state.upstream is not None:
             await app.state.upstream.aclose()
+        # the next start loads the index as it is now and applies no changes (the store stays open:
+        # whoever built the editor owns it)
+        await run_in_threadpool(app.state.editor.save_index)
 
 
 def create_app(editor: EditedModel, settings: ServerSettings | None = None) -> FastAPI:

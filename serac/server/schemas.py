@@ -424,6 +424,7 @@ class EditPage(BaseModel):
     offset: int
     limit: int
     has_more: bool
+    next_after_id: int | None = None  # pass as after_id for the next page
     version: int
 
 

@@ -31,6 +31,14 @@ def test_add_many_is_one_version_and_listing_pages(http):
     assert (page["total"], page["offset"], page["limit"], page["has_more"]) == (5, 1, 2, True)
     last = http.get("/v1/edits", params={"offset": 4, "limit": 2}).json()
     assert [e["input"] for e in last["data"]] == ["question 4"] and last["has_more"] is False
+    # by cursor: the same edits, and the next cursor until the last page
+    pages, cursor = [], 0
+    while cursor is not None:
+        page = http.get("/v1/edits", params={"after_id": cursor, "limit": 2}).json()
+        pages.append([e["input"] for e in page["data"]])
+        cursor = page["next_after_id"]
+        assert page["has_more"] is (cursor is not None)
+    assert pages == [["question 0", "question 1"], ["question 2", "question 3"], ["question 4"]]
 
 
 def test_a_bad_item_rejects_the_whole_batch(http):

@@ -120,5 +120,7 @@ def test_scope_trust_remote_code_reaches_sentence_transformers(tiny_encoder_dir,
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(sentence_transformers.SentenceTransformer, "__init__", spy)
-    ScopeClassifier.from_config(ScopeConfig(encoder=str(tiny_encoder_dir), device="cpu", trust_remote_code=True))
+    # same_fact_encoder None: the scope encoder is the only model loaded
+    ScopeClassifier.from_config(ScopeConfig(encoder=str(tiny_encoder_dir), device="cpu", trust_remote_code=True,
+                                            same_fact_encoder=None))
     assert seen == [True]

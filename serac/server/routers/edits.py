@@ -71,6 +71,11 @@ async def list_edits(
     editor: Editor,
     settings: Settings,
     offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Live edits to skip (oldest first).")] = 0,
+    after_id: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_ID, description="Cursor: only edits with a larger id (the previous page's "
+              "next_after_id); costs the same however deep the page, unlike offset."),
+    ] = None,
     limit: Annotated[
         int,
         Query(ge=1, le=MAX_ID, description="Page size, at most the server's max_page_size (default 1000)."),
@@ -87,15 +92,18 @@ async def list_edits(
 
     def page() -> tuple[list[Edit], int, int]:
         store = editor.store
-        return store.list(offset, limit), store.count(), store.version
+        return store.list(offset, limit + 1, after_id=after_id), store.count(), store.version
 
     edits, total, version = await run_in_threadpool(page)
+    has_more = len(edits) > limit  # one row past the page says whether another page exists
+    edits = edits[:limit]
     return {
         "data": [edit_out(e) for e in edits],
         "total": total,
         "offset": offset,
         "limit": limit,
-        "has_more": offset + len(edits) < total,
+        "has_more": has_more,
+        "next_after_id": edits[-1].id if has_more else None,
         "version": version,
     }
 

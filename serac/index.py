@@ -1,0 +1,317 @@
+"""Vector indexes over edit keys, and their persisted form beside the store.
+
+Two kinds, one interface (``VectorIndex``):
+
+- ``ExactIndex``: every live key as float32 rows, searched by a flat inner-product scan (faiss).
+  Removal swaps the last row into the hole, so it is O(1) (faiss ``IndexIDMap2.remove_ids``
+  compacts the whole array on every call). Exact, and fast enough below ~50k edits.
+- ``ApproximateIndex``: a usearch HNSW graph over int8-quantised keys (a quarter of float32's
+  memory, native removal by key). Quantisation moves cosines by a few hundredths, which would
+  move routing decisions at a threshold, so the graph only proposes candidates: they are re-scored
+  with the exact float32 keys read from the store (``exact_vectors``), and only exact scores leave
+  the index. Chosen over faiss HNSW (no removal: tombstones filtered at search time, and a rebuild
+  to reclaim them) by ``scripts/scale_bench.py``, see benchmarks/extra/scale.md.
+
+An index is a cache of the store: ``save`` writes it to one file tagged with the store's id, the
+store version it reflects and the encoder id, with a CRC of the payload; ``load`` returns None for
+a file that is missing, unreadable, corrupted or for another store/encoder, so the caller rebuilds
+it rather than trusting it, and applies only the store's changes after the tagged version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Protocol, Sequence
+
+import faiss
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FILE_FORMAT = 1
+_MAGIC = b"SERACIX1"
+# Candidates the approximate index proposes per query (at least this many, and twice k) before
+# exact re-scoring; more than 2k did not raise recall at 100k real-key edits (benchmarks/extra/scale.md).
+ANN_CANDIDATES = 16
+# The graph's search breadth (HNSW ef): at 100k edits 64 routed 4,000 real queries exactly as exact
+# search did, 32 and 48 missed a few; the sweep per size is in benchmarks/extra/scale.md.
+EXPANSION_SEARCH = 64
+
+VectorSource = Callable[[Sequence[int]], Mapping[int, np.ndarray]]
+
+
+class VectorIndex(Protocol):
+    """Top-k inner-product search over edit ids. ``add`` replaces an id already present, and
+    ``remove`` ignores ids not present, so replaying a change twice is harmless."""
+
+    kind: str
+    dim: int
+
+    def __len__(self) -> int: ...
+    def __contains__(self, edit_id: int) -> bool: ...
+    def add(self, ids: Sequence[int], vectors: np.ndarray, threads: int = 1) -> None:
+        """``threads``: for building a graph (0: every core); an exact index ignores it."""
+    def remove(self, ids: Sequence[int]) -> None: ...
+    def vectors(self, ids: Sequence[int]) -> np.ndarray: ...
+    def search(self, queries: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]: ...
+    def to_bytes(self) -> bytes: ...
+
+
+def _empty_result(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+
+
+class ExactIndex:
+    """Exact inner-product (cosine, for unit vectors) search; rows in no particular order."""
+
+    kind = "exact"
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._row_of = np.full(0, -1, dtype=np.int64)  # edit id -> row; ids are dense and grow
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, edit_id: int) -> bool:
+        return 0 <= edit_id < len(self._row_of) and self._row_of[edit_id] >= 0
+
+    def _reserve(self, rows: int, max_id: int) -> None:
+        if rows > len(self._vectors):
+            grown = np.zeros((max(rows, 2 * len(self._vectors), 1024), self.dim), dtype=np.float32)
+            grown[: self._n] = self._vectors[: self._n]
+            self._vectors = grown
+            ids = np.zeros(len(grown), dtype=np.int64)
+            ids[: self._n] = self._ids[: self._n]
+            self._ids = ids
+        if max_id >= len(self._row_of):
+            row_of = np.full(max(max_id + 1, 2 * len(self._row_of), 1024), -1, dtype=np.int64)
+            row_of[: len(self._row_of)] = self._row_of
+            self._row_of = row_of
+
+    def add(self, ids: Sequence[int], vectors: np.ndarray, threads: int = 1) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        self.remove(ids)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        self._reserve(self._n + len(ids), int(ids.max()))
+        rows = np.arange(self._n, self._n + len(ids))
+        self._vectors[rows] = vectors
+        self._ids[rows] = ids
+        self._row_of[ids] = rows
+        self._n += len(ids)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        known = ids[(ids >= 0) & (ids < len(self._row_of))]
+        for edit_id in known[self._row_of[known] >= 0]:
+            if self._row_of[edit_id] < 0:  # listed twice
+                continue
+            row, last = int(self._row_of[edit_id]), self._n - 1
+            if row != last:  # move the last row into the hole: O(1), no compaction
+                moved = int(self._ids[last])
+                self._vectors[row] = self._vectors[last]
+                self._ids[row] = moved
+                self._row_of[moved] = row
+            self._row_of[edit_id] = -1
+            self._n -= 1
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        return self._vectors[self._row_of[np.asarray(ids, dtype=np.int64)]]
+
+    def search(self, queries: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (n_queries, k'), best first; k' = min(k, len(self))."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = min(k, self._n)
+        if k == 0:
+            return _empty_result(len(queries))
+        faiss.omp_set_num_threads(threads)  # process-wide in faiss: set for every search
+        scores, rows = faiss.knn(queries, self._vectors[: self._n], k, metric=faiss.METRIC_INNER_PRODUCT)
+        return scores, self._ids[rows]
+
+    def to_bytes(self) -> bytes:
+        return self._ids[: self._n].tobytes() + self._vectors[: self._n].tobytes()
+
+    @classmethod
+    def from_bytes(cls, dim: int, count: int, payload: bytes | memoryview) -> "ExactIndex":
+        index = cls(dim)
+        ids = np.frombuffer(payload, dtype=np.int64, count=count)
+        vectors = np.frombuffer(payload, dtype=np.float32, offset=8 * count).reshape(count, dim)
+        index.add(ids, vectors)
+        return index
+
+
+class ApproximateIndex:
+    """usearch HNSW over int8 keys proposing candidates; exact float32 re-scoring of them."""
+
+    kind = "approximate"
+
+    def __init__(self, dim: int, exact_vectors: VectorSource, connectivity: int = 16,
+                 expansion_add: int = 64, expansion_search: int = EXPANSION_SEARCH) -> None:
+        from usearch.index import Index
+
+        self.dim = dim
+        self.exact_vectors = exact_vectors
+        self.params = {"connectivity": connectivity, "expansion_add": expansion_add,
+                       "expansion_search": expansion_search}
+        self._index = Index(ndim=dim, metric="cos", dtype="i8", **self.params)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, edit_id: int) -> bool:
+        return bool(self._index.contains(int(edit_id)))
+
+    def add(self, ids: Sequence[int], vectors: np.ndarray, threads: int = 1) -> None:
+        ids = np.asarray(ids, dtype=np.uint64)
+        if not len(ids):
+            return
+        self.remove(ids)
+        self._index.add(ids, np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim), threads=threads)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        ids = np.asarray(ids, dtype=np.uint64)
+        if len(ids):
+            present = ids[np.asarray(self._index.contains(ids), dtype=bool).reshape(-1)]
+            if len(present):
+                self._index.remove(present)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        found = self.exact_vectors([int(i) for i in ids])
+        return np.stack([found[int(i)] for i in ids])
+
+    def search(self, queries: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        k = min(k, len(self))
+        if k == 0:
+            return _empty_result(len(queries))
+        matches = self._index.search(queries, max(2 * k, ANN_CANDIDATES), threads=threads)
+        keys = np.asarray(matches.keys, dtype=np.int64).reshape(len(queries), -1)
+        # one query gives a Matches of the hits found; several give BatchMatches padded to k
+        counts = np.asarray(getattr(matches, "counts", [keys.shape[1]])).reshape(-1)
+        proposed = [keys[row, : counts[row]] for row in range(len(queries))]
+        exact = self.exact_vectors(sorted({int(i) for ids in proposed for i in ids}))
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, ids in enumerate(proposed):
+            ids = np.asarray([i for i in ids if int(i) in exact], dtype=np.int64)
+            if not len(ids):
+                continue
+            row_scores = np.stack([exact[int(i)] for i in ids]) @ queries[row]
+            order = np.argsort(-row_scores, kind="stable")[:k]
+            scores[row, : len(order)], out[row, : len(order)] = row_scores[order], ids[order]
+        return scores, out
+
+    def to_bytes(self) -> bytes:
+        return self._index.save()
+
+    @classmethod
+    def from_bytes(cls, dim: int, payload: bytes | memoryview, exact_vectors: VectorSource,
+                   params: Mapping[str, int]) -> "ApproximateIndex":
+        # the graph's shape comes from the file; the search breadth is today's setting
+        index = cls(dim, exact_vectors, **{**params, "expansion_search": EXPANSION_SEARCH})
+        index._index.load(payload)  # copied into the index's own memory
+        index._index.expansion_search = EXPANSION_SEARCH
+        return index
+
+
+@dataclass(frozen=True)
+class IndexTag:
+    """What a persisted index is a cache of: which store, at which version, under which encoder."""
+
+    store_id: str
+    version: int
+    encoder: str
+
+
+def index_file(directory: Path, encoder: str) -> Path:
+    """One file per encoder (an encoder id may contain any character, so it is hashed)."""
+    return directory / f"index-{hashlib.sha256(encoder.encode()).hexdigest()[:16]}.bin"
+
+
+def save_index(path: Path, index: VectorIndex, tag: IndexTag) -> None:
+    """Write atomically (temp file, fsync, rename): a reader sees the old file or the new one."""
+    payload = index.to_bytes()
+    header = json.dumps({
+        "format": FILE_FORMAT, "kind": index.kind, "dim": index.dim, "count": len(index),
+        "store_id": tag.store_id, "version": tag.version, "encoder": tag.encoder,
+        "params": getattr(index, "params", {}), "payload_len": len(payload), "crc32": zlib.crc32(payload),
+    }).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(_MAGIC + struct.pack("<I", len(header)) + header)
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_index(path: Path, dim: int, store_id: str, encoder: str, max_version: int,
+               exact_vectors: VectorSource) -> tuple[VectorIndex, int] | None:
+    """(index, the store version it reflects), or None when the file must not be trusted."""
+    try:
+        with open(path, "rb") as f:
+            # mapped, not read: the file's pages are not copied into a second buffer
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logger.warning("cannot read the persisted index (%s); rebuilding it", exc.strerror or exc)
+        return None
+    try:
+        with memoryview(mapped if mapped is not None else b"") as data:
+            return _parse(path, data, dim, store_id, encoder, max_version, exact_vectors)
+    finally:
+        if mapped is not None:
+            mapped.close()
+
+
+def _parse(path: Path, data: memoryview, dim: int, store_id: str, encoder: str, max_version: int,
+           exact_vectors: VectorSource) -> tuple[VectorIndex, int] | None:
+    why = None
+    try:
+        if bytes(data[:8]) != _MAGIC:
+            raise ValueError("not a serac index file")
+        (header_len,) = struct.unpack("<I", data[8:12])
+        header = json.loads(bytes(data[12 : 12 + header_len]))
+        payload = data[12 + header_len :]
+        if header.get("format") != FILE_FORMAT:
+            why = f"file format {header.get('format')}"
+        elif header["store_id"] != store_id:
+            why = "it belongs to another store"
+        elif header["encoder"] != encoder:
+            why = f"it was built with encoder {header['encoder']!r}"
+        elif header["dim"] != dim:
+            why = f"it has dimension {header['dim']}"
+        elif not 0 <= header["version"] <= max_version:
+            why = f"it is at version {header['version']}, newer than the store's {max_version}"
+        elif header["payload_len"] != len(payload) or zlib.crc32(payload) != header["crc32"]:
+            why = "its checksum does not match (truncated or corrupted)"
+        if why is None:
+            if header["kind"] == "exact":
+                index: VectorIndex = ExactIndex.from_bytes(dim, header["count"], payload)
+            elif header["kind"] == "approximate":
+                index = ApproximateIndex.from_bytes(dim, payload, exact_vectors, header["params"])
+            else:
+                raise ValueError(f"unknown index kind {header['kind']!r}")
+            payload.release()
+            if len(index) != header["count"]:
+                raise ValueError(f"holds {len(index)} keys, its header says {header['count']}")
+            return index, int(header["version"])
+    except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as exc:
+        why = f"it is unreadable ({exc})"
+    logger.warning("not using the persisted index %s: %s; rebuilding it from the store", path.name, why)
+    return None
