@@ -47,9 +47,22 @@ def browser():
 
 # -- helpers -------------------------------------------------------------------------------------------
 def wait(driver, condition, message="the page did not get there"):
+    """Until ``condition`` holds; an element the page re-rendered meanwhile (stale) means "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S).until(lambda d: condition(d), message)
+    waiter = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    return waiter.until(lambda d: condition(d), message)
+
+
+def click_first(driver, selector):
+    """Click the first element matching ``selector``, again if the page re-rendered it meanwhile."""
+
+    def attempt(d):
+        css(d, selector)[0].click()
+        return True
+
+    wait(driver, attempt, f"could not click {selector}")
 
 
 def settle(driver):
@@ -213,12 +226,13 @@ def test_roll_back_from_the_timeline(server, browser):
     button = f"#timeline li[data-version='{kept_at}'] button"
     wait(browser, lambda d: [b.text for b in css(d, button)] == [f"Roll back to version {kept_at}"])
     screenshot(browser, "history")
-    css(browser, button)[0].click()
+    click_first(browser, button)
     confirm_dialog(browser, accept=True)
     wait(browser, lambda d: "Rolled back" in text_of(d, "history-status"))
     assert [e.id for e in server.editor.store.list()] == [keep.id]
-    newest = css(browser, "#timeline > li")[0]
-    assert newest.get_attribute("data-version") == str(server.editor.version) and "rollback" in newest.text
+    newest = "#timeline > li"
+    wait(browser, lambda d: css(d, newest)[0].get_attribute("data-version") == str(server.editor.version)
+         and "rollback" in css(d, newest)[0].text, "the timeline does not show the rollback first")
     by_id(browser, "tab-edits").click()
     assert table_ids(browser) == [keep.id]  # the edit is gone from the table too
 
