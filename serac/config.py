@@ -281,10 +281,11 @@ class ScopeConfig(Config):
     top_k: int = option(10, "Candidates returned per query (offered to the counterfactual model and the "
                         "conflict policy).", check=POSITIVE_INT)
     conflicts: Literal["newest", "best"] = option(
-        "newest", "When an input is in scope of several edits of the same fact (each edit's input in scope of "
-        "the other's), 'newest' answers from the newest of them, as the store does for identical inputs; "
-        "'best' keeps the highest-scoring one. Measured on zsRE's 1,037 eval edits (743 facts, trained "
-        "encoder, top_k 10): 'newest' routes 99.6% of in-scope inputs to their fact's newest edit, 'best' 79%.",
+        "newest", "When an input is in scope of several edits of the same fact (keys in scope of each other and "
+        "the same relation, see same_fact_threshold), 'newest' answers from the newest of them, as the store "
+        "does for identical inputs; 'best' keeps the highest-scoring one. Measured on zsRE's 1,037 eval edits "
+        "(743 facts, trained encoder, top_k 10): 'newest' routes 93.4% of inputs to their fact's newest edit, "
+        "'best' 72% (scripts/same_fact_check.py).",
         check=one_of(("newest", "best")))
     same_fact_encoder: str | None = option(
         DEFAULT_ENCODER, "The encoder that judges whether two edits ask the same relation ('newest' policy): the "
