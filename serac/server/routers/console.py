@@ -28,6 +28,7 @@ from serac.server.auth import Role
 from serac.server.dependencies import READ, WRITE, Batcher, Editor, KeyCheckedRoute, Settings, bearer
 from serac.server.errors import ERRORS, NOT_FOUND, APIError
 from serac.server.routers.edits import edit_out
+from serac.server.routers.inference import check_max_tokens
 from serac.server.schemas import MAX_ID, EditOut, EditPage, Strict
 
 router = APIRouter(route_class=KeyCheckedRoute)  # the key is checked before the body is read
@@ -309,13 +310,7 @@ async def ask(body: AskIn, editor: Editor, settings: Settings, batcher: Batcher)
     """The edited model's answer with its provenance, beside the base model's answer to the same
     question. Out of scope the edited answer *is* the base model's (the router passes the prompt
     through unchanged), so the base model runs once; in scope it runs as well, for the comparison."""
-    if body.max_tokens is not None and body.max_tokens > settings.max_tokens_limit:
-        raise APIError(
-            400,
-            f"max_tokens is {body.max_tokens}; this server allows at most {settings.max_tokens_limit}",
-            "invalid_request",
-            "max_tokens",
-        )
+    check_max_tokens(body.max_tokens, settings)
     prompt = _question_prompt(body.question)
     options = GenerationOptions(max_new_tokens=body.max_tokens)
     await run_in_threadpool(inference.check_fits, editor, [prompt], options)

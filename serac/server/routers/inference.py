@@ -70,14 +70,18 @@ Ctx = Annotated[Serving, Depends(serving)]
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def options_for(request: _GenerationRequest, settings: ServerSettings) -> GenerationOptions:
-    if request.max_tokens is not None and request.max_tokens > settings.max_tokens_limit:
+def check_max_tokens(max_tokens: int | None, settings: ServerSettings) -> None:
+    if max_tokens is not None and max_tokens > settings.max_tokens_limit:
         raise APIError(
             400,
-            f"max_tokens is {request.max_tokens}; this server allows at most {settings.max_tokens_limit}",
+            f"max_tokens is {max_tokens}; this server allows at most {settings.max_tokens_limit}",
             "invalid_request",
             "max_tokens",
         )
+
+
+def options_for(request: _GenerationRequest, settings: ServerSettings) -> GenerationOptions:
+    check_max_tokens(request.max_tokens, settings)
     return request.generation_options()
 
 
