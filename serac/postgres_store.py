@@ -43,7 +43,7 @@ from serac.errors import (
     StoreUnavailableError,
     VersionNotFoundError,
 )
-from serac.store import Changes, LiveChunk, SearchResult, row_to_edit, search_words, vector_to_blob
+from serac.store import Changes, LiveChunk, SearchResult, live_edit, row_to_edit, search_words, vector_to_blob
 
 logger = logging.getLogger(__name__)
 
@@ -398,16 +398,7 @@ class PostgresEditStore:
 
     def get(self, edit_id: int) -> Edit:
         rows = self._read(f"SELECT {_EDIT_COLUMNS}, live FROM serac_edits WHERE id = %s", (int(edit_id),))
-        if not rows:
-            raise EditNotFoundError(
-                f"no edit with id {edit_id}; `serac edit list` (or EditStore.list()) shows the ids"
-            )
-        if not rows[0][5]:
-            raise EditNotFoundError(
-                f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
-                "version where it was live restores it"
-            )
-        return row_to_edit(rows[0][:5])
+        return live_edit(edit_id, rows)
 
     def list(
         self, offset: int = 0, limit: int | None = None, newest_first: bool = False, after_id: int | None = None

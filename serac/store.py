@@ -183,6 +183,19 @@ def row_to_edit(row: sqlite3.Row | tuple) -> Edit:
     return Edit(id=edit_id, input=text, target=target, created_at=created_at, metadata=json.loads(metadata))
 
 
+def live_edit(edit_id: int, rows: Sequence[tuple]) -> Edit:
+    """The edit in an (id, input, target, created_at, metadata, live) query result, or the error that
+    says why there is none (shared with the PostgreSQL store)."""
+    if not rows:
+        raise EditNotFoundError(f"no edit with id {edit_id}; `serac edit list` (or EditStore.list()) shows the ids")
+    if not rows[0][5]:
+        raise EditNotFoundError(
+            f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
+            "version where it was live restores it"
+        )
+    return row_to_edit(rows[0][:5])
+
+
 _EDIT_COLUMNS = "id, input, target, created_at, metadata"
 
 
@@ -493,16 +506,7 @@ class EditStore:
 
     def get(self, edit_id: int) -> Edit:
         rows = self._read(f"SELECT {_EDIT_COLUMNS}, live FROM edits WHERE id = ?", (int(edit_id),))
-        if not rows:
-            raise EditNotFoundError(
-                f"no edit with id {edit_id}; `serac edit list` (or EditStore.list()) shows the ids"
-            )
-        if not rows[0][5]:
-            raise EditNotFoundError(
-                f"edit {edit_id} was removed or superseded; `serac edit rollback VERSION` to a "
-                "version where it was live restores it"
-            )
-        return row_to_edit(rows[0][:5])
+        return live_edit(edit_id, rows)
 
     def get_many(self, ids: Sequence[int]) -> dict[int, Edit]:
         found: dict[int, Edit] = {}
