@@ -440,11 +440,7 @@ class PostgresEditStore:
             if not rows:
                 return
             after = rows[-1][0]
-            have = [r for r in rows if r[1] is not None]
-            missing = self.get_many([r[0] for r in rows if r[1] is None])
-            vectors = np.frombuffer(b"".join(bytes(r[1]) for r in have), dtype=np.float32)
-            vectors = vectors.reshape(len(have), -1) if have else vectors.reshape(0, 0)
-            yield LiveChunk(np.array([r[0] for r in have], dtype=np.int64), vectors, list(missing.values()))
+            yield LiveChunk.from_rows(rows, self.get_many([r[0] for r in rows if r[1] is None]))
 
     def check(self, full: bool = False) -> list[str]:
         """The maintained live count against a recount (PostgreSQL checks its own pages)."""

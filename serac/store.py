@@ -115,6 +115,14 @@ class LiveChunk:
     vectors: np.ndarray  # float32, (n, dim)
     missing: list[Edit]
 
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple], missing: Mapping[int, Edit]) -> "LiveChunk":
+        """From (id, vector blob or None) rows and the edits of the rows without a vector."""
+        have = [r for r in rows if r[1] is not None]
+        vectors = np.frombuffer(b"".join(bytes(r[1]) for r in have), dtype=np.float32)
+        vectors = vectors.reshape(len(have), -1) if have else vectors.reshape(0, 0)
+        return cls(np.array([r[0] for r in have], dtype=np.int64), vectors, list(missing.values()))
+
 
 def search_words(text: str) -> list[str]:
     """The words a search looks for: runs of letters and digits; everything else (quotes,
@@ -628,11 +636,7 @@ class EditStore:
             if not rows:
                 return
             after = rows[-1][0]
-            have = [r for r in rows if r[1] is not None]
-            missing = self.get_many([r[0] for r in rows if r[1] is None])
-            vectors = np.frombuffer(b"".join(r[1] for r in have), dtype=np.float32)
-            vectors = vectors.reshape(len(have), -1) if have else vectors.reshape(0, 0)
-            yield LiveChunk(np.array([r[0] for r in have], dtype=np.int64), vectors, list(missing.values()))
+            yield LiveChunk.from_rows(rows, self.get_many([r[0] for r in rows if r[1] is None]))
 
     # -- writes ------------------------------------------------------------------------------
     def add(self, input: str, target: str, metadata: Mapping[str, Any] | None = None) -> Edit:
