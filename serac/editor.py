@@ -23,7 +23,7 @@ from serac.base import (
     query_text,
 )
 from serac.config import SeracConfig
-from serac.counterfactual import CounterfactualModel, LMCounterfactual, PromptedCounterfactual
+from serac.counterfactual import CounterfactualModel, PromptedCounterfactual, load_counterfactual
 from serac.edits import Edit, EditRequest, to_requests, validate_edit
 from serac.errors import ConfigError, UnsupportedOptionError
 from serac.models import serac_home
@@ -96,7 +96,7 @@ class EditedModel:
         if config.counterfactual.engine == "prompted":
             counterfactual = PromptedCounterfactual(base, config.counterfactual.num_edits)
         else:
-            counterfactual = LMCounterfactual.from_config(config.counterfactual)
+            counterfactual = load_counterfactual(config.counterfactual)
         scope = ScopeClassifier.from_config(config.scope)
         return cls(base, scope, counterfactual, open_store(store), config)
 

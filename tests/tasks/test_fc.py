@@ -11,15 +11,10 @@ import pytest
 from serac.base import CallableModel
 from serac.data.examples import EditExample, FactCheckExample, Probe
 from serac.editor import EditedModel
-from serac.errors import ConfigError, DataError, ModelNotAvailableError
+from serac.errors import ConfigError, DataError
 from serac.scope import ScopeClassifier
-from serac.tasks.classifier import (
-    PairClassifierCounterfactual,
-    SequenceClassifier,
-    is_sequence_classifier,
-    load_classifier,
-    load_task_model,
-)
+from serac.base import load_text_model
+from serac.counterfactual import PairClassifierCounterfactual
 from serac.tasks.fc.data import (
     EVIDENCE_TARGET,
     build_fc_edits,
@@ -125,32 +120,6 @@ def test_metrics_hand_computed():
         edit_success(["a", "b"], ["a"])
 
 
-# -- classifier adapters ---------------------------------------------------------------------------
-def test_classifier_chosen_by_config(tiny_classifier_dir, tiny_causal_dir, tiny_bert_dir):
-    from transformers import AutoConfig
-
-    assert is_sequence_classifier(AutoConfig.from_pretrained(tiny_classifier_dir))
-    assert not is_sequence_classifier(AutoConfig.from_pretrained(tiny_causal_dir))
-    assert not is_sequence_classifier(AutoConfig.from_pretrained(tiny_bert_dir))  # an encoder, no head
-    assert isinstance(load_task_model(str(tiny_classifier_dir)), SequenceClassifier)
-    assert not isinstance(load_task_model(str(tiny_causal_dir), max_new_tokens=2), SequenceClassifier)
-    with pytest.raises(ModelNotAvailableError, match="not a sequence classifier"):
-        load_classifier(str(tiny_causal_dir))
-
-
-def test_sequence_classifier_answers_label_strings(tiny_classifier_dir):
-    clf = load_classifier(str(tiny_classifier_dir))
-    assert clf.labels == LABELS
-    answers = clf.generate(["paris is the capital", [{"role": "user", "content": "paris is the capital"}]])
-    assert answers[0] == answers[1] and answers[0] in LABELS  # a chat prompt reads as its user message
-    pairs = clf.predict([("paris capital", "paris is the capital"), ("a", "b")])
-    assert all(p in LABELS for p in pairs)
-    assert clf.teacher_forced(["x"], [answers[0]]) in ([1.0], [0.0])
-    assert clf.predict_proba(["x", "y"]).shape == (2, 2)
-    with pytest.raises(ValueError, match="mix of single texts"):
-        clf.predict(["x", ("a", "b")])
-
-
 # -- routing ---------------------------------------------------------------------------------------
 def _editor(hashing_encoder, threshold: float = 0.4):
     base = CallableModel(lambda claims: ["refutes"] * len(claims))  # a base that always says refutes
@@ -183,11 +152,11 @@ def test_out_of_scope_claims_go_to_the_base_and_keep_its_label(hashing_encoder):
 
 
 def test_real_classifiers_route_and_keep_base_labels_exactly(tiny_classifier_dir, hashing_encoder):
-    base = load_classifier(str(tiny_classifier_dir))
+    base = load_text_model(str(tiny_classifier_dir), batch_size=32)
     editor = EditedModel(
         base,
         ScopeClassifier(hashing_encoder, threshold=0.4),
-        PairClassifierCounterfactual(load_classifier(str(tiny_classifier_dir))),
+        PairClassifierCounterfactual(load_text_model(str(tiny_classifier_dir), batch_size=32)),
     )
     claims = [r.claim for r in fc_records()]
     before = base.generate(claims)
@@ -253,8 +222,8 @@ def test_evaluate_fc_hand_computed(hashing_encoder):
 
 def test_evaluate_fc_fine_tuning_runs_on_a_tiny_classifier(tiny_classifier_dir, hashing_encoder):
     parts = FCParts(
-        base=load_classifier(str(tiny_classifier_dir)),
-        counterfactual=load_classifier(str(tiny_classifier_dir)),
+        base=load_text_model(str(tiny_classifier_dir), batch_size=32),
+        counterfactual=load_text_model(str(tiny_classifier_dir), batch_size=32),
         encoder=hashing_encoder,
         config=FCModelConfig(threshold=0.4),
     )

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 from typing import Sequence
 
-from serac.tasks.classifier import PairClassifierCounterfactual, SequenceClassifier, train_classifier
+from serac.base import SequenceClassifier
+from serac.counterfactual import PairClassifierCounterfactual
+from serac.train.classifier import train_classifier
 from serac.config import POSITIVE_INT, POSITIVE_NUMBER, Config, each, one_of, option, optional
 from serac.tasks import TASK_METHODS
 from serac.tasks.common import (

@@ -18,7 +18,8 @@ from serac.errors import ConfigError
 from serac.scope import ScopeClassifier, SentenceEncoder
 from serac.store import EditStore, EditStoreProtocol
 from serac.store_url import open_store
-from serac.tasks.classifier import PairClassifierCounterfactual, SequenceClassifier, load_classifier
+from serac.base import SequenceClassifier, load_text_model
+from serac.counterfactual import PairClassifierCounterfactual
 
 CONFIG_FILE = "fc_config.json"
 FORMAT_VERSION = 1
@@ -76,8 +77,9 @@ def load_parts(directory: str | Path) -> FCParts:
     directory = Path(directory)
     config = FCModelConfig.load(directory)
     return FCParts(
-        base=load_classifier(_resolve(directory, config.base)),
-        counterfactual=load_classifier(_resolve(directory, config.counterfactual)),
+        base=load_text_model(_resolve(directory, config.base), "classifier", batch_size=32),  # type: ignore[arg-type]
+        counterfactual=load_text_model(_resolve(directory, config.counterfactual), "classifier",  # type: ignore[arg-type]
+                                       batch_size=32),
         encoder=SentenceEncoder(_resolve(directory, config.scope_encoder)),
         config=config,
     )

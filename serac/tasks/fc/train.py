@@ -34,7 +34,7 @@ from serac.data import load_vitaminc
 from serac.data.io import PathArg
 from serac.errors import ConfigError
 from serac.scope import SentenceEncoder
-from serac.tasks.classifier import new_classifier, train_classifier
+from serac.train.classifier import new_classifier, train_classifier
 from serac.tasks.fc.data import (
     DECIDED,
     FactEdit,
