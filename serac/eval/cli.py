@@ -188,7 +188,9 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
         data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir", envvar="SERAC_DATA",
-                                      help="Folder holding zsre/, counterfact/ and nq_open/."),
+                                      help="Folder holding zsre/, counterfact/, nq_open/ and vitaminc_sample/ (fc and "
+                                           "sentiment also need their `serac train --task` artifacts; without one, "
+                                           "their parts are skipped)."),
         out: Path = typer.Option(Path("benchmarks"), "--out", help="Where results.json and the plots go."),
         doc: Path = typer.Option(Path("BENCHMARKS.md"), "--doc", help="The markdown report to rewrite."),
         parts: Optional[str] = typer.Option(None, "--parts", help="Comma-separated subset of the standard parts."),
