@@ -1,4 +1,4 @@
-"""Command line: manage edits, ask questions, run the demo; train, eval, bench, serve and tasks load lazily."""
+"""Command line: manage edits, ask questions, run the demo; train, eval, bench and serve load lazily."""
 
 from __future__ import annotations
 
@@ -38,7 +38,6 @@ LAZY_COMMANDS: dict[str, str] = {
     "eval": "serac.eval.cli",
     "bench": "serac.eval.cli",
     "serve": "serac.server.cli",
-    "tasks": "serac.tasks.cli",
 }
 
 

@@ -1,7 +1,7 @@
 """What every ``serac`` sub-command shares: the consoles, the error wrapper, store and model lookup.
 
-Its own module so the sub-CLIs (``serac.train.cli``, ``serac.eval.cli``, ``serac.server.cli``,
-``serac.tasks.cli``) share it without importing ``serac.cli``, and cheap to import: torch, FastAPI
+Its own module so the sub-CLIs (``serac.train.cli``, ``serac.eval.cli``, ``serac.server.cli``)
+share it without importing ``serac.cli``, and cheap to import: torch, FastAPI
 and transformers load only inside the functions that need them.
 """
 

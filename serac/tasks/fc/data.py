@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from serac.data.examples import EditExample, FactCheckExample, Probe, normalize_text
 from serac.data.io import PathArg
 from serac.edits import EVIDENCE_TARGET
-from serac.errors import DataError
+from serac.errors import ConfigError, DataError
 
 DECIDED = ("supports", "refutes")  # the base and counterfactual models' labels
 UNDECIDED = "not enough info"
@@ -125,15 +125,9 @@ def split_edits(
     """(kept, held out): a seeded random ``fraction`` of the edits held out, both in input order.
     Splitting by evidence keeps every claim of one evidence on the same side."""
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+        raise ConfigError(f"the held-out fraction must be in [0, 1), got {fraction}")
     held = set(random.Random(seed).sample(range(len(edits)), round(len(edits) * fraction)))
     return [e for i, e in enumerate(edits) if i not in held], [e for i, e in enumerate(edits) if i in held]
-
-
-def other_claims(edits: Sequence[FactEdit], chosen: Iterable[int]) -> list[Probe]:
-    """Every claim of the edits not in ``chosen``: out of scope for a memory holding ``chosen``."""
-    chosen = set(chosen)
-    return [claim for i, edit in enumerate(edits) if i not in chosen for claim in edit.claims]
 
 
 def base_training_pairs(edits: Sequence[FactEdit]) -> tuple[list[str], list[str]]:

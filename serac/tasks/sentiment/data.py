@@ -7,7 +7,7 @@ classifier (VADER) labels each reply; a reply is kept only when its label agrees
 instruction. The output is JSON lines written to a directory of your choice (by default under
 ``$SERAC_HOME``), never into the repository.
 
-Command: ``python -m serac.tasks build-data sentiment --counterfact PATH --zsre PATH [--out DIR]``.
+``serac train --task sentiment`` builds it (from the zsRE / CounterFact *train* files) when it is missing.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def load_sentiment_data(path: PathArg, *, usable_only: bool = True) -> list[Topi
             record = TopicRecord(raw["topic"], raw["split"], replies)
         except (KeyError, TypeError) as exc:
             raise DataError(
-                f"{where}: not a sentiment record ({exc}); rebuild with `build-data sentiment`"
+                f"{where}: not a sentiment record ({exc}); rebuild it (delete the folder and run `serac train --task sentiment`)"
             ) from None
         if record.split not in SPLITS:
             raise DataError(f"{where}: split {record.split!r}; expected one of {', '.join(SPLITS)}")
