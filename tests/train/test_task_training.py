@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from serac.base import CallableModel, SequenceClassifier
 from serac.counterfactual import PairClassifierCounterfactual
 from serac.edits import EVIDENCE_TARGET
 from serac.editor import EditedModel
-from serac.errors import ConfigError
+from serac.errors import ConfigError, ModelNotAvailableError
 from serac.tasks.sentiment.data import SentimentRecipe, build_sentiment_data
 from serac.tasks.sentiment.prompts import edit_input, edit_target
 from serac.train.calibrate import score_validation
@@ -98,3 +99,35 @@ def test_train_sentiment_writes_a_standard_artifact(tmp_path, tiny_causal_dir, t
     editor = EditedModel.from_pretrained(tmp_path / "art")
     editor.add(edit_input("Paris"), edit_target("positive"))
     assert isinstance(editor.generate(["What do you think of Paris?"])[0].text, str)
+
+
+def test_the_trainable_head_is_found_from_the_model_class(tmp_path):
+    """BERT calls its head `classifier`, Llama `score`, DistilBERT adds `pre_classifier`: the head is
+    whatever lies outside the class's base_model_prefix backbone, whatever its name."""
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        LlamaConfig,
+        LlamaForSequenceClassification,
+    )
+
+    from serac.train.classifier import head_parameters
+
+    def names(model):
+        ids = {id(p) for p in head_parameters(model)}
+        return sorted(n for n, p in model.named_parameters() if id(p) in ids)
+
+    bert = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=16))
+    assert names(bert) == ["classifier.bias", "classifier.weight"]
+    llama = LlamaForSequenceClassification(LlamaConfig(vocab_size=50, hidden_size=8, intermediate_size=16,
+                                                       num_hidden_layers=1, num_attention_heads=2,
+                                                       num_key_value_heads=1))
+    assert names(llama) == ["score.weight"]
+    distil = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=50, dim=8, n_layers=1, n_heads=2,
+                                                                  hidden_dim=16))
+    assert names(distil) == ["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"]
+    with pytest.raises(ModelNotAvailableError, match="names no backbone module"):
+        head_parameters(torch.nn.Linear(2, 2))
