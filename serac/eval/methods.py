@@ -221,6 +221,8 @@ class SeracMethod:
     """An :class:`~serac.editor.EditedModel` over the shared base model; ``reset`` gives it a fresh
     in-memory store and index."""
 
+    warm_cache = True  # its models' answers are memoised (EvalModels.cached): the runner may pre-fill them
+
     def __init__(
         self,
         name: str,

@@ -16,6 +16,7 @@ from serac.eval.methods import EvalModels, MethodOptions, build_method
 from serac.eval.results import ROW_KEYS
 from serac.eval.runner import EvalSettings, Runner, load_task
 from tests.conftest import HashingEncoder
+from tests.eval.test_runner import data_dir  # noqa: F401  (fixture)
 
 # (evidence, claim, label): E1 decides two claims and not a third, E2 one claim, E3 is never edited
 VITAMINC = [
@@ -181,3 +182,24 @@ def test_sentiment_task_judges_replies_and_measures_drawdown_on_unedited_topics(
     for k in (1, 3):
         assert right[("opinion", k, "es")][0] == 1.0 and wrong[("opinion", k, "es")][0] == 0.0
         assert right[("opinion", k, "dd")][0] == 0.0
+
+
+def test_warming_the_caches_changes_no_score_and_saves_model_calls(data_dir, tiny_causal_dir, monkeypatch):
+    """Batch mode pre-answers every input with all edits in memory, in full generation batches: the
+    same scores, and the base model decodes no prompt it would not have decoded anyway."""
+    from serac.eval.methods import SeracMethod
+    from tests.eval.test_runner import task_of
+
+    def run(warm: bool):
+        monkeypatch.setattr(SeracMethod, "warm_cache", warm)
+        models = EvalModels(load_text_model(str(tiny_causal_dir), max_new_tokens=4, batch_size=4),
+                            encoder=HashingEncoder(), max_new_tokens=4)
+        method = build_method("serac-untrained", models, MethodOptions(serac_threshold=0.5))
+        settings = EvalSettings(mode="batch", n_edits=6, batch_sizes=(1, 3), scorings=("generation",))
+        result = Runner(task_of(data_dir), models, settings).run([method])
+        return _scores(result), models.cache_stats()
+
+    cold, cold_stats = run(False)
+    warm, warm_stats = run(True)
+    assert warm == cold
+    assert warm_stats["base"]["misses"] == cold_stats["base"]["misses"]
