@@ -184,7 +184,7 @@ def test_sentiment_task_judges_replies_and_measures_drawdown_on_unedited_topics(
         assert right[("opinion", k, "dd")][0] == 0.0
 
 
-def test_warming_the_caches_changes_no_score_and_saves_model_calls(data_dir, tiny_causal_dir, monkeypatch):
+def test_warming_the_caches_changes_no_score_and_saves_model_calls(data_dir, tiny_causal_dir, monkeypatch):  # noqa: F811
     """Batch mode pre-answers every input with all edits in memory, in full generation batches: the
     same scores, and the base model decodes no prompt it would not have decoded anyway."""
     from serac.eval.methods import SeracMethod
