@@ -148,12 +148,17 @@ class LMCounterfactual:
 class PairClassifierCounterfactual:
     """A counterfactual model that classifies ``(best edit's input, query)`` pairs: for fact-checking
     the edit input is a piece of evidence and the query a claim, and the answer is the label the
-    evidence gives the claim (the classifier's ``id2label``). It reads the best-matching edit only."""
+    evidence gives the claim (the classifier's ``id2label``). It reads the best-matching edit only.
+
+    A label the base model cannot give (with ``base``, a classifier: a pair classifier's "not enough
+    info" beside a supports/refutes base) says the edit does not decide the query, so the base
+    model's own answer stands for that row (read from the two models' label sets, not configured)."""
 
     num_edits = 1
 
-    def __init__(self, classifier: SequenceClassifier) -> None:
+    def __init__(self, classifier: SequenceClassifier, base: TextModel | None = None) -> None:
         self.lm = classifier  # named as LMCounterfactual's model, so evaluation caches wrap either alike
+        self.base = base
 
     @property
     def classifier(self) -> SequenceClassifier:
@@ -168,21 +173,34 @@ class PairClassifierCounterfactual:
             out.append((retrieved[0].input, query_text(query)))
         return out
 
+    def deferred_labels(self) -> frozenset[str]:
+        """The pair classifier's labels the base model cannot answer (none without a classifier base)."""
+        base_labels = getattr(self.base, "labels", None)
+        return frozenset(self.lm.labels) - frozenset(base_labels) if base_labels else frozenset()
+
     def generate(
         self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], options: GenerationOptions = GREEDY
     ) -> list[str]:
-        return self.lm.generate(self.pairs(queries, edits), options)  # type: ignore[arg-type]
+        answers = self.lm.generate(self.pairs(queries, edits), options)  # type: ignore[arg-type]
+        deferred = self.deferred_labels()
+        rows = [i for i, answer in enumerate(answers) if answer in deferred]
+        if rows:  # the edit does not decide these queries: the base model answers them
+            for i, answer in zip(rows, self.base.generate([queries[i] for i in rows], options)):  # type: ignore[union-attr]
+                answers[i] = answer
+        return answers
 
     def teacher_forced(
         self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], targets: Sequence[str]
     ) -> list[float]:
-        return self.lm.teacher_forced(self.pairs(queries, edits), targets)  # type: ignore[arg-type]
+        return [float(answer == target) for answer, target in zip(self.generate(queries, edits), targets)]
 
 
-def load_counterfactual(config: CounterfactualConfig) -> LMCounterfactual | PairClassifierCounterfactual:
+def load_counterfactual(config: CounterfactualConfig, base: TextModel | None = None
+                        ) -> LMCounterfactual | PairClassifierCounterfactual:
     """The counterfactual model a config names, its kind read from the model's config: a sequence
-    classifier (``config.architectures``) becomes a :class:`PairClassifierCounterfactual`, a language
-    model an :class:`LMCounterfactual` (with its trained adapter, if any)."""
+    classifier (``config.architectures``) becomes a :class:`PairClassifierCounterfactual` (which
+    leaves the queries its edit does not decide to ``base``), a language model an
+    :class:`LMCounterfactual` (with its trained adapter, if any)."""
     model = load_text_model(
         config.model, config.kind, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
         **load_options(config),
@@ -190,7 +208,7 @@ def load_counterfactual(config: CounterfactualConfig) -> LMCounterfactual | Pair
     if isinstance(model, SequenceClassifier):
         if config.adapter:
             model.model = with_adapter(model.model, config.adapter)
-        return PairClassifierCounterfactual(model)
+        return PairClassifierCounterfactual(model, base)
     if config.adapter:
         model.model = with_adapter(model.model, config.adapter)
     return LMCounterfactual(model, config.prompt, config.num_edits)

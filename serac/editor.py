@@ -96,7 +96,7 @@ class EditedModel:
         if config.counterfactual.engine == "prompted":
             counterfactual = PromptedCounterfactual(base, config.counterfactual.num_edits)
         else:
-            counterfactual = load_counterfactual(config.counterfactual)
+            counterfactual = load_counterfactual(config.counterfactual, base)
         scope = ScopeClassifier.from_config(config.scope)
         return cls(base, scope, counterfactual, open_store(store), config)
 

@@ -102,6 +102,23 @@ def test_fc_artifact_loads_with_from_pretrained_and_answers_from_an_edit(fc_arti
     assert [(a.text, a.source) for a in again.generate([claim])] == [("refutes", "counterfactual")]
 
 
+def test_a_label_the_base_cannot_give_leaves_the_claim_to_the_base(fc_artifact, tmp_path):
+    """A 3-way pair classifier's "not enough info": the evidence does not decide the claim, so the
+    base classifier's label stands (answering "not enough info" would be drawdown)."""
+    labels = ("supports", "refutes", "not enough info")
+    undecided = save_tiny_bert(tmp_path / "undecided", labels, always="not enough info")
+    decided = save_tiny_bert(tmp_path / "decided", labels, always="refutes")
+    config = EditedModel.from_pretrained(fc_artifact).config
+    for pair, expected in ((undecided, "supports"), (decided, "refutes")):
+        config.counterfactual.model = str(pair)
+        editor = EditedModel.from_config(config)
+        edit = editor.add("the capital of france is paris", "supports")
+        answer = editor.generate(["paris is the capital of france"])[0]
+        assert (answer.text, answer.source, answer.edit_id) == (expected, "counterfactual", edit.id)
+        assert editor.counterfactual.deferred_labels() == {"not enough info"}
+        assert editor.teacher_forced(["paris is the capital of france"], [expected]) == [1.0]
+
+
 def test_ask_with_evidence_answers_a_claim_from_the_edit(fc_artifact, tmp_path, monkeypatch):
     from serac.cli import app
 

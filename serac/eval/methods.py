@@ -302,7 +302,7 @@ def serac_trained(models: EvalModels, options: MethodOptions, name: str = "serac
     cf_config = config.counterfactual.replace(device=device)
     if options.counterfactual:
         cf_config = cf_config.replace(model=str(options.counterfactual), kind="auto", adapter=None)
-    counterfactual = load_counterfactual(cf_config)
+    counterfactual = load_counterfactual(cf_config, models.base)
     counterfactual.lm = models.cached(counterfactual.lm, "counterfactual-trained", reuse_prefix=True)
     encoder = models.encoder(config.scope.encoder)
     reranker = (CrossEncoderReranker(config.scope.cross_encoder, config.scope.cross_encoder_threshold, device)
