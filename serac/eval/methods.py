@@ -8,8 +8,9 @@ factory in :data:`METHODS` (or passing the object to the runner directly).
 
 Built in, all on the same base model (loaded once, shared through :class:`EvalModels`):
 
-- ``serac`` / ``serac-untrained``: :class:`~serac.editor.EditedModel` with a trained artifact
-  directory (``serac train``) or the embedded defaults;
+- ``serac`` / ``serac-shipped`` / ``serac-untrained``: :class:`~serac.editor.EditedModel` with a
+  trained artifact directory (``serac train``), the trained defaults shipped in the package, or the
+  untrained embedded defaults (``SeracConfig()``);
 - ``ft``: fine-tune a copy of the base model on the edits (the SERAC paper's FT baseline);
 - ``lu``: a lookup cache on the base model's hidden states (the paper's LU baseline);
 - ``icl``: retrieval in context: the nearest edit is prepended to every prompt, with no scope decision;
@@ -32,7 +33,7 @@ import torch
 from serac.base import GenerationOptions, HFCausalLM, HFTextModel, SequenceClassifier, load_text_model
 from serac.config import DEFAULT_ENCODER, DEFAULT_LM, SeracConfig
 from serac.counterfactual import CounterfactualModel, LMCounterfactual, load_counterfactual
-from serac.editor import CONFIG_FILE, EditedModel, load_artifact_config
+from serac.editor import CONFIG_FILE, DEFAULT_ARTIFACT, EditedModel, load_artifact_config
 from serac.errors import ConfigError, SeracError
 from serac.eval.cache import CachedLM, ProgressHook
 from serac.models import default_artifact
@@ -281,8 +282,15 @@ def serac_untrained(models: EvalModels, options: MethodOptions) -> SeracMethod:
     )
 
 
+def serac_shipped(models: EvalModels, options: MethodOptions) -> SeracMethod:
+    """The trained defaults shipped in the package (serac/defaults: compact form of a ``serac train``
+    artifact), evaluated beside a fresh artifact's ``serac`` rows."""
+    return serac_trained(models, MethodOptions(**{**vars(options), "artifact": str(DEFAULT_ARTIFACT)}),
+                         name="serac-shipped", cache_label="counterfactual-shipped")
+
+
 def serac_trained(models: EvalModels, options: MethodOptions, name: str = "serac",
-                  threshold: float | None = None) -> SeracMethod:
+                  threshold: float | None = None, cache_label: str = "counterfactual-trained") -> SeracMethod:
     """A ``serac train`` artifact directory (``--artifact``, default ``$SERAC_HOME/trained``), its
     counterfactual model replaced by ``options.counterfactual`` when given (any model directory whose
     config says what it is: a language model, or a sequence classifier read as a pair classifier);
@@ -303,7 +311,7 @@ def serac_trained(models: EvalModels, options: MethodOptions, name: str = "serac
     if options.counterfactual:
         cf_config = cf_config.replace(model=str(options.counterfactual), kind="auto", adapter=None)
     counterfactual = load_counterfactual(cf_config, models.base)
-    counterfactual.lm = models.cached(counterfactual.lm, "counterfactual-trained", reuse_prefix=True)
+    counterfactual.lm = models.cached(counterfactual.lm, cache_label, reuse_prefix=True)
     encoder = models.encoder(config.scope.encoder)
     reranker = (CrossEncoderReranker(config.scope.cross_encoder, config.scope.cross_encoder_threshold, device)
                 if config.scope.cross_encoder else None)
@@ -581,6 +589,7 @@ MethodFactory = Callable[[EvalModels, MethodOptions], EditingMethod]
 METHODS: dict[str, MethodFactory] = {
     "serac": serac_trained,
     "serac-untrained": serac_untrained,
+    "serac-shipped": serac_shipped,
     "ft": lambda m, o: (ClassifierFTMethod(m, o.ft_steps, o.classifier_ft_lr, o.ft_max_edits)
                         if isinstance(m.base.lm, SequenceClassifier) else FTMethod(m, o.ft_steps, o.ft_lr, o.ft_max_edits)),
     "lu": lambda m, o: LookupCacheMethod(m, o.lu_threshold),
