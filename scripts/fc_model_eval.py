@@ -80,6 +80,46 @@ def editing_rows(parts, edits, name: str, config) -> list[dict]:
     return rows
 
 
+def render(report: dict) -> str:
+    """The markdown section (benchmarks/extra/fc_model.md) for a report from :func:`main`."""
+    from serac.tasks.common import markdown_table
+
+    lines = ["## FC: the (evidence, claim) classifier trained on ~25k public pairs", "",
+             f"Command: `{report['command']}` · date: {report['date']} · machine: {report['machine']} · "
+             f"wall time: {report.get('seconds', float('nan')) / 60:.1f} min.", ""]
+    training = report.get("training")
+    if training:
+        lines += ["**Training** (`scripts/train_fc_classifier.py`, MiniLM-L6 cross-encoder, 3 labels):", ""]
+        for name, stage in training["stages"].items():
+            lines.append(f"- {name}: {stage['n_pairs']:,} pairs from {', '.join(stage['splits'])} "
+                         f"({', '.join(f'{k} {v:,}' for k, v in stage['labels'].items())}); {stage['steps']} steps, "
+                         f"loss {stage['loss_first_50']:.3f} -> {stage['loss_last_50']:.3f}, "
+                         f"{stage['seconds'] / 60:.1f} min")
+        lines.append("")
+    if report.get("accuracy"):
+        lines += ["**Held-out accuracy with gold evidence** (the ceiling of FC edit success). 3-way: all "
+                  "three labels; decided: supports/refutes pairs only, the classifier read as 2-way (the larger "
+                  "of its supports/refutes probabilities). Old: the counterfactual classifier of "
+                  "`python -m serac.tasks train fc` (trained on the VitaminC sample's train files only).", "",
+                  "| test set | pairs | decided | new 3-way | majority 3-way | new decided | old decided "
+                  "| majority decided |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in report["accuracy"]:
+            old = row.get("old_decided_accuracy")
+            lines.append(f"| {row['set']} | {row['n_pairs']:,} | {row['n_decided']:,} | {row['new_3way_accuracy']:.3f} "
+                         f"| {row['majority_3way']:.3f} | {row['new_decided_accuracy']:.3f} | "
+                         f"{'–' if old is None else f'{old:.3f}'} | {row['majority_decided']:.3f} |")
+        lines.append("")
+    for name, counts in report.get("editing_counts", {}).items():
+        rows = [r for r in report["editing"] if r.get("dataset") == name]
+        lines += [f"**Editing, {name}**: {counts['edits']:,} edits, {counts['in_scope_claims']:,} in-scope claims, "
+                  f"{counts['nei_claims']:,} 'not enough info' claims. Counterfactual: the new classifier "
+                  "('not enough info' defers to the base classifier); base and scope: the FC artifact's.", ""]
+        for metric, title in (("es", "ES"), ("dd", "DD (all out-of-scope claims)"),
+                              ("scope_recall", "scope recall"), ("es_pre", "base accuracy before editing")):
+            lines += [f"*{title}*", "", markdown_table(rows, metric, task="fc", scoring="generation")]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classifier", type=Path, required=True)
@@ -93,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-max-batches", type=int, default=10)
     parser.add_argument("--fm2-edits", type=int, help="Use the first N (shuffled) FM2 edits; default all.")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--render", action="store_true", help="Only rewrite the .md from the --out JSON.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.render:
+        args.out.with_suffix(".md").write_text(render(json.loads(args.out.read_text())))
+        return 0
 
     import torch
 
@@ -143,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report.get("accuracy", []), indent=1))
+    args.out.with_suffix(".md").write_text(render(report))
+    print(render(report))
     return 0
 
 

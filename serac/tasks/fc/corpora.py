@@ -8,7 +8,7 @@ Me Twice (FM2) dev/test and Symmetric FEVER (v0.1 generated, v0.2 dev/test). Eve
 
 Which files may train a classifier is decided here, once (:func:`classifier_training_pairs`): the
 VitaminC sample's test split, FM2 test and Symmetric FEVER dev/test are the tests; Symmetric FEVER
-v0.1 *generated* is the pool v0.2 dev/test were drawn from (all but a handful of its claims are in
+v0.1 *generated* is the pool v0.2 dev/test were drawn from (all 475 of its claims are in
 them), so it is left out too. Any training pair whose claim or evidence also occurs in a test file is
 dropped, so an overlap between sources can never leak a test claim into training.
 """
