@@ -80,11 +80,26 @@ def editing_rows(parts, edits, name: str, config) -> list[dict]:
     return rows
 
 
+def merge(reports: list[dict]) -> dict:
+    """One report from the reports of separate runs (run side by side on the shared machine):
+    commands and dates joined, wall time the longest, accuracy and editing rows concatenated."""
+    merged: dict = {"command": "`; `".join(r["command"] for r in reports),
+                    "date": max(r["date"] for r in reports), "machine": reports[0]["machine"],
+                    "seconds": max(r.get("seconds", 0.0) for r in reports), "accuracy": [], "editing": [],
+                    "editing_counts": {}}
+    for report in reports:
+        merged.setdefault("training", report.get("training"))
+        merged["accuracy"] += report.get("accuracy", [])
+        merged["editing"] += report.get("editing", [])
+        merged["editing_counts"].update(report.get("editing_counts", {}))
+    return merged
+
+
 def render(report: dict) -> str:
     """The markdown section (benchmarks/extra/fc_model.md) for a report from :func:`main`."""
     from serac.tasks.common import markdown_table
 
-    lines = ["## FC: the (evidence, claim) classifier trained on ~25k public pairs", "",
+    lines = ["## FC: an (evidence, claim) classifier trained on public NLI and fact-verification pairs", "",
              f"Command: `{report['command']}` · date: {report['date']} · machine: {report['machine']} · "
              f"wall time: {report.get('seconds', float('nan')) / 60:.1f} min.", ""]
     training = report.get("training")
@@ -133,11 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-max-batches", type=int, default=10)
     parser.add_argument("--fm2-edits", type=int, help="Use the first N (shuffled) FM2 edits; default all.")
     parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--render", action="store_true", help="Only rewrite the .md from the --out JSON.")
+    parser.add_argument("--render", nargs="*", type=Path, metavar="JSON",
+                        help="Only write --out (.json and .md) from these reports of separate runs, merged.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.render:
-        args.out.with_suffix(".md").write_text(render(json.loads(args.out.read_text())))
+    if args.render is not None:
+        report = merge([json.loads(path.read_text()) for path in args.render or [args.out]])
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(render(report))
         return 0
 
     import torch
