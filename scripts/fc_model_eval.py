@@ -1,0 +1,214 @@
+"""Held-out accuracy of the FC (evidence, claim) classifier with gold evidence, and the FC editing
+evaluation (ES / DD, batch k and sequential) on the VitaminC sample test and Fool Me Twice test with
+it as the counterfactual model -> benchmarks/extra/fc_model.{md,json}.
+
+    OMP_NUM_THREADS=1 python scripts/fc_model_eval.py --classifier /work/artifacts/fc_classifier \\
+        --task-artifact FC_ARTIFACT   # from `python -m serac.tasks train fc` (base + scope)
+
+The editing evaluation is serac.tasks.fc.evaluate.evaluate_fc with the FC artifact's base
+classifier and scope, and the new classifier as the counterfactual model ("not enough info"
+defers to the base classifier: serac.tasks.fc.deferring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ACCURACY_SETS = {
+    "vitaminc:test": ("vitaminc:test",),
+    "fm2:test": ("fm2:test",),
+    "symmetric_fever:dev+test": ("symmetric_fever:dev", "symmetric_fever:test"),
+}
+
+
+def _accuracy(predicted, gold) -> float:
+    return sum(p == g for p, g in zip(predicted, gold)) / len(gold) if gold else float("nan")
+
+
+def accuracy_rows(classifier, old_classifier, root: Path, vitaminc: Path) -> list[dict]:
+    """3-way and supports/refutes accuracy per test set, with the majority baselines."""
+    from serac.tasks.fc.corpora import load_split
+    from serac.tasks.fc.data import DECIDED
+    from serac.tasks.fc.deferring import decided_predictions
+
+    rows = []
+    for name, splits in ACCURACY_SETS.items():
+        pairs = [p for split in splits for p in load_split(split, root, vitaminc)]
+        items = [(p.evidence, p.claim) for p in pairs]
+        gold = [p.label for p in pairs]
+        decided = [i for i, g in enumerate(gold) if g in DECIDED]
+        gold_decided = [gold[i] for i in decided]
+        three_way = classifier.predict(items)
+        two_way = decided_predictions(classifier, [items[i] for i in decided])
+        row = {
+            "set": name,
+            "n_pairs": len(pairs),
+            "n_decided": len(decided),
+            "labels": dict(Counter(gold)),
+            "new_3way_accuracy": _accuracy(three_way, gold),
+            "new_3way_accuracy_on_decided": _accuracy([three_way[i] for i in decided], gold_decided),
+            "new_decided_accuracy": _accuracy(two_way, gold_decided),
+            "new_predicted_labels": dict(Counter(three_way)),
+            "majority_3way": max(Counter(gold).values()) / len(gold),
+            "majority_decided": max(Counter(gold_decided).values()) / len(gold_decided),
+        }
+        if old_classifier is not None:
+            row["old_decided_accuracy"] = _accuracy(old_classifier.predict([items[i] for i in decided]), gold_decided)
+        rows.append(row)
+        logging.info("accuracy %s", row)
+    return rows
+
+
+def editing_rows(parts, edits, name: str, config) -> list[dict]:
+    from serac.tasks.fc.evaluate import evaluate_fc
+
+    started = time.perf_counter()
+    rows = evaluate_fc(parts, edits, config)
+    for row in rows:
+        row["dataset"] = name
+    logging.info("editing %s: %d rows in %.0fs", name, len(rows), time.perf_counter() - started)
+    return rows
+
+
+def merge(reports: list[dict]) -> dict:
+    """One report from the reports of separate runs (run side by side on the shared machine):
+    commands and dates joined, wall time the longest, accuracy and editing rows concatenated."""
+    merged: dict = {"command": "`; `".join(r["command"] for r in reports),
+                    "date": max(r["date"] for r in reports), "machine": reports[0]["machine"],
+                    "seconds": max(r.get("seconds", 0.0) for r in reports), "accuracy": [], "editing": [],
+                    "editing_counts": {}}
+    for report in reports:
+        merged.setdefault("training", report.get("training"))
+        merged["accuracy"] += report.get("accuracy", [])
+        merged["editing"] += report.get("editing", [])
+        merged["editing_counts"].update(report.get("editing_counts", {}))
+    return merged
+
+
+def render(report: dict) -> str:
+    """The markdown section (benchmarks/extra/fc_model.md) for a report from :func:`main`."""
+    from serac.tasks.common import markdown_table
+
+    lines = ["## FC: an (evidence, claim) classifier trained on public NLI and fact-verification pairs", "",
+             f"Command: `{report['command']}` · date: {report['date']} · machine: {report['machine']} · "
+             f"wall time: {report.get('seconds', float('nan')) / 60:.1f} min.", ""]
+    training = report.get("training")
+    if training:
+        lines += ["**Training** (`scripts/train_fc_classifier.py`, MiniLM-L6 cross-encoder, 3 labels):", ""]
+        for name, stage in training["stages"].items():
+            lines.append(f"- {name}: {stage['n_pairs']:,} pairs from {', '.join(stage['splits'])} "
+                         f"({', '.join(f'{k} {v:,}' for k, v in stage['labels'].items())}); {stage['steps']} steps, "
+                         f"loss {stage['loss_first_50']:.3f} -> {stage['loss_last_50']:.3f}, "
+                         f"{stage['seconds'] / 60:.1f} min")
+        lines.append("")
+    if report.get("accuracy"):
+        lines += ["**Held-out accuracy with gold evidence** (the ceiling of FC edit success). 3-way: all "
+                  "three labels; decided: supports/refutes pairs only, the classifier read as 2-way (the larger "
+                  "of its supports/refutes probabilities). Old: the counterfactual classifier of "
+                  "`python -m serac.tasks train fc` (trained on the VitaminC sample's train files only).", "",
+                  "| test set | pairs | decided | new 3-way | majority 3-way | new decided | old decided "
+                  "| majority decided |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in report["accuracy"]:
+            old = row.get("old_decided_accuracy")
+            lines.append(f"| {row['set']} | {row['n_pairs']:,} | {row['n_decided']:,} | {row['new_3way_accuracy']:.3f} "
+                         f"| {row['majority_3way']:.3f} | {row['new_decided_accuracy']:.3f} | "
+                         f"{'–' if old is None else f'{old:.3f}'} | {row['majority_decided']:.3f} |")
+        lines.append("")
+    for name, counts in report.get("editing_counts", {}).items():
+        rows = [r for r in report["editing"] if r.get("dataset") == name]
+        lines += [f"**Editing, {name}**: {counts['edits']:,} edits, {counts['in_scope_claims']:,} in-scope claims, "
+                  f"{counts['nei_claims']:,} 'not enough info' claims. Counterfactual: the new classifier "
+                  "('not enough info' defers to the base classifier); base and scope: the FC artifact's.", ""]
+        for metric, title in (("es", "ES"), ("dd", "DD (all out-of-scope claims)"),
+                              ("scope_recall", "scope recall"), ("es_pre", "base accuracy before editing")):
+            lines += [f"*{title}*", "", markdown_table(rows, metric, task="fc", scoring="generation")]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classifier", type=Path, required=True)
+    parser.add_argument("--task-artifact", type=Path, help="FC artifact (base, scope, old counterfactual).")
+    parser.add_argument("--data", type=Path, default=DATA / "fact_checking")
+    parser.add_argument("--vitaminc", type=Path, default=DATA / "vitaminc_sample")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/extra/fc_model.json"))
+    parser.add_argument("--editing", nargs="*", default=["vitaminc", "fm2"], choices=["vitaminc", "fm2"])
+    parser.add_argument("--methods", nargs="*", default=["serac", "icl", "ft"])
+    parser.add_argument("--fm2-methods", nargs="*", help="Methods for FM2 (default: --methods).")
+    parser.add_argument("--baseline-max-batches", type=int, default=10)
+    parser.add_argument("--fm2-edits", type=int, help="Use the first N (shuffled) FM2 edits; default all.")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--render", nargs="*", type=Path, metavar="JSON",
+                        help="Only write --out (.json and .md) from these reports of separate runs, merged.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.render is not None:
+        report = merge([json.loads(path.read_text()) for path in args.render or [args.out]])
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(render(report))
+        return 0
+
+    import torch
+
+    from serac.tasks.classifier import load_classifier
+    from serac.tasks.fc.corpora import fm2_edits, load_fm2, vitaminc_edits
+    from serac.tasks.fc.deferring import DeferringPairClassifier
+    from serac.tasks.fc.evaluate import FCEvalConfig
+    from serac.tasks.fc.model import FCParts, load_parts
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    started = time.perf_counter()
+    report: dict = {
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores (shared with other "
+                   "jobs), no GPU, 1 torch thread",
+    }
+    classifier = load_classifier(str(args.classifier), max_length=128)
+    parts = load_parts(args.task_artifact) if args.task_artifact else None
+    summary_file = args.classifier / "train_summary.json"
+    if summary_file.exists():
+        report["training"] = {k: v for k, v in json.loads(summary_file.read_text()).items()}
+    if not args.skip_accuracy:
+        report["accuracy"] = accuracy_rows(classifier, parts.counterfactual if parts else None, args.data, args.vitaminc)
+    if parts is not None and args.editing:
+        new_parts = FCParts(base=parts.base, counterfactual=DeferringPairClassifier(classifier, parts.base),
+                            encoder=parts.encoder, config=parts.config)
+        report["editing"] = []
+        report["editing_counts"] = {}
+        for name in args.editing:
+            if name == "vitaminc":
+                edits = vitaminc_edits(args.vitaminc).edits  # file order, as `serac tasks eval fc`
+                methods = args.methods
+            else:
+                edits = fm2_edits(load_fm2(args.data, "test", keep_sentences=True), seed=0).edits[: args.fm2_edits]
+                methods = args.fm2_methods or args.methods
+            config = FCEvalConfig(methods=tuple(methods), baseline_max_batches=args.baseline_max_batches)
+            report["editing_counts"][name] = {
+                "edits": len(edits),
+                "in_scope_claims": sum(len(e.in_scope) for e in edits),
+                "nei_claims": sum(len(e.hard_out_of_scope) for e in edits),
+            }
+            report["editing"] += editing_rows(new_parts, edits, name, config)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1) + "\n")  # partial results survive a kill
+    report["seconds"] = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(render(report))
+    print(render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
