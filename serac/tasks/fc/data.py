@@ -112,7 +112,12 @@ def load_fc_task(data: PathArg | Sequence[PathArg], limit: int | None = None
     edits = build_fc_edits(load_vitaminc(vitaminc_files(data, "eval")))
     if not edits:
         raise DataError(f"{data} holds no VitaminC evidence")
-    used, rest = (edits, []) if limit is None else (edits[:limit], edits[limit:])
+    return fc_task(edits, limit)
+
+
+def fc_task(edits: Sequence[FactEdit], limit: int | None = None) -> tuple[list[EditExample], list[Probe] | None, str]:
+    """:func:`load_fc_task` for edits built elsewhere (e.g. ``serac.tasks.fc.corpora``'s Fool Me Twice)."""
+    used, rest = (list(edits), []) if limit is None else (list(edits[:limit]), list(edits[limit:]))
     claims = [Probe(p.input, None) for e in rest for p in e.claims]
     source = (f"{len(claims)} claims about the {len(rest)} pieces of evidence never edited" if claims
               else 'the edited evidence\'s "not enough info" claims')
