@@ -36,14 +36,15 @@ def _accuracy(predicted, gold) -> float:
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold) if gold else float("nan")
 
 
-def accuracy_rows(classifier, old_classifier, root: Path, vitaminc: Path) -> list[dict]:
+def accuracy_rows(classifier, old_classifier, root: Path, vitaminc: Path, sets=tuple(ACCURACY_SETS)) -> list[dict]:
     """3-way and supports/refutes accuracy per test set, with the majority baselines."""
     from serac.tasks.fc.corpora import load_split
     from serac.tasks.fc.data import DECIDED
     from serac.tasks.fc.deferring import decided_predictions
 
     rows = []
-    for name, splits in ACCURACY_SETS.items():
+    for name in sets:
+        splits = ACCURACY_SETS[name]
         pairs = [p for split in splits for p in load_split(split, root, vitaminc)]
         items = [(p.evidence, p.claim) for p in pairs]
         gold = [p.label for p in pairs]
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fm2-methods", nargs="*", help="Methods for FM2 (default: --methods).")
     parser.add_argument("--fm2-edits", type=int, help="Use the first N (shuffled) FM2 edits; default all.")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--accuracy-sets", nargs="*", default=list(ACCURACY_SETS), choices=list(ACCURACY_SETS))
     parser.add_argument("--render", nargs="*", type=Path, metavar="JSON",
                         help="Only write --out (.json and .md) from these reports of separate runs, merged.")
     args = parser.parse_args(argv)
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary_file.exists():
         report["training"] = {k: v for k, v in json.loads(summary_file.read_text()).items()}
     if not args.skip_accuracy:
-        report["accuracy"] = accuracy_rows(classifier, old, args.data, args.vitaminc)
+        report["accuracy"] = accuracy_rows(classifier, old, args.data, args.vitaminc, args.accuracy_sets)
     if args.task_artifact is not None and args.editing:
         report["editing"] = {}
         report["editing_counts"] = {}
