@@ -221,3 +221,33 @@ def test_registry_loads_a_saved_editor(models, lm, tmp_path):
     method = build_method("mend", models, MethodOptions(mend_artifact=str(tmp_path)))
     assert method.name == "mend"
     assert len(method.predict(["who is the prime minister"])) == 1
+
+
+def test_an_interrupted_training_resumes_to_the_same_editor(tmp_path, lm, monkeypatch):
+    from tests.train.conftest import write_counterfact, write_zsre
+
+    config = MendConfig(num_layers=1, steps=4, checkpoint_every=2, edits_per_step=2,
+                        zsre_train=str(write_zsre(tmp_path / "z.json")),
+                        counterfact_train=str(write_counterfact(tmp_path / "c.json")))
+    train_mend(config, tmp_path / "whole", progress=False, lm=lm)
+    whole, _ = load_editor(tmp_path / "whole")
+
+    real_call = MendObjective.__call__
+    calls = {"n": 0}
+
+    def crash_in_step_three(self, records, learn_stats=False):
+        if learn_stats:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+        return real_call(self, records, learn_stats)
+
+    monkeypatch.setattr(MendObjective, "__call__", crash_in_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        train_mend(config, tmp_path / "cut", progress=False, lm=lm)
+    assert (tmp_path / "cut" / "checkpoints" / "mend.pt").exists()
+    monkeypatch.setattr(MendObjective, "__call__", real_call)
+    report = train_mend(None, tmp_path / "cut", resume=True, progress=False, lm=lm)
+    assert report["resumed_at"] == 2 and [c["step"] for c in report["curve"]] == [1, 2, 3, 4]
+    resumed, _ = load_editor(tmp_path / "cut")
+    assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in whole.state_dict().items())

@@ -50,7 +50,8 @@ class MendConfig(Config):
     rank: int = option(64, "Hidden size of the low-rank editor MLP (shared by matrices of one shape).",
                        check=POSITIVE_INT)
     alpha_init: float = option(1e-2, "Initial per-matrix step size alpha (learned).", check=POSITIVE_NUMBER)
-    c_loc: float = option(1.0, "Weight of the locality KL term in the training loss.", check=NON_NEGATIVE_NUMBER)
+    c_loc: float = option(10.0, "Weight of the locality KL term in the training loss (the paper's c_edit = 0.1 "
+                          "on the edit term is the same balance).", check=NON_NEGATIVE_NUMBER)
     steps: int = option(250, "Training steps (each one combined edit of edits_per_step records).",
                         check=POSITIVE_INT)
     edits_per_step: int = option(2, "Edits combined in one update per training step.", check=POSITIVE_INT)

@@ -168,6 +168,7 @@ def train_mend(
     held_out = [r for rs in records.values() for r in rs[-HELD_OUT:]]
     pools = {s: rs[:-HELD_OUT] for s, rs in records.items()}
     lm = lm or load_text_model(config.base_model, max_new_tokens=16, batch_size=1, device="cpu")
+    torch.manual_seed(config.seed)  # the editor's initial weights
     config, split, editor = build(config, lm)
     objective = MendObjective(lm, split, editor, config.c_loc)
     optimizer = make_optimizer(editor, config)
