@@ -22,18 +22,21 @@ def main(runs: Path, results: Path, out: Path) -> None:
     rows = [r for r in json.loads(results.read_text()) if r["method"] != "mend"]
     lines = ["## MEND beside serac (zsRE and CounterFact, the bench parts)", ""]
     for part, (task, mode) in PARTS.items():
-        path = runs / part / "results.json"
-        if not path.exists():
+        found = sorted(runs.glob(f"{part}*/results.json"))  # a part may be run in pieces (zsre-batch-k75-25)
+        if not found:
             lines += [f"### {part}", "", "Not run.", ""]
             continue
-        run = json.loads(path.read_text())
-        mine = run["rows"]
+        pieces = [json.loads(p.read_text()) for p in found]
+        run = {"wall_s": sum(p["wall_s"] for p in pieces), "details": [d for p in pieces for d in p["details"]],
+               "sizes": [(p["settings"].get("sample"), p["dd_source"].split(" sampled")[0]) for p in pieces]}
+        mine = [r for p in pieces for r in p["rows"]]
         table = {(r["method"], r["n_edits"], r["scoring"], r["metric"]): r["value"]
                  for r in rows + mine if r["task"] == task and r["mode"] == mode}
         ns = sorted({r["n_edits"] for r in mine})
         methods = [m for m in METHODS if any(k[0] == m for k in table)]
         skipped = [d["skipped"] for d in run["details"] if "skipped" in d]
-        lines += [f"### {part} (mend: {run['wall_s'] / 60:.0f} min)", "",
+        sizes = "; ".join(f"{'all' if n is None else n} edits scored per N, DD: {dd}" for n, dd in run["sizes"])
+        lines += [f"### {part} (mend: {run['wall_s'] / 60:.0f} min; {sizes})", "",
                   "| N | metric | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
         for n in ns:
             for scoring, metric in METRICS:
