@@ -1,5 +1,6 @@
 """Write the MEND comparison fragment: mend's rows from `serac eval` runs (benchmarks/extra/mend/*)
-beside every other method's rows in benchmarks/results.json, per part, N and metric.
+beside every other method's rows in benchmarks/results.json, per part, N and metric. The hand-written
+reading of the numbers (benchmarks/extra/mend_notes.md, when present) goes first.
 
 Usage: python benchmarks/extra/mend_report.py RUNS_DIR RESULTS_JSON OUT_MD
 """
@@ -20,7 +21,12 @@ METHODS = ("mend", "serac", "serac-untrained", "ft", "lu", "icl")
 
 def main(runs: Path, results: Path, out: Path) -> None:
     rows = [r for r in json.loads(results.read_text()) if r["method"] != "mend"]
+    notes = out.parent / "mend_notes.md"
     lines = ["## MEND beside serac (zsRE and CounterFact, the bench parts)", ""]
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
+    lines += ["Generation scores are exact match (%); `(tf)`: teacher-forced token accuracy; cost rows as in "
+              "BENCHMARKS.md. Other methods' columns: `benchmarks/results.json` (the last `serac bench`).", ""]
     for part, (task, mode) in PARTS.items():
         found = sorted(runs.glob(f"{part}*/results.json"))  # a part may be run in pieces (zsre-batch-k75-25)
         if not found:
