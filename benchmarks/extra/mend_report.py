@@ -1,6 +1,6 @@
 """Write the MEND comparison fragment: mend's rows from `serac eval` runs (benchmarks/extra/mend/*)
 beside every other method's rows in benchmarks/results.json, per part, N and metric. The hand-written
-reading of the numbers (benchmarks/extra/mend_notes.md, when present) goes first.
+reading of the numbers (benchmarks/extra/mend_notes.txt, when present) goes first.
 
 Usage: python benchmarks/extra/mend_report.py RUNS_DIR RESULTS_JSON OUT_MD
 """
@@ -21,7 +21,7 @@ METHODS = ("mend", "serac", "serac-untrained", "ft", "lu", "icl")
 
 def main(runs: Path, results: Path, out: Path) -> None:
     rows = [r for r in json.loads(results.read_text()) if r["method"] != "mend"]
-    notes = out.parent / "mend_notes.md"
+    notes = out.parent / "mend_notes.txt"
     lines = ["## MEND beside serac (zsRE and CounterFact, the bench parts)", ""]
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]
