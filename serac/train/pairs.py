@@ -239,17 +239,12 @@ def same_fact_pairs(
         by_group.setdefault(record.group, []).append(record.key)
     same += [(a, b) for keys in by_group.values() for i, a in enumerate(keys) for b in keys[i + 1:] if a != b]
 
-    # relation templates: the input with its subject taken out, and the answers each one takes
-    answers: dict[str, set[str]] = {}
-    for record in (*records, *reference):
-        template = _template(record)
-        if template is not None:
-            answers.setdefault(template, set()).update({normalize_text(record.target), record.group[1]})
+    answers = template_answers((*records, *reference))
     templates = sorted(t for t, seen in answers.items() if len(seen) >= min_answers)
     rng = random.Random(seed)
     other = []
     for record in records:
-        template = _template(record)
+        template = relation_template(record)
         if template is None or len(answers[template]) < min_answers:
             continue
         unrelated = [t for t in templates if not answers[t] & answers[template]]
@@ -258,7 +253,19 @@ def same_fact_pairs(
     return SameFactPairs(tuple(same), tuple(other))
 
 
-def _template(record: EditRecord) -> str | None:
+def template_answers(records: Sequence[EditRecord]) -> dict[str, set[str]]:
+    """Relation templates (an input with its subject taken out, ``{}`` in its place) and the
+    normalised answers each one was seen with: two templates whose answer sets are disjoint ask
+    different relations (languages vs continents)."""
+    answers: dict[str, set[str]] = {}
+    for record in records:
+        template = relation_template(record)
+        if template is not None:
+            answers.setdefault(template, set()).update({normalize_text(record.target), record.group[1]})
+    return answers
+
+
+def relation_template(record: EditRecord) -> str | None:
     """The record's input with its subject replaced by ``{}``, or None without a subject in it."""
     if not record.subject or record.subject not in record.key:
         return None
