@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--generate", type=int, default=300, help="at most this many routed hijack queries generated")
     parser.add_argument("--es-edits", type=int, default=60, help="edits whose inputs and rephrasings are generated (ES)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--routing-only", action="store_true", help="skip generation (routing shares only)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--markdown", default=None, help="write the benchmarks/extra fragment here")
     parser.add_argument("--render", default=None, metavar="JSON", help="only render --markdown from a saved result")
@@ -168,6 +169,9 @@ def main() -> None:
             Path(args.out).write_text(json.dumps({**result, "wall_s": round(time.time() - started, 1)}, indent=1) + "\n")
 
     save()
+    if args.routing_only:
+        print(json.dumps(result, indent=1))
+        return
     # 3. generation: routed hijack queries (sample) and the edits' own inputs (ES)
     rng = random.Random(args.seed)
     routed_idx = [i for i, r in enumerate(routed) if r]
