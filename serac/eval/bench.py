@@ -42,10 +42,11 @@ class Part:
 OWN_ARTIFACT_TASKS = ("fc", "sentiment")  # edited through their own `serac train --task` artifact and base model
 
 
-_ALL = ("serac", "serac-untrained", "ft", "lu", "icl")
+_ALL = ("serac", "serac-untrained", "ft", "lu", "icl", "mend")
 # Sizes: about an hour on a shared 2-core CPU. ft is capped at 10 edits (MethodOptions.ft_max_edits):
 # it fine-tunes per batch. lu is capped at 1,000 CounterFact edits: its keys cost a base-model forward
-# pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). The
+# pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). mend is
+# capped at 1,000 CounterFact edits likewise: each apply call is a forward and backward pass. The
 # drawdown sets are prefixes of one seeded NQ-open order, so the base model's answers to them are
 # computed once for all parts.
 STANDARD_PARTS: tuple[Part, ...] = (
@@ -55,8 +56,8 @@ STANDARD_PARTS: tuple[Part, ...] = (
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1037), sample=100, apply_batch=1), _ALL, dd_sample=100),
     Part("counterfact-sequential", "counterfact", "counterfact/counterfact-edit.json",
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1000, 10000), sample=50, apply_batch=10,
-                      method_caps={"lu": 1000}),
-         ("serac", "serac-untrained", "lu", "icl"), dd_sample=100),
+                      method_caps={"lu": 1000, "mend": 1000}),
+         ("serac", "serac-untrained", "lu", "icl", "mend"), dd_sample=100),
     # fc: 75 VitaminC test evidence are the edits, the claims of the other 25 the drawdown set
     Part("fc-batch", "fc", "vitaminc_sample",
          EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75), scorings=("generation",)),

@@ -90,8 +90,9 @@ def register(app: typer.Typer) -> None:
         mode: Literal[MODES] = typer.Option("sequential", "--mode",
                                             help="batch (memory emptied per batch of k) or sequential."),
         methods: Optional[str] = typer.Option(None, "--methods",
-                                              help="Comma-separated: serac, serac-untrained, ft, lu, icl, base. Default: "
-                                                   f"{DEFAULT_METHODS['qa']} (fc, sentiment: {DEFAULT_METHODS['task']})."),
+                                              help="Comma-separated: serac, serac-untrained, ft, lu, icl, base, mend. "
+                                                   f"Default: {DEFAULT_METHODS['qa']} (fc, sentiment: "
+                                                   f"{DEFAULT_METHODS['task']})."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1,
                                             help="Quick run: load at most LIMIT edits, and score at most LIMIT edits "
                                                  "per checkpoint and LIMIT drawdown questions."),
@@ -113,6 +114,9 @@ def register(app: typer.Typer) -> None:
             help="'serac': replace the artifact's counterfactual model with this model directory (a language model, "
                  "or a sequence classifier, read as an (edit input, query) pair classifier: e.g. a trained "
                  "(evidence, claim) fact-checker)."),
+        mend_artifact: Optional[Path] = typer.Option(None, "--mend-artifact",
+                                                     help="'mend': a `serac train --method mend` dir "
+                                                          "(default $SERAC_HOME/mend)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default runs/eval/TASK-MODE-TIME)."),
         max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
                                                      help="Answer length cap for generation (default 16; sentiment 32)."),
@@ -164,7 +168,8 @@ def register(app: typer.Typer) -> None:
                 else:
                     models = EvalModels.load(max_new_tokens=max_new, batch_size=batch_size, device=device)
             options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits,
-                                    counterfactual=str(counterfactual) if counterfactual else None)
+                                    counterfactual=str(counterfactual) if counterfactual else None,
+                                    mend_artifact=str(mend_artifact) if mend_artifact else None)
             built = build_methods(names, models, options, lambda m: err_console.print(f"[yellow]{m}[/yellow]"))
             if not built:
                 raise ConfigError("no method could be built; see the messages above")

@@ -34,9 +34,9 @@ from serac.base import GenerationOptions, HFCausalLM, HFTextModel, SequenceClass
 from serac.config import DEFAULT_ENCODER, DEFAULT_LM, SeracConfig
 from serac.counterfactual import CounterfactualModel, LMCounterfactual, load_counterfactual
 from serac.editor import CONFIG_FILE, DEFAULT_ARTIFACT, EditedModel, load_artifact_config
-from serac.errors import ConfigError, SeracError
+from serac.errors import ConfigError, ModelNotAvailableError, SeracError
 from serac.eval.cache import CachedLM, ProgressHook
-from serac.models import default_artifact
+from serac.models import default_artifact, serac_home
 from serac.scope import CrossEncoderReranker, Encoder, ScopeClassifier, SentenceEncoder
 from serac.store import EditStore
 
@@ -582,6 +582,7 @@ class MethodOptions:
     ft_max_edits: int | None = 10  # FT fine-tunes per edit: run it on at most this many edits
     classifier_ft_lr: float = 5e-5  # 'ft' on a classifier base (the fc task)
     counterfactual: str | None = None  # 'serac' (and a classifier's 'icl'): replaces the artifact's counterfactual
+    mend_artifact: str | None = None  # 'mend': a `serac train --method mend` directory (default $SERAC_HOME/mend)
 
 
 MethodFactory = Callable[[EvalModels, MethodOptions], EditingMethod]
@@ -595,7 +596,24 @@ METHODS: dict[str, MethodFactory] = {
     "lu": lambda m, o: LookupCacheMethod(m, o.lu_threshold),
     "icl": icl,
     "base": lambda m, o: BaseMethod(m),
+    "mend": lambda m, o: _mend(m, o),
 }
+
+
+def _mend(models: EvalModels, options: MethodOptions) -> EditingMethod:
+    """A trained MEND editor (serac.baselines.mend; default $SERAC_HOME/mend)."""
+    from serac.baselines.mend.config import CONFIG_FILE as MEND_CONFIG
+    from serac.baselines.mend.method import load_method
+
+    directory = Path(options.mend_artifact) if options.mend_artifact else serac_home() / "mend"
+    if not (directory / MEND_CONFIG).exists():
+        raise MethodUnavailableError(
+            f"method 'mend' needs a trained MEND editor: {directory} has no {MEND_CONFIG}. Run "
+            "`serac train --method mend` (it writes $SERAC_HOME/mend) or pass --mend-artifact DIR")
+    try:
+        return load_method(models, directory)
+    except ModelNotAvailableError as exc:
+        raise MethodUnavailableError(str(exc)) from None
 
 
 def build_method(name: str, models: EvalModels, options: MethodOptions | None = None) -> EditingMethod:
