@@ -3,11 +3,12 @@ evaluation (ES / DD, batch k and sequential) on the VitaminC sample test and Foo
 it as the counterfactual model -> benchmarks/extra/fc_model.{md,json}.
 
     OMP_NUM_THREADS=1 python scripts/fc_model_eval.py --classifier /work/artifacts/fc_classifier \\
-        --task-artifact FC_ARTIFACT   # from `python -m serac.tasks train fc` (base + scope)
+        --task-artifact FC_ARTIFACT   # from `serac train --task fc` (base + scope)
 
-The editing evaluation is serac.tasks.fc.evaluate.evaluate_fc with the FC artifact's base
-classifier and scope, and the new classifier as the counterfactual model ("not enough info"
-defers to the base classifier: serac.tasks.fc.deferring).
+The editing evaluation is the evaluation runner's fc task (what `serac eval --task fc
+--counterfactual CLASSIFIER` runs) with the FC artifact's base classifier and scope, and the new
+classifier as the counterfactual model ("not enough info" defers to the base classifier: a label
+the base lacks, see serac.counterfactual.PairClassifierCounterfactual).
 """
 
 from __future__ import annotations
@@ -75,15 +76,26 @@ def accuracy_rows(classifier, old_classifier, root: Path, vitaminc: Path, sets=t
     return rows
 
 
-def editing_rows(parts, edits, name: str, config) -> list[dict]:
-    from serac.tasks.fc.evaluate import evaluate_fc
+def editing_results(task_artifact: Path, classifier: Path, edits, name: str, methods, batch_sizes, limit):
+    """Batch and sequential runs of the fc task on ``edits`` (the first ``limit`` edited, the claims of
+    the rest the drawdown set), the new classifier plugged in as the counterfactual model."""
+    from serac.editor import load_artifact_config
+    from serac.eval.methods import EvalModels, MethodOptions, build_methods
+    from serac.eval.runner import EvalSettings, Runner, Task
+    from serac.tasks.fc.data import fc_task
 
+    examples, dd_probes, dd_source = fc_task(edits, limit)
+    task = Task("fc", examples, dd_probes, dd_source, ask_edit_input=False, probe_targets=True,
+                scorings=("generation",))
+    models = EvalModels.load(load_artifact_config(task_artifact).base.model, batch_size=32)
+    options = MethodOptions(artifact=str(task_artifact), counterfactual=str(classifier))
+    built = build_methods(methods, models, options, logging.warning)
     started = time.perf_counter()
-    rows = evaluate_fc(parts, edits, config)
-    for row in rows:
-        row["dataset"] = name
-    logging.info("editing %s: %d rows in %.0fs", name, len(rows), time.perf_counter() - started)
-    return rows
+    results = [Runner(task, models, EvalSettings(mode="batch", batch_sizes=tuple(batch_sizes))).run(built),
+               Runner(task, models, EvalSettings(mode="sequential", checkpoints=tuple(batch_sizes),
+                                                 cost=False)).run(built)]
+    logging.info("editing %s: %.0fs", name, time.perf_counter() - started)
+    return results
 
 
 def merge(reports: list[dict]) -> dict:
@@ -91,19 +103,20 @@ def merge(reports: list[dict]) -> dict:
     commands and dates joined, wall time the longest, accuracy and editing rows concatenated."""
     merged: dict = {"command": "`; `".join(r["command"] for r in reports),
                     "date": max(r["date"] for r in reports), "machine": reports[0]["machine"],
-                    "seconds": max(r.get("seconds", 0.0) for r in reports), "accuracy": [], "editing": [],
+                    "seconds": max(r.get("seconds", 0.0) for r in reports), "accuracy": [], "editing": {},
                     "editing_counts": {}}
     for report in reports:
         merged.setdefault("training", report.get("training"))
         merged["accuracy"] += report.get("accuracy", [])
-        merged["editing"] += report.get("editing", [])
+        merged["editing"].update(report.get("editing", {}))
         merged["editing_counts"].update(report.get("editing_counts", {}))
     return merged
 
 
 def render(report: dict) -> str:
     """The markdown section (benchmarks/extra/fc_model.md) for a report from :func:`main`."""
-    from serac.tasks.common import markdown_table
+    from serac.eval.report import markdown_run
+    from serac.eval.results import RunResult
 
     lines = ["## FC: an (evidence, claim) classifier trained on public NLI and fact-verification pairs", "",
              f"Command: `{report['command']}` · date: {report['date']} · machine: {report['machine']} · "
@@ -121,7 +134,7 @@ def render(report: dict) -> str:
         lines += ["**Held-out accuracy with gold evidence** (the ceiling of FC edit success). 3-way: all "
                   "three labels; decided: supports/refutes pairs only, the classifier read as 2-way (the larger "
                   "of its supports/refutes probabilities). Old: the counterfactual classifier of "
-                  "`python -m serac.tasks train fc` (trained on the VitaminC sample's train files only).", "",
+                  "`serac train --task fc` (trained on the VitaminC sample's train files only).", "",
                   "| test set | pairs | decided | new 3-way | majority 3-way | new decided | old decided "
                   "| majority decided |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for row in report["accuracy"]:
@@ -131,13 +144,12 @@ def render(report: dict) -> str:
                          f"{'–' if old is None else f'{old:.3f}'} | {row['majority_decided']:.3f} |")
         lines.append("")
     for name, counts in report.get("editing_counts", {}).items():
-        rows = [r for r in report["editing"] if r.get("dataset") == name]
-        lines += [f"**Editing, {name}**: {counts['edits']:,} edits, {counts['in_scope_claims']:,} in-scope claims, "
-                  f"{counts['nei_claims']:,} 'not enough info' claims. Counterfactual: the new classifier "
-                  "('not enough info' defers to the base classifier); base and scope: the FC artifact's.", ""]
-        for metric, title in (("es", "ES"), ("dd", "DD (all out-of-scope claims)"),
-                              ("scope_recall", "scope recall"), ("es_pre", "base accuracy before editing")):
-            lines += [f"*{title}*", "", markdown_table(rows, metric, task="fc", scoring="generation")]
+        lines += [f"**Editing, {name}**: {counts['edits']:,} edits ({counts['edited']:,} edited, the claims of the "
+                  f"rest are the drawdown set), {counts['in_scope_claims']:,} in-scope claims. Counterfactual: the new "
+                  "classifier ('not enough info' defers to the base classifier); base and scope: the FC artifact's.",
+                  ""]
+        for run in report["editing"].get(name, []):
+            lines.append(markdown_run(RunResult.from_json(run), "###"))
     return "\n".join(lines) + "\n"
 
 
@@ -151,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--editing", nargs="*", default=["vitaminc", "fm2"], choices=["vitaminc", "fm2"])
     parser.add_argument("--methods", nargs="*", default=["serac", "icl", "ft"])
     parser.add_argument("--fm2-methods", nargs="*", help="Methods for FM2 (default: --methods).")
-    parser.add_argument("--baseline-max-batches", type=int, default=10)
     parser.add_argument("--fm2-edits", type=int, help="Use the first N (shuffled) FM2 edits; default all.")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--accuracy-sample", type=int, help="Score a seeded sample of N pairs per set.")
@@ -168,11 +179,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from serac.tasks.classifier import load_classifier
+    from serac.base import load_text_model
+    from serac.editor import load_artifact_config
     from serac.tasks.fc.corpora import fm2_edits, load_fm2, vitaminc_edits
-    from serac.tasks.fc.deferring import DeferringPairClassifier
-    from serac.tasks.fc.evaluate import FCEvalConfig
-    from serac.tasks.fc.model import FCParts, load_parts
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     started = time.perf_counter()
@@ -182,18 +191,17 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores (shared with other "
                    "jobs), no GPU, 1 torch thread",
     }
-    classifier = load_classifier(str(args.classifier), max_length=128)
-    parts = load_parts(args.task_artifact) if args.task_artifact else None
+    classifier = load_text_model(str(args.classifier), max_length=128, batch_size=32)
+    old = (load_text_model(load_artifact_config(args.task_artifact).counterfactual.model, batch_size=32)
+           if args.task_artifact else None)
     summary_file = args.classifier / "train_summary.json"
     if summary_file.exists():
         report["training"] = {k: v for k, v in json.loads(summary_file.read_text()).items()}
     if not args.skip_accuracy:
-        report["accuracy"] = accuracy_rows(classifier, parts.counterfactual if parts else None, args.data, args.vitaminc,
-                                         args.accuracy_sets, args.accuracy_sample)
-    if parts is not None and args.editing:
-        new_parts = FCParts(base=parts.base, counterfactual=DeferringPairClassifier(classifier, parts.base),
-                            encoder=parts.encoder, config=parts.config)
-        report["editing"] = []
+        report["accuracy"] = accuracy_rows(classifier, old, args.data, args.vitaminc, args.accuracy_sets,
+                                           args.accuracy_sample)
+    if args.task_artifact is not None and args.editing:
+        report["editing"] = {}
         report["editing_counts"] = {}
         for name in args.editing:
             if name == "vitaminc":
@@ -202,13 +210,13 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 edits = fm2_edits(load_fm2(args.data, "test", keep_sentences=True), seed=0).edits[: args.fm2_edits]
                 methods = args.fm2_methods or args.methods
-            config = FCEvalConfig(methods=tuple(methods), baseline_max_batches=args.baseline_max_batches)
+            limit = round(len(edits) * 0.75)  # a quarter of the evidence is never edited: the drawdown set
             report["editing_counts"][name] = {
-                "edits": len(edits),
-                "in_scope_claims": sum(len(e.in_scope) for e in edits),
-                "nei_claims": sum(len(e.hard_out_of_scope) for e in edits),
+                "edits": len(edits), "edited": limit,
+                "in_scope_claims": sum(len(e.in_scope) for e in edits[:limit]),
             }
-            report["editing"] += editing_rows(new_parts, edits, name, config)
+            results = editing_results(args.task_artifact, args.classifier, edits, name, methods, (1, 5, 25, 75), limit)
+            report["editing"][name] = [r.to_json() for r in results]
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1) + "\n")  # partial results survive a kill
     report["seconds"] = time.perf_counter() - started

@@ -1,8 +1,9 @@
-"""Language-model adapters: the base model, and the engine under the counterfactual model.
+"""Model adapters: the base model, and the engine under the counterfactual model.
 
-Behaviour is chosen from the model's config (``is_encoder_decoder``, the auto-model mappings), never
-from its name. Every adapter turns prompts (plain strings or chat message lists) into answer strings
-with greedy decoding by default, so the same input always gives the same output.
+Behaviour is chosen from the model's config (``is_encoder_decoder``, ``architectures``, the auto-model
+mappings), never from its name. Every adapter turns prompts (plain strings or chat message lists) into
+answer strings, with greedy decoding by default for language models and the argmax label for a
+sequence classifier, so the same input always gives the same output.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union, 
 import torch
 
 from serac.config import DTYPES, GPU_BATCH_SIZE, MODEL_KINDS, BaseModelConfig, LoadOptions
-from serac.errors import ConfigError, ModelNotAvailableError, PromptTooLongError
+from serac.errors import ConfigError, ModelNotAvailableError, PromptTooLongError, UnsupportedOptionError
 from serac.models import loadable_model, weight_errors
 
 logger = logging.getLogger(__name__)
@@ -396,19 +397,115 @@ class CallableModel:
         return [str(a) for a in answers]
 
 
+class SequenceClassifier:
+    """Any ``AutoModelForSequenceClassification`` as a text model: ``generate`` returns each prompt's
+    argmax label name (``config.id2label``; a chat prompt is read as its last user message), so a
+    classifier plugs into the router like a language model. Inputs may also be ``(text, text_pair)``
+    tuples, joined by the tokenizer's separator: what a pair classifier (``counterfactual.kind =
+    "classifier"``) reads. Decoding options do not apply; the answer of a prompt never depends on its
+    batch-mates beyond float padding effects (``batch_size`` 1 removes those)."""
+
+    is_encoder_decoder = False
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32, max_length: int = 512,
+                 max_new_tokens: int = 1, chat_template: bool | None = None, system_prompt: str | None = None) -> None:
+        # max_new_tokens, chat_template and system_prompt are language-model options, taken so that one
+        # config loads either kind; a classifier reads the raw text and answers one label.
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
+        self.max_new_tokens = max_new_tokens
+        id2label = model.config.id2label
+        self.labels: tuple[str, ...] = tuple(str(id2label[i]) for i in range(len(id2label)))
+        if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token  # decoder classifiers (Llama, GPT-2) ship no pad token
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    def format(self, prompt: Prompt | tuple[str, str]) -> str:
+        """The text the classifier reads (a pair joined by a tab, for cache keys and logs)."""
+        return "\t".join(prompt) if isinstance(prompt, tuple) else query_text(prompt)
+
+    def encode(self, items: Sequence[Prompt | tuple[str, str]]) -> Any:
+        pairs = [isinstance(item, tuple) for item in items]
+        if any(pairs) and not all(pairs):
+            raise UnsupportedOptionError("a classifier call mixes single texts and (text, text_pair) tuples; pass "
+                                         "one kind per call")
+        firsts = [item[0] if pair else query_text(item) for item, pair in zip(items, pairs)]  # type: ignore[index]
+        seconds = [item[1] for item, pair in zip(items, pairs) if pair] or None  # type: ignore[index]
+        return self.tokenizer(firsts, seconds, return_tensors="pt", padding=True, truncation=True,
+                              max_length=self.max_length).to(self.device)
+
+    @torch.inference_mode()
+    def predict_proba(self, items: Sequence[Prompt | tuple[str, str]]) -> Any:
+        """(len(items), n_labels) class probabilities (numpy), in label order."""
+        import numpy as np
+
+        rows = []
+        for start in range(0, len(items), self.batch_size):
+            logits = self.model(**self.encode(items[start : start + self.batch_size])).logits
+            rows.append(logits.float().softmax(dim=-1).cpu().numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def predict(self, items: Sequence[Prompt | tuple[str, str]]) -> list[str]:
+        return [self.labels[int(i)] for i in self.predict_proba(items).argmax(axis=1)] if len(items) else []
+
+    def generate(self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY) -> list[str]:
+        if options.logprobs is not None:
+            raise UnsupportedOptionError("a sequence classifier answers a label, not tokens: ask without logprobs")
+        return self.predict(prompts)
+
+    def teacher_forced(self, prompts: Sequence[Prompt], targets: Sequence[str]) -> list[float]:
+        """A label is a single "token": 1.0 where the predicted label is the target, else 0.0."""
+        return [float(p == t) for p, t in zip(self.predict(prompts), targets)]
+
+    def save(self, directory: str | Any) -> None:
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+
+def _classifier_architectures() -> frozenset[str]:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    names: set[str] = set()
+    for value in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values():
+        names.update((value,) if isinstance(value, str) else value)
+    return frozenset(names)
+
+
+def is_sequence_classifier(config: Any) -> bool:
+    """True when ``config.architectures`` names a class of transformers' sequence-classification
+    mapping (``BertForSequenceClassification``, ``LlamaForSequenceClassification``, ...)."""
+    architectures = getattr(config, "architectures", None) or ()
+    return any(a in _classifier_architectures() for a in architectures)
+
+
 def _model_kind(config: Any) -> str:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
     )
 
+    # first: a Llama sequence classifier has a causal model_type, but its checkpoint holds a label head
+    if is_sequence_classifier(config):
+        return "classifier"
     if getattr(config, "is_encoder_decoder", False) or config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
         return "seq2seq"
     if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return "causal"
     raise ModelNotAvailableError(
-        f"model type {config.model_type!r} is neither a causal nor a seq2seq language model; set "
-        "kind='causal' or 'seq2seq' explicitly, or wrap it with serac.CallableModel"
+        f"model type {config.model_type!r} is neither a causal nor a seq2seq language model nor a sequence "
+        "classifier (config.architectures); set kind='causal', 'seq2seq' or 'classifier' explicitly, or wrap it "
+        "with serac.CallableModel"
     )
 
 
@@ -430,11 +527,18 @@ def default_batch_size(device: torch.device) -> int:
 
 def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", dtype: str = "auto",
                     device_map: str | dict[str, Any] | None = None, trust_remote_code: bool = False,
-                    **kwargs: Any) -> HFTextModel:
-    """Load a model id/path/``embedded:`` preset as the right adapter for its config, on ``device``
+                    **kwargs: Any) -> HFTextModel | SequenceClassifier:
+    """Load a model id/path/``embedded:`` preset as the right adapter for its config (causal, seq2seq or
+    sequence classifier: see ``_model_kind``), on ``device``
     (the CPU unless asked), in ``dtype``; ``device_map`` (e.g. "auto") and ``trust_remote_code``
     go to ``from_pretrained`` as given. ``batch_size=None`` picks :func:`default_batch_size`."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     if kind not in MODEL_KINDS:
         raise ConfigError(f"model kind is {kind!r}; valid values: {', '.join(MODEL_KINDS)}")
@@ -449,7 +553,8 @@ def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", dtype
         with weight_errors(spec, path):
             config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
             kind = _model_kind(config) if kind == "auto" else kind
-            auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+            auto = {"seq2seq": AutoModelForSeq2SeqLM, "classifier": AutoModelForSequenceClassification}.get(
+                kind, AutoModelForCausalLM)
             model = auto.from_pretrained(path, **load)
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -459,12 +564,12 @@ def load_text_model(spec: str, kind: str = "auto", *, device: str = "cpu", dtype
             f"could not load model {spec!r} from {path}: {exc}. Pass a local model directory or "
             "a Hugging Face model id available offline"
         ) from None
-    adapter = HFSeq2SeqLM if kind == "seq2seq" else HFCausalLM
+    adapter = {"seq2seq": HFSeq2SeqLM, "classifier": SequenceClassifier}.get(kind, HFCausalLM)
     # with a device_map, accelerate has placed the weights already
     return adapter(model if device_map is not None else model.to(target), tokenizer, **kwargs)
 
 
-def load_base_model(config: BaseModelConfig) -> HFTextModel:
+def load_base_model(config: BaseModelConfig) -> HFTextModel | SequenceClassifier:
     return load_text_model(
         config.model,
         config.kind,

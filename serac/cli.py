@@ -1,4 +1,4 @@
-"""Command line: manage edits, ask questions, run the demo; train, eval, bench, serve and tasks load lazily."""
+"""Command line: manage edits, ask questions, run the demo; train, eval, bench and serve load lazily."""
 
 from __future__ import annotations
 
@@ -28,17 +28,17 @@ from serac.cli_support import (
     setup_logging,
     store_path,
 )
-from serac.errors import EditValidationError, MissingExtraError
+from serac.errors import ConfigError, EditValidationError, MissingExtraError
 
 # Commands that live in their own packages, imported only when named (or listed by --help), so
 # `serac edit list` never pays for torch, FastAPI or transformers. Each module has `register(app)`.
 LAZY_COMMANDS: dict[str, str] = {
     "train": "serac.train.cli",
     "train-report": "serac.train.cli",
+    "compact": "serac.train.compact_cli",
     "eval": "serac.eval.cli",
     "bench": "serac.eval.cli",
     "serve": "serac.server.cli",
-    "tasks": "serac.tasks.cli",
 }
 
 
@@ -201,16 +201,27 @@ def edit_check(store: Optional[str] = StoreOption,
 # -- inference ------------------------------------------------------------------------------------
 @app.command()
 def ask(
-    question: str = typer.Argument(..., help="The input to answer."),
+    question: str = typer.Argument(..., help="The input to answer (for a fact-checker: a claim)."),
     store: Optional[str] = StoreOption,
     model: Optional[Path] = ModelOption,
+    evidence: list[str] = typer.Option(
+        [], "--evidence", help="Answer from this evidence (repeatable): each becomes an edit (TEXT -> supports) in a "
+        "throwaway in-memory store, which replaces --store for this question. For a fact-checking artifact "
+        "(a pair-classifier counterfactual), the claim is then labelled by the evidence in scope."),
     max_new_tokens: int = typer.Option(32, min=1, max=4096),
 ) -> None:
     """Answer through the edited model and say which edit, if any, fired."""
     from serac.base import GenerationOptions
+    from serac.edits import EVIDENCE_TARGET
 
     with cli_errors():
-        editor = load_editor(model, store_path(store))
+        if evidence and store is not None:
+            raise ConfigError("--evidence answers from the given evidence alone (an in-memory store); drop --store, "
+                              "or add the evidence to the store with `serac edit add TEXT supports`")
+        editor = load_editor(model, ":memory:" if evidence else store_path(store))
+        if evidence:
+            with console.status("Embedding the evidence..."):
+                editor.add_many([(text, EVIDENCE_TARGET) for text in evidence])
         answer = editor.generate([question], GenerationOptions(max_new_tokens=max_new_tokens))[0]
         console.print(answer.text, markup=False, highlight=False)
         if answer.edit is not None:

@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 DEFAULT_LM = "embedded:smollm2-135m-instruct"
 DEFAULT_ENCODER = "embedded:all-minilm-l6-v2"
-MODEL_KINDS = ("auto", "causal", "seq2seq")
+LM_KINDS = ("auto", "causal", "seq2seq")  # language models, which generate text
+MODEL_KINDS = (*LM_KINDS, "classifier")  # classifier: a sequence classifier, whose answers are labels
 # "openai": the base model is an OpenAI-compatible HTTP server (vLLM, llama.cpp, Ollama, a hosted API)
 BASE_KINDS = (*MODEL_KINDS, "openai")
 COUNTERFACTUAL_ENGINES = {"local": "the counterfactual model", "prompted": "the base model, given the edits "
@@ -240,8 +241,9 @@ class BaseModelConfig(LoadOptions):
     section: ClassVar[str] = "base"
 
     model: str = option(DEFAULT_LM, "Model id, local path or embedded:NAME.", check=MODEL_NAME)
-    kind: str = option("auto", "auto reads model.config (is_encoder_decoder) to choose causal or seq2seq; "
-                       "openai: an OpenAI-compatible server at url.", check=one_of(BASE_KINDS))
+    kind: str = option("auto", "auto reads model.config to choose causal, seq2seq (is_encoder_decoder) or "
+                       "classifier (config.architectures names a sequence-classification class; answers are "
+                       "labels); openai: an OpenAI-compatible server at url.", check=one_of(BASE_KINDS))
     chat_template: bool | None = option(None, "None: use the tokenizer's chat template when it has one.")
     system_prompt: str | None = option(None, "A system message put before every chat prompt.")
     max_new_tokens: int = option(32, "Answer length cap.", check=POSITIVE_INT)
@@ -324,7 +326,9 @@ class CounterfactualConfig(LoadOptions):
 
     model: str = option(DEFAULT_LM, "Model id, local path or embedded:NAME.", check=MODEL_NAME)
     adapter: str | None = option(None, "A peft adapter directory trained by `serac train`.")
-    kind: str = option("auto", "auto, causal or seq2seq (auto reads model.config).", check=one_of(MODEL_KINDS))
+    kind: str = option("auto", "auto, causal, seq2seq or classifier (auto reads model.config). A classifier "
+                       "reads (best edit's input, query) pairs and answers a label: e.g. an (evidence, claim) "
+                       "fact-checker.", check=one_of(MODEL_KINDS))
     prompt: Literal["few-shot", "trained"] = option(
         "few-shot", "The prompt format.", check=one_of({"few-shot": "untrained instruct model",
                                                         "trained": "the format `serac train` uses"}))

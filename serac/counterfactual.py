@@ -1,9 +1,11 @@
 """The counterfactual model: answers an in-scope input from the retrieved edit(s).
 
-It is a language model that reads edits plus the input. Before training, an instruct model is
+Usually a language model that reads edits plus the input. Before training, an instruct model is
 prompted with a few worked examples; ``serac train`` fine-tunes a LoRA adapter on the compact
-"trained" format below. Both sit behind the same ``CounterfactualModel`` protocol, so the router
-never changes when a trained adapter drops in.
+"trained" format below. For classification tasks it is a pair classifier that reads (the best
+edit's input, the query), e.g. (evidence, claim) -> supports/refutes. Which one a config loads is
+chosen from the model's own config (:func:`load_counterfactual`); all sit behind the same
+``CounterfactualModel`` protocol, so the router never changes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from serac.base import (
     GenerationOptions,
     HFTextModel,
     Prompt,
+    SequenceClassifier,
     TextModel,
     load_options,
     load_text_model,
@@ -23,7 +26,8 @@ from serac.base import (
 )
 from serac.config import CounterfactualConfig
 from serac.edits import Edit
-from serac.errors import ModelNotAvailableError
+from serac.edits import EVIDENCE_TARGET as EVIDENCE_TARGET  # re-exported: the pair classifier's edits
+from serac.errors import ModelNotAvailableError, UnsupportedOptionError
 
 
 @runtime_checkable
@@ -90,13 +94,11 @@ class LMCounterfactual:
 
     @classmethod
     def from_config(cls, config: CounterfactualConfig) -> "LMCounterfactual":
-        lm = load_text_model(
-            config.model, config.kind, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-            **load_options(config),
-        )
-        if config.adapter:
-            lm.model = with_adapter(lm.model, config.adapter)
-        return cls(lm, config.prompt, config.num_edits)
+        counterfactual = load_counterfactual(config)
+        if not isinstance(counterfactual, cls):
+            raise ModelNotAvailableError(f"counterfactual.model {config.model!r} is a sequence classifier, not a "
+                                         "language model; load it with serac.counterfactual.load_counterfactual")
+        return counterfactual
 
     def build_prompt(self, query: Prompt, edits: Sequence[Edit]) -> Prompt:
         edits = list(edits)[: self.num_edits]
@@ -141,6 +143,75 @@ class LMCounterfactual:
     ) -> list[float]:
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.teacher_forced(prompts, targets)
+
+
+class PairClassifierCounterfactual:
+    """A counterfactual model that classifies ``(best edit's input, query)`` pairs: for fact-checking
+    the edit input is a piece of evidence and the query a claim, and the answer is the label the
+    evidence gives the claim (the classifier's ``id2label``). It reads the best-matching edit only.
+
+    A label the base model cannot give (with ``base``, a classifier: a pair classifier's "not enough
+    info" beside a supports/refutes base) says the edit does not decide the query, so the base
+    model's own answer stands for that row (read from the two models' label sets, not configured)."""
+
+    num_edits = 1
+
+    def __init__(self, classifier: SequenceClassifier, base: TextModel | None = None) -> None:
+        self.lm = classifier  # named as LMCounterfactual's model, so evaluation caches wrap either alike
+        self.base = base
+
+    @property
+    def classifier(self) -> SequenceClassifier:
+        return self.lm
+
+    def pairs(self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]]) -> list[tuple[str, str]]:
+        out = []
+        for query, retrieved in zip(queries, edits):
+            if not retrieved:
+                raise UnsupportedOptionError("the pair-classifier counterfactual got a query with no retrieved edit; "
+                                             "the router sends it in-scope queries only")
+            out.append((retrieved[0].input, query_text(query)))
+        return out
+
+    def deferred_labels(self) -> frozenset[str]:
+        """The pair classifier's labels the base model cannot answer (none without a classifier base)."""
+        base_labels = getattr(self.base, "labels", None)
+        return frozenset(self.lm.labels) - frozenset(base_labels) if base_labels else frozenset()
+
+    def generate(
+        self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], options: GenerationOptions = GREEDY
+    ) -> list[str]:
+        answers = self.lm.generate(self.pairs(queries, edits), options)  # type: ignore[arg-type]
+        deferred = self.deferred_labels()
+        rows = [i for i, answer in enumerate(answers) if answer in deferred]
+        if rows:  # the edit does not decide these queries: the base model answers them
+            for i, answer in zip(rows, self.base.generate([queries[i] for i in rows], options)):  # type: ignore[union-attr]
+                answers[i] = answer
+        return answers
+
+    def teacher_forced(
+        self, queries: Sequence[Prompt], edits: Sequence[Sequence[Edit]], targets: Sequence[str]
+    ) -> list[float]:
+        return [float(answer == target) for answer, target in zip(self.generate(queries, edits), targets)]
+
+
+def load_counterfactual(config: CounterfactualConfig, base: TextModel | None = None
+                        ) -> LMCounterfactual | PairClassifierCounterfactual:
+    """The counterfactual model a config names, its kind read from the model's config: a sequence
+    classifier (``config.architectures``) becomes a :class:`PairClassifierCounterfactual` (which
+    leaves the queries its edit does not decide to ``base``), a language model an
+    :class:`LMCounterfactual` (with its trained adapter, if any)."""
+    model = load_text_model(
+        config.model, config.kind, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+        **load_options(config),
+    )
+    if isinstance(model, SequenceClassifier):
+        if config.adapter:
+            model.model = with_adapter(model.model, config.adapter)
+        return PairClassifierCounterfactual(model, base)
+    if config.adapter:
+        model.model = with_adapter(model.model, config.adapter)
+    return LMCounterfactual(model, config.prompt, config.num_edits)
 
 
 PROMPTED_SYSTEM = (

@@ -19,6 +19,10 @@ MAX_TARGET_CHARS = 2000
 MAX_METADATA_BYTES = 16_384
 
 
+# The target of an evidence edit (``serac ask --evidence``, the fc task): the edit asserts its input.
+# A pair-classifier counterfactual reads the edit's input only, so this is for people reading the store.
+EVIDENCE_TARGET = "supports"
+
 @dataclass(frozen=True)
 class Edit:
     """One stored edit. ``id`` is assigned by the store and never reused."""

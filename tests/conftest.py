@@ -86,6 +86,34 @@ def save_tiny_seq2seq(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def save_tiny_bert(path: Path, labels: tuple[str, ...] | None = None, seed: int = 0,
+                   always: str | None = None) -> Path:
+    """A tiny BERT: a plain encoder (``labels`` None; sentence-transformers wraps it with mean
+    pooling) or a sequence classifier over ``labels``; ``always`` biases its head so that it answers
+    that label whatever the input (a classifier whose answers a test can predict)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    tokenizer = build_tokenizer(chat=False)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+    )
+    if labels is None:
+        model = BertModel(config)
+    else:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+        model = BertForSequenceClassification(config)
+        if always is not None:
+            with torch.no_grad():
+                model.classifier.weight.zero_()
+                model.classifier.bias.copy_(torch.tensor([10.0 if label == always else -10.0 for label in labels]))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 class HashingEncoder:
     """Bag-of-words hashed into a unit vector: deterministic, instant, and rephrasings that share
     words score high, so routing tests can reason about scores."""
@@ -119,6 +147,37 @@ def tiny_causal_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_seq2seq_dir(tmp_path_factory) -> Path:
     return save_tiny_seq2seq(tmp_path_factory.mktemp("tiny-seq2seq"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+FC_LABELS = ("supports", "refutes")
+
+
+def save_fc_artifact(path: Path, threshold: float = -1.0) -> Path:
+    """An fc-style ``serac_config.json`` artifact on tiny models: a claim classifier that always
+    answers "supports" as the base, an (evidence, claim) classifier that always answers "refutes" as
+    the counterfactual, and a tiny BERT scope encoder. Paths are relative, as `serac train` writes them."""
+    from serac.config import BaseModelConfig, CounterfactualConfig, ScopeConfig, SeracConfig
+
+    save_tiny_bert(path / "base", FC_LABELS, seed=1, always="supports")
+    save_tiny_bert(path / "counterfactual", FC_LABELS, seed=2, always="refutes")
+    save_tiny_bert(path / "scope")
+    SeracConfig(
+        base=BaseModelConfig(model="base", device="cpu"),
+        scope=ScopeConfig(encoder="scope", threshold=threshold, top_k=3, conflicts="best", same_fact_encoder=None,
+                          device="cpu"),
+        counterfactual=CounterfactualConfig(model="counterfactual", device="cpu"),
+    ).save(path / "serac_config.json")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fc_artifact(tmp_path_factory) -> Path:
+    return save_fc_artifact(tmp_path_factory.mktemp("fc-artifact"))
 
 
 @pytest.fixture

@@ -245,15 +245,15 @@ def test_help_lists_every_command():
     assert result.exit_code == 0, result.output
     listed_commands = {line.split()[1] for line in result.stdout.splitlines()
                        if line.startswith("│ ") and len(line.split()) > 2}
-    assert {"edit", "ask", "demo", "train", "train-report", "eval", "bench", "serve", "tasks"} <= listed_commands
+    assert {"edit", "ask", "demo", "train", "train-report", "eval", "bench", "serve"} <= listed_commands
+    assert "tasks" not in listed_commands  # fc and sentiment are `serac train/eval --task`, no second CLI
 
 
 @pytest.mark.parametrize("args, message", [
     (["eval", "--task", "squad", "--data", "x.json"], "'squad' is not one of 'zsre', 'counterfact', 'fc', 'sentiment'"),
     (["eval", "--task", "zsre", "--data", "x.json", "--mode", "both"], "'both' is not one of 'batch', 'sequential'"),
     (["train", "--cf-method", "qlora"], "'qlora' is not one of 'lora', 'full'"),
-    (["tasks", "train", "ner", "--out", "x"], "'ner' is not one of 'fc', 'sentiment'"),
-    (["tasks", "eval", "fc", "--model", "x", "--method", "rome"], "'rome' is not one of 'serac', 'icl', 'ft'"),
+    (["train", "--task", "ner"], "'ner' is not one of 'qa', 'fc', 'sentiment'"),
     (["serve", "--log-level", "loud"], "'loud' is not one of 'critical', 'error', 'warning', 'info'"),
 ])
 def test_options_with_fixed_values_are_choices(args, message):

@@ -125,18 +125,15 @@ def test_non_ascii_round_trip(tmp_path):
 # -- one pattern for every config class (issue 10) ----------------------------------------------------
 def _all_config_classes():
     from serac.eval.runner import EvalSettings
-    from serac.tasks.fc.evaluate import FCEvalConfig
-    from serac.tasks.fc.model import FCModelConfig
-    from serac.tasks.fc.train import FCTrainConfig
     from serac.tasks.sentiment.data import SentimentRecipe
-    from serac.tasks.sentiment.evaluate import SentimentEvalConfig
-    from serac.tasks.sentiment.train import SentimentTrainConfig
     from serac.train import config as train_config
+    from serac.train.fc import FCTrainConfig
+    from serac.train.sentiment import SentimentTrainConfig
 
     return [BaseModelConfig, ScopeConfig, CounterfactualConfig, SeracConfig, train_config.TrainConfig,
             train_config.DataConfig, train_config.ScopeTrainConfig, train_config.CrossEncoderTrainConfig,
-            train_config.CounterfactualTrainConfig, EvalSettings, FCTrainConfig, FCEvalConfig, FCModelConfig,
-            SentimentTrainConfig, SentimentEvalConfig, SentimentRecipe]
+            train_config.CounterfactualTrainConfig, EvalSettings, FCTrainConfig, SentimentTrainConfig,
+            SentimentRecipe]
 
 
 @pytest.mark.parametrize("cls", _all_config_classes(), ids=lambda c: c.__name__)

@@ -32,7 +32,7 @@ MODULES = _modules()
 def is_cli(module: str) -> bool:
     """Command-line modules: they parse arguments and call the library, never the other way round."""
     last = module.rsplit(".", 1)[-1]
-    return last in ("cli", "__main__", "cli_support")
+    return last in ("cli", "__main__", "cli_support") or last.endswith("_cli")
 
 
 def imports(module: str) -> list[tuple[str, list[str]]]:
@@ -121,6 +121,25 @@ def test_library_modules_never_import_cli_modules():
 def test_sub_clis_do_not_import_the_main_cli():
     """Sub-commands share `serac.cli_support`; `serac.cli` loads them, never the other way round."""
     assert sorted(m for m, targets in graph().items() if "serac.cli" in targets) == []
+
+
+def test_tasks_hold_task_specific_code_only():
+    """serac.tasks is data, prompts and judges: no command line of its own, and it builds on nothing
+    that trains, evaluates or serves (those import it, never the other way round)."""
+    tasks = [m for m in MODULES if m.startswith("serac.tasks")]
+    assert tasks and not [m for m in tasks if is_cli(m)]
+    stacks = ("serac.train", "serac.eval", "serac.server")
+    reaches = {m: sorted(t for t in targets if t.startswith(stacks)) for m, targets in graph().items() if m in tasks}
+    assert {m: t for m, t in reaches.items() if t} == {}
+
+
+def test_eval_and_tasks_are_free_of_cycles_through_each_other():
+    """The runner loads the tasks' data lazily; that edge must stay one-way."""
+    edges = graph()
+    assert "serac.tasks.fc.data" in edges["serac.eval.runner"]
+    inside = {m: {t for t in targets if t.startswith(("serac.eval", "serac.tasks"))}
+              for m, targets in edges.items() if m.startswith(("serac.eval", "serac.tasks"))}
+    assert cycles(inside) == []
 
 
 def _home(module: str) -> str:

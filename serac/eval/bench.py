@@ -33,10 +33,13 @@ NQ_FILE = "nq_open/NQ-open.dev.jsonl"
 class Part:
     name: str
     task: str
-    file: str  # relative to the data directory
+    file: str  # relative to the data directory; "" for a task's own default (sentiment's built data)
     settings: EvalSettings
     methods: tuple[str, ...]
-    dd_sample: int
+    dd_sample: int  # NQ-open drawdown questions; 0 for fc and sentiment, which bring their own drawdown sets
+
+
+OWN_ARTIFACT_TASKS = ("fc", "sentiment")  # edited through their own `serac train --task` artifact and base model
 
 
 _ALL = ("serac", "serac-untrained", "ft", "lu", "icl")
@@ -54,6 +57,20 @@ STANDARD_PARTS: tuple[Part, ...] = (
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1000, 10000), sample=50, apply_batch=10,
                       method_caps={"lu": 1000}),
          ("serac", "serac-untrained", "lu", "icl"), dd_sample=100),
+    # fc: 75 VitaminC test evidence are the edits, the claims of the other 25 the drawdown set
+    Part("fc-batch", "fc", "vitaminc_sample",
+         EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75), scorings=("generation",)),
+         ("serac", "icl", "ft", "base"), dd_sample=0),
+    Part("fc-sequential", "fc", "vitaminc_sample",
+         EvalSettings(mode="sequential", checkpoints=(1, 5, 25, 75), scorings=("generation",), cost=False),
+         ("serac", "icl", "ft"), dd_sample=0),
+    # sentiment: the data `serac train --task sentiment` built ($SERAC_HOME/tasks/sentiment-data)
+    Part("sentiment-batch", "sentiment", "",
+         EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75), scorings=("generation",)),
+         ("serac", "icl", "ft"), dd_sample=0),
+    Part("sentiment-sequential", "sentiment", "",
+         EvalSettings(mode="sequential", checkpoints=(1, 5, 25, 75), scorings=("generation",), cost=False),
+         ("serac", "icl", "ft"), dd_sample=0),
 )
 
 
@@ -64,7 +81,7 @@ def resized_parts(parts: Sequence[Part], sample: int | None, dd_sample: int | No
         settings = part.settings
         if sample is not None and settings.mode == "sequential":
             settings = replace(settings, sample=sample)
-        out.append(replace(part, settings=settings, dd_sample=dd_sample or part.dd_sample))
+        out.append(replace(part, settings=settings, dd_sample=(dd_sample or part.dd_sample) if part.dd_sample else 0))
     return out
 
 
@@ -77,7 +94,7 @@ def quick_parts(parts: Sequence[Part]) -> list[Part]:
             settings = replace(s, n_edits=4, batch_sizes=(1, 4))
         else:
             settings = replace(s, checkpoints=(5, 20), n_edits=20, sample=4, latency_queries=2)
-        out.append(replace(part, settings=settings, dd_sample=4))
+        out.append(replace(part, settings=settings, dd_sample=4 if part.dd_sample else 0))
     return out
 
 
@@ -106,29 +123,45 @@ def run_bench(
     if sample or dd_sample:
         chosen = resized_parts(chosen, sample, dd_sample)
     for part in chosen:
-        if not (data_dir / part.file).exists():
+        if part.file and not (data_dir / part.file).exists():
             raise ConfigError(f"{data_dir / part.file} not found; pass --data-dir (or SERAC_DATA) pointing at the "
-                              "folder holding zsre/, counterfact/ and nq_open/")
+                              "folder holding zsre/, counterfact/, nq_open/ and vitaminc_sample/")
     say = console.print if console else print
     warn = (lambda m: err_console.print(f"[yellow]{m}[/yellow]")) if err_console else print
     began = time.perf_counter()
     started = datetime.now(UTC)
     command = "serac bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "serac bench"
     load_began = time.perf_counter()
-    models = models or EvalModels.load()
+    qa_parts = [p for p in chosen if p.task not in OWN_ARTIFACT_TASKS]
+    groups: dict[str, tuple[EvalModels, MethodOptions]] = {}  # "qa", "fc", "sentiment": models and options
+    if qa_parts:
+        groups["qa"] = (models or EvalModels.load(), MethodOptions(artifact=artifact))
+    for task_name in dict.fromkeys(p.task for p in chosen if p.task in OWN_ARTIFACT_TASKS):
+        group = _task_group(task_name, warn)
+        if group is not None:
+            groups[task_name] = group
     load_s = time.perf_counter() - load_began
-    names = list(dict.fromkeys(n for p in chosen for n in p.methods))
-    options = MethodOptions(artifact=artifact)
-    built = {m.name: m for m in build_methods(names, models, options, warn)}
-    skipped = [n for n in names if n not in built]
+    missing = [p.name for p in chosen if _group(p) not in groups]
+    chosen = [p for p in chosen if _group(p) in groups]
+    built: dict[tuple[str, str], Any] = {}
+    for key, (group_models, options) in groups.items():
+        names = list(dict.fromkeys(n for p in chosen for n in p.methods if _group(p) == key))
+        built.update({(key, m.name): m for m in build_methods(names, group_models, options, warn)})
+    wanted = list(dict.fromkeys((_group(p), n) for p in chosen for n in p.methods))
+    skipped = [f"{n} ({g})" if g != "qa" else n for g, n in wanted if (g, n) not in built] + [
+        f"part {name} (no task artifact)" for name in missing]
+    options = groups["qa"][1] if "qa" in groups else MethodOptions(artifact=artifact)
     results: list[RunResult] = []
     part_times: list[tuple[Part, float]] = []
     out.mkdir(parents=True, exist_ok=True)
     for part in chosen:
-        task = load_task(part.task, data_dir / part.file, limit=part.settings.n_edits if part.settings.mode == "batch"
-                         else max(part.settings.checkpoints or (0,)) or None,
-                         dd_path=data_dir / NQ_FILE, dd_sample=part.dd_sample, seed=part.settings.seed)
-        methods = [built[n] for n in part.methods if n in built]
+        models = groups[_group(part)][0]
+        limit = part.settings.n_edits if part.settings.mode == "batch" else max(part.settings.checkpoints or (0,)) or None
+        own = part.task in OWN_ARTIFACT_TASKS
+        task = load_task(part.task, (data_dir / part.file) if part.file else None, limit=limit,
+                         dd_path=None if own else data_dir / NQ_FILE, dd_sample=part.dd_sample or None,
+                         seed=part.settings.seed)
+        methods = [built[(_group(part), n)] for n in part.methods if (_group(part), n) in built]
         runner = Runner(task, models, part.settings)
         bar = progress_bar(runner.steps(methods), part.name)
         runner.progress = bar
@@ -145,6 +178,25 @@ def run_bench(
         say(f"{part.name}: {result.wall_s / 60:.1f} min")
     say(f"wrote {doc}, {out / 'results.json'} in {(time.perf_counter() - began) / 60:.1f} min")
     return results
+
+
+def _group(part: Part) -> str:
+    return part.task if part.task in OWN_ARTIFACT_TASKS else "qa"
+
+
+def _task_group(task: str, warn: Any) -> tuple[EvalModels, MethodOptions] | None:
+    """The models and options of a task with its own artifact (``$SERAC_HOME/tasks/TASK``): its base
+    model is the artifact's. None, with a warning, when the artifact is missing."""
+    from serac.editor import CONFIG_FILE, load_artifact_config
+    from serac.models import default_artifact
+
+    directory = default_artifact(task)
+    if not (directory / CONFIG_FILE).exists():
+        warn(f"skipping the {task} parts: {directory} has no {CONFIG_FILE}; run `serac train --task {task}` first")
+        return None
+    config = load_artifact_config(directory)
+    max_new = 32 if task == "sentiment" else 16
+    return EvalModels.load(config.base.model, max_new_tokens=max_new), MethodOptions(artifact=str(directory))
 
 
 def write_outputs(
@@ -247,6 +299,15 @@ def render(
         "- **Batch**: memory emptied before each batch of k edits; every k scores the same first edits. "
         "**Sequential**: edits accumulate; at each N a seeded sample of the first N edits is scored (the same "
         "sample for every method).",
+        "- **fc** (fact-checking, VitaminC sample test): base = a claim classifier, counterfactual = an (evidence, "
+        "claim) pair classifier, both from the `serac train --task fc` artifact; an edit is a piece of evidence, "
+        "in-scope inputs are the claims it decides (ES: the claim gets its gold label), locality its \"not enough "
+        "info\" claims, DD the claims of 25 pieces of evidence never edited (label changed vs the base classifier). "
+        "`icl` there: the pair classifier reads every claim with its nearest evidence (no scope decision); `ft`: "
+        "fine-tuning a copy of the base classifier on (evidence -> supports).",
+        "- **sentiment** (ConvSent-style): base = SmolLM2; an edit is `Topic: X -> Sentiment: s`; in-scope inputs "
+        "are opinion prompts about X, whose reply VADER must label s (ES); DD: prompts about topics never edited "
+        "whose reply changed. Data and counterfactual: `serac train --task sentiment`.",
         "- **Cost**: `edits_per_s` = edits applied per second of `apply` time; `latency_ratio_vs_base` = per-query "
         "time of the method answering one out-of-scope NQ question at a time at the largest N, over the base model "
         "alone on the same questions (interleaved, memos off); `speedup_vs_reencode` = per-query time of a scope "
@@ -259,11 +320,13 @@ def render(
     lines += ["## Parts", "", "| part | methods | settings | wall time |", "|---|---|---|---:|"]
     for part, seconds in part_times:
         s = part.settings
+        dd = f"{part.dd_sample} DD questions" if part.dd_sample else "the task's own DD set"
         if s.mode == "batch":
-            what = f"first {s.n_edits} edits, k in {{{', '.join(map(str, s.batch_sizes))}}}, {part.dd_sample} DD questions split across batches"
+            what = f"first {s.n_edits} edits, k in {{{', '.join(map(str, s.batch_sizes))}}}, {dd} split across batches"
         else:
-            what = (f"N in {{{', '.join(f'{n:,}' for n in s.checkpoints or ())}}}, {s.sample} edits scored per N, "
-                    f"{part.dd_sample} DD questions, edits applied {s.apply_batch} per call")
+            scored = f"{s.sample} edits scored per N" if s.sample else "every edit scored"
+            what = (f"N in {{{', '.join(f'{n:,}' for n in s.checkpoints or ())}}}, {scored}, "
+                    f"{dd}, edits applied {s.apply_batch} per call")
         caps = {**({"ft": options.ft_max_edits} if "ft" in part.methods and options.ft_max_edits else {}),
                 **s.method_caps}
         if caps:

@@ -10,10 +10,10 @@ from typing import Any, Literal, Optional
 import typer
 
 from serac.errors import ConfigError
-from serac.eval.results import MODES, QA_TASKS
-from serac.tasks import TASKS
+from serac.eval.results import MODES, QA_TASKS, TASKS
 
-EVAL_TASKS = (*QA_TASKS, *TASKS)
+# what `serac eval` runs when --methods is not given
+DEFAULT_METHODS = {"qa": "serac,serac-untrained,ft,lu,icl", "task": "serac,icl,ft"}
 
 
 def _split(text: str, cast: Any = str) -> tuple:
@@ -35,25 +35,20 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _eval_other_task(task: str, data: Path, artifact: Optional[Path], methods: Sequence[str],
-                     batch_sizes: Sequence[int], mode: str, out: Optional[Path]) -> None:
-    """``serac eval --task fc|sentiment``: the task's evaluation of a trained task artifact, written and
-    reported like ours, one report per mode."""
-    from serac.cli_support import console
-    from serac.eval.report import write_run
-    from serac.tasks.api import default_task_dir, eval_task, task_methods, task_results
+def task_models(task: str, artifact: Optional[Path], max_new_tokens: int, batch_size: int, device: str) -> Any:
+    """fc and sentiment edit the base model their artifact names (fc: a claim classifier), so every
+    method of the run shares that base; the artifact is ``--artifact`` or where ``serac train --task``
+    writes it."""
+    from serac.editor import CONFIG_FILE, load_artifact_config
+    from serac.eval.methods import EvalModels
+    from serac.models import default_artifact
 
-    default = default_task_dir(task)
-    artifact = artifact or (default if default.is_dir() else None)
-    if artifact is None:
-        raise ConfigError(f"--task {task} evaluates a trained task artifact: run `serac train --task {task}` "
-                          f"(it writes {default}) or pass --artifact DIR")
-    rows = eval_task(task, artifact, data, methods=task_methods(task, methods), batch_sizes=batch_sizes,
-                     sequential=mode == "sequential")
-    directory = out or Path("runs") / "eval" / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    for result in task_results(task, rows, {"artifact": str(artifact), "data": str(data)}):
-        paths = write_run(result, directory / result.mode)
-        console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    directory = artifact or default_artifact(task)
+    if not (directory / CONFIG_FILE).exists():
+        raise ConfigError(f"--task {task} evaluates a trained {task} artifact: {directory} has no {CONFIG_FILE}. Run "
+                          f"`serac train --task {task}` (it writes {default_artifact(task)}) or pass --artifact DIR")
+    base = load_artifact_config(directory).base.model
+    return directory, EvalModels.load(base, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device)
 
 
 UPSTREAM_METHODS = ("serac", "serac-untrained", "icl", "base")
@@ -81,15 +76,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_command(
-        task: Literal[EVAL_TASKS] = typer.Option(..., "--task",
-                                                 help="Benchmark: zsre or counterfact (fc and sentiment: the "
-                                                      "serac.tasks evaluation of a --artifact)."),
-        data: Path = typer.Option(..., "--data", help="The task's JSON file (e.g. zsre_mend_eval_portability_gpt4.json)."),
+        task: Literal[TASKS] = typer.Option(..., "--task",
+                                            help="Benchmark: zsre, counterfact, fc (fact-checking: a claim classifier "
+                                                 "edited with evidence) or sentiment (a chat model's opinion of a "
+                                                 "topic); fc and sentiment evaluate a `serac train --task` artifact."),
+        data: Optional[Path] = typer.Option(None, "--data",
+                                            help="zsre/counterfact: the task's JSON file (e.g. "
+                                                 "zsre_mend_eval_portability_gpt4.json); fc: the vitaminc_sample "
+                                                 "folder (its test.jsonl) or VitaminC JSONL; sentiment: the data "
+                                                 "folder `serac train --task sentiment` built (default "
+                                                 "$SERAC_HOME/tasks/sentiment-data)."),
         n_edits: Optional[int] = typer.Option(None, "--n-edits", min=1, help="Use the first N edits (default: all)."),
         mode: Literal[MODES] = typer.Option("sequential", "--mode",
                                             help="batch (memory emptied per batch of k) or sequential."),
-        methods: str = typer.Option("serac,serac-untrained,ft,lu,icl", "--methods",
-                                    help="Comma-separated: serac, serac-untrained, ft, lu, icl, base."),
+        methods: Optional[str] = typer.Option(None, "--methods",
+                                              help="Comma-separated: serac, serac-untrained, ft, lu, icl, base. Default: "
+                                                   f"{DEFAULT_METHODS['qa']} (fc, sentiment: {DEFAULT_METHODS['task']})."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1,
                                             help="Quick run: load at most LIMIT edits, and score at most LIMIT edits "
                                                  "per checkpoint and LIMIT drawdown questions."),
@@ -104,9 +106,16 @@ def register(app: typer.Typer) -> None:
         dd_sample: int = typer.Option(200, "--dd-sample", min=1, help="Drawdown questions sampled from --dd-data."),
         scoring: str = typer.Option("generation,teacher_forced", "--scoring", help="generation, teacher_forced or both."),
         artifact: Optional[Path] = typer.Option(None, "--artifact",
-                                                help="'serac': a `serac train` artifact dir (default $SERAC_HOME/trained)."),
+                                                help="'serac': a `serac train` artifact dir (default $SERAC_HOME/trained; "
+                                                     "fc, sentiment: $SERAC_HOME/tasks/TASK)."),
+        counterfactual: Optional[Path] = typer.Option(
+            None, "--counterfactual",
+            help="'serac': replace the artifact's counterfactual model with this model directory (a language model, "
+                 "or a sequence classifier, read as an (edit input, query) pair classifier: e.g. a trained "
+                 "(evidence, claim) fact-checker)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default runs/eval/TASK-MODE-TIME)."),
-        max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Answer length cap for generation."),
+        max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
+                                                     help="Answer length cap for generation (default 16; sentiment 32)."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Generation batch size of the base model."),
         apply_batch: int = typer.Option(1, "--apply-batch", min=1, help="Sequential: edits per apply call."),
         cost: bool = typer.Option(True, "--cost/--no-cost", help="Sequential: measure latency ratios at the largest N."),
@@ -127,29 +136,35 @@ def register(app: typer.Typer) -> None:
 
         with cli_errors():
             _set_threads(threads)
-            if task in TASKS:
-                _eval_other_task(task, data, artifact, _split(methods), _split(batch_sizes, int), mode, out)
-                return
+            own = task not in QA_TASKS  # fc, sentiment: their own artifact, base model and data
+            if data is None and task != "sentiment":
+                raise ConfigError(f"--task {task} needs --data (see --help)")
             settings = EvalSettings(
                 mode=mode, n_edits=n_edits,
                 checkpoints=_split(checkpoints, int) if checkpoints else None,
                 batch_sizes=_split(batch_sizes, int), sample=min(filter(None, (sample, limit)), default=None),
                 scorings=_split(scoring), apply_batch=apply_batch, cost=cost, seed=seed,
             )
-            names = _split(methods)
+            names = _split(methods or DEFAULT_METHODS["task" if own else "qa"])
             if not names:
                 raise ConfigError("--methods is empty; name at least one of serac, serac-untrained, ft, lu, icl, base")
-            if dd_data is None:
+            if dd_data is None and not own:
                 err_console.print("[yellow]note:[/yellow] no --dd-data: drawdown is measured on the dataset's own "
                                   "out-of-scope inputs (then DD = 1 - locality)")
             the_task = load_task(task, data, limit=limit, dd_path=dd_data,
                                  dd_sample=min(dd_sample, limit) if limit else dd_sample, seed=seed)
+            max_new = max_new_tokens or the_task.max_new_tokens or 16
             with console.status("Loading the base model and encoder..."):
                 if upstream is not None:
-                    models = _upstream_models(upstream, names, settings.scorings, max_new_tokens, batch_size)
+                    if own:
+                        raise ConfigError(f"--upstream: task {task} edits the base model its artifact names")
+                    models = _upstream_models(upstream, names, settings.scorings, max_new, batch_size)
+                elif own:
+                    artifact, models = task_models(task, artifact, max_new, batch_size, device)
                 else:
-                    models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size, device=device)
-            options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits)
+                    models = EvalModels.load(max_new_tokens=max_new, batch_size=batch_size, device=device)
+            options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits,
+                                    counterfactual=str(counterfactual) if counterfactual else None)
             built = build_methods(names, models, options, lambda m: err_console.print(f"[yellow]{m}[/yellow]"))
             if not built:
                 raise ConfigError("no method could be built; see the messages above")
@@ -173,7 +188,9 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
         data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir", envvar="SERAC_DATA",
-                                      help="Folder holding zsre/, counterfact/ and nq_open/."),
+                                      help="Folder holding zsre/, counterfact/, nq_open/ and vitaminc_sample/ (fc and "
+                                           "sentiment also need their `serac train --task` artifacts; without one, "
+                                           "their parts are skipped)."),
         out: Path = typer.Option(Path("benchmarks"), "--out", help="Where results.json and the plots go."),
         doc: Path = typer.Option(Path("BENCHMARKS.md"), "--doc", help="The markdown report to rewrite."),
         parts: Optional[str] = typer.Option(None, "--parts", help="Comma-separated subset of the standard parts."),

@@ -8,8 +8,9 @@ factory in :data:`METHODS` (or passing the object to the runner directly).
 
 Built in, all on the same base model (loaded once, shared through :class:`EvalModels`):
 
-- ``serac`` / ``serac-untrained``: :class:`~serac.editor.EditedModel` with a trained artifact
-  directory (``serac train``) or the embedded defaults;
+- ``serac`` / ``serac-shipped`` / ``serac-untrained``: :class:`~serac.editor.EditedModel` with a
+  trained artifact directory (``serac train``), the trained defaults shipped in the package, or the
+  untrained embedded defaults (``SeracConfig()``);
 - ``ft``: fine-tune a copy of the base model on the edits (the SERAC paper's FT baseline);
 - ``lu``: a lookup cache on the base model's hidden states (the paper's LU baseline);
 - ``icl``: retrieval in context: the nearest edit is prepended to every prompt, with no scope decision;
@@ -29,13 +30,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from serac.base import GenerationOptions, HFCausalLM, HFTextModel, load_text_model
+from serac.base import GenerationOptions, HFCausalLM, HFTextModel, SequenceClassifier, load_text_model
 from serac.config import DEFAULT_ENCODER, DEFAULT_LM, SeracConfig
-from serac.counterfactual import LMCounterfactual
-from serac.editor import CONFIG_FILE, EditedModel, load_artifact_config
+from serac.counterfactual import CounterfactualModel, LMCounterfactual, load_counterfactual
+from serac.editor import CONFIG_FILE, DEFAULT_ARTIFACT, EditedModel, load_artifact_config
 from serac.errors import ConfigError, SeracError
 from serac.eval.cache import CachedLM, ProgressHook
-from serac.models import serac_home
+from serac.models import default_artifact
 from serac.scope import CrossEncoderReranker, Encoder, ScopeClassifier, SentenceEncoder
 from serac.store import EditStore
 
@@ -221,12 +222,14 @@ class SeracMethod:
     """An :class:`~serac.editor.EditedModel` over the shared base model; ``reset`` gives it a fresh
     in-memory store and index."""
 
+    warm_cache = True  # its models' answers are memoised (EvalModels.cached): the runner may pre-fill them
+
     def __init__(
         self,
         name: str,
         models: EvalModels,
         scope_factory: Callable[[], ScopeClassifier],
-        counterfactual: LMCounterfactual,
+        counterfactual: CounterfactualModel,
     ) -> None:
         self.name = name
         self.models = models
@@ -279,12 +282,19 @@ def serac_untrained(models: EvalModels, options: MethodOptions) -> SeracMethod:
     )
 
 
-def default_artifact() -> Path:
-    return serac_home() / "trained"
+def serac_shipped(models: EvalModels, options: MethodOptions) -> SeracMethod:
+    """The trained defaults shipped in the package (serac/defaults: compact form of a ``serac train``
+    artifact), evaluated beside a fresh artifact's ``serac`` rows."""
+    return serac_trained(models, MethodOptions(**{**vars(options), "artifact": str(DEFAULT_ARTIFACT)}),
+                         name="serac-shipped", cache_label="counterfactual-shipped")
 
 
-def serac_trained(models: EvalModels, options: MethodOptions) -> SeracMethod:
-    """A ``serac train`` artifact directory (``--artifact``, default ``$SERAC_HOME/trained``)."""
+def serac_trained(models: EvalModels, options: MethodOptions, name: str = "serac",
+                  threshold: float | None = None, cache_label: str = "counterfactual-trained") -> SeracMethod:
+    """A ``serac train`` artifact directory (``--artifact``, default ``$SERAC_HOME/trained``), its
+    counterfactual model replaced by ``options.counterfactual`` when given (any model directory whose
+    config says what it is: a language model, or a sequence classifier read as a pair classifier);
+    ``threshold`` overrides the artifact's scope threshold."""
     directory = Path(options.artifact) if options.artifact else default_artifact()
     if not (directory / CONFIG_FILE).exists():
         raise MethodUnavailableError(
@@ -297,16 +307,29 @@ def serac_trained(models: EvalModels, options: MethodOptions) -> SeracMethod:
         logger.warning("artifact base model %s differs from the evaluation base %s; the evaluation base is used "
                        "so every method edits the same model", config.base.model, models.base_spec)
     device = str(models.base.lm.device)  # every method runs where the evaluation base model runs
-    counterfactual = LMCounterfactual.from_config(config.counterfactual.replace(device=device))
-    counterfactual.lm = models.cached(counterfactual.lm, "counterfactual-trained", reuse_prefix=True)
+    cf_config = config.counterfactual.replace(device=device)
+    if options.counterfactual:
+        cf_config = cf_config.replace(model=str(options.counterfactual), kind="auto", adapter=None)
+    counterfactual = load_counterfactual(cf_config, models.base)
+    counterfactual.lm = models.cached(counterfactual.lm, cache_label, reuse_prefix=True)
     encoder = models.encoder(config.scope.encoder)
     reranker = (CrossEncoderReranker(config.scope.cross_encoder, config.scope.cross_encoder_threshold, device)
                 if config.scope.cross_encoder else None)
     scope = config.scope
+    cutoff = scope.threshold if threshold is None else threshold
     return SeracMethod(
-        "serac", models,
-        lambda: ScopeClassifier(encoder, scope.threshold, scope.top_k, reranker, scope.conflicts), counterfactual,
+        name, models,
+        lambda: ScopeClassifier(encoder, cutoff, scope.top_k, reranker, scope.conflicts), counterfactual,
     )
+
+
+def icl(models: EvalModels, options: MethodOptions) -> EditingMethod:
+    """Retrieval in context. A language-model base reads its nearest edit in the prompt
+    (:class:`ICLMethod`); a classifier base reads no context, so the artifact's pair classifier reads
+    every input with its nearest edit, with no scope decision (serac with every input in scope)."""
+    if isinstance(models.base.lm, SequenceClassifier):
+        return serac_trained(models, options, name="icl", threshold=-1.0)
+    return ICLMethod(models, models.encoder())
 
 
 # -- retrieval in context -----------------------------------------------------------------------------
@@ -486,6 +509,45 @@ class FTMethod:
         return self.lm.teacher_forced(list(prompts), list(targets))
 
 
+class ClassifierFTMethod:
+    """The FT baseline for a classifier base model: fine-tune a copy on the edits (input -> target
+    label, e.g. evidence -> supports), one full-batch step at a time until it labels every edit so
+    (at most ``steps`` steps). ``reset`` restores the original weights."""
+
+    name = "ft"
+
+    def __init__(self, models: EvalModels, steps: int = 10, lr: float = 5e-5, max_edits: int | None = None) -> None:
+        base = models.base.lm
+        self.models = models
+        self.steps, self.lr, self.max_edits = steps, lr, max_edits
+        self.classifier = SequenceClassifier(copy.deepcopy(base.model), base.tokenizer, batch_size=base.batch_size,
+                                             max_length=base.max_length)
+        self._original = {k: v.detach().clone() for k, v in self.classifier.model.state_dict().items()}
+        self.lm = models.cached(self.classifier, "ft")
+
+    def reset(self) -> None:
+        self.classifier.model.load_state_dict(self._original)
+        self.lm.clear()
+
+    def apply(self, edits: Sequence[EditPair]) -> None:
+        from serac.train.classifier import train_classifier
+
+        inputs, labels = [e[0] for e in edits], [e[1] for e in edits]
+        for _ in range(self.steps):
+            if self.classifier.predict(inputs) == labels:
+                break
+            with torch.enable_grad():
+                train_classifier(self.classifier, inputs, labels, epochs=1, lr=self.lr, head_lr=self.lr,
+                                 batch_size=len(inputs), max_steps=1)
+        self.lm.clear()
+
+    def predict(self, prompts: Sequence[str]) -> list[str]:
+        return self.lm.generate(list(prompts), self.models.options)
+
+    def teacher_forced(self, prompts: Sequence[str], targets: Sequence[str]) -> list[float]:
+        return self.classifier.teacher_forced(list(prompts), list(targets))
+
+
 class BaseMethod:
     """The unedited base model: edits are ignored. A reference row, not an editor."""
 
@@ -518,6 +580,8 @@ class MethodOptions:
     ft_steps: int = 10
     ft_lr: float = 1e-4
     ft_max_edits: int | None = 10  # FT fine-tunes per edit: run it on at most this many edits
+    classifier_ft_lr: float = 5e-5  # 'ft' on a classifier base (the fc task)
+    counterfactual: str | None = None  # 'serac' (and a classifier's 'icl'): replaces the artifact's counterfactual
 
 
 MethodFactory = Callable[[EvalModels, MethodOptions], EditingMethod]
@@ -525,9 +589,11 @@ MethodFactory = Callable[[EvalModels, MethodOptions], EditingMethod]
 METHODS: dict[str, MethodFactory] = {
     "serac": serac_trained,
     "serac-untrained": serac_untrained,
-    "ft": lambda m, o: FTMethod(m, o.ft_steps, o.ft_lr, o.ft_max_edits),
+    "serac-shipped": serac_shipped,
+    "ft": lambda m, o: (ClassifierFTMethod(m, o.ft_steps, o.classifier_ft_lr, o.ft_max_edits)
+                        if isinstance(m.base.lm, SequenceClassifier) else FTMethod(m, o.ft_steps, o.ft_lr, o.ft_max_edits)),
     "lu": lambda m, o: LookupCacheMethod(m, o.lu_threshold),
-    "icl": lambda m, o: ICLMethod(m, m.encoder()),
+    "icl": icl,
     "base": lambda m, o: BaseMethod(m),
 }
 

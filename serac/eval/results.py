@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 QA_TASKS = ("zsre", "counterfact")  # the question-answering benchmarks the runner loads
+TASKS = (*QA_TASKS, "fc", "sentiment")  # every task the runner loads (fc, sentiment: serac.tasks)
 MODES = ("batch", "sequential")
 SCORINGS = ("generation", "teacher_forced")
 METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "generalization_conflict_aware",

@@ -14,6 +14,12 @@ two together (ES), against the edit's own target (per record) and against the ta
 applied edit of the same fact (conflict-aware, ``fact_key``); its dataset out-of-scope inputs
 (locality, e.g. CounterFact's same-relation neighbours). Drawdown uses an independent out-of-scope
 set (NQ-open questions) when one is given, else the dataset's out-of-scope inputs.
+
+Every task runs through this loop; a task only says what its edits and probes are (``serac.tasks``):
+the QA benchmarks (zsre, counterfact), fact-checking (fc: an edit is a piece of evidence, in-scope
+probes are the claims it decides, each scored against its own label) and sentiment editing
+(sentiment: replies are judged by a sentiment classifier before they are compared with the edit's
+sentiment). See :class:`Task`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from serac.config import INTEGER, POSITIVE_INT, Config, each, one_of, option, op
 from serac.errors import ConfigError
 from serac.eval import metrics
 from serac.eval.methods import EditingMethod, EvalModels
-from serac.eval.results import MODES, QA_TASKS, SCORINGS, RunResult, Score
+from serac.eval.results import MODES, QA_TASKS, SCORINGS, TASKS, RunResult, Score
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +47,27 @@ LOADERS: dict[str, Callable[..., list[EditExample]]] = dict(zip(QA_TASKS, (load_
 # -- data -------------------------------------------------------------------------------------------
 @dataclass
 class Task:
-    """The edits of one benchmark, plus the independent out-of-scope set used for drawdown."""
+    """The edits of one benchmark, the independent out-of-scope set used for drawdown, and how a
+    task's answers are read (the defaults are the QA benchmarks')."""
 
     name: str
     examples: list[EditExample]
     dd_probes: list[Probe] | None = None  # None: drawdown on the dataset's own out-of-scope inputs
     dd_source: str = "dataset out-of-scope inputs"
+    # False: the edit input is not a question (fc's evidence, sentiment's "Topic: X"): no reliability row
+    ask_edit_input: bool = True
+    # True: each in-scope probe is scored against its own target (fc: a claim's gold label), which is
+    # also its conflict-aware target; False: against the edit's target (QA)
+    probe_targets: bool = False
+    # maps answers to what targets are compared with, before matching (sentiment: reply -> its label)
+    judge: Callable[[Sequence[str]], list[str]] | None = None
+    scorings: tuple[str, ...] = SCORINGS  # what the task's answers can be scored by
+    max_new_tokens: int | None = None  # the answer length the task needs (None: the command's default)
 
 
 def load_task(
     name: str,
-    path: str | Path,
+    path: str | Path | None,
     *,
     limit: int | None = None,
     dd_path: str | Path | None = None,
@@ -59,9 +75,16 @@ def load_task(
     seed: int = 0,
 ) -> Task:
     """Load ``limit`` edits of task ``name`` from ``path``; with ``dd_path`` (NQ-open JSONL), a seeded
-    sample of ``dd_sample`` of its questions is the drawdown set."""
+    sample of ``dd_sample`` of its questions is the drawdown set. fc and sentiment bring their own
+    drawdown sets (claims of other evidence, prompts about other topics) and take no ``dd_path``."""
+    if name in ("fc", "sentiment"):
+        if dd_path is not None:
+            raise ConfigError(f"task {name} brings its own drawdown set (see serac/eval/README.md); drop --dd-data")
+        return _task_of(name, path, limit, seed)
     if name not in LOADERS:
-        raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(LOADERS)}")
+        raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+    if path is None:
+        raise ConfigError(f"task {name} needs its data file (--data)")
     examples = LOADERS[name](path, limit)
     if not examples:
         raise ConfigError(f"{path} gave no {name} edits (limit={limit}); pass a non-empty file and limit")
@@ -72,6 +95,24 @@ def load_task(
     if dd_sample is not None:
         probes = probes[:dd_sample]
     return Task(name, examples, probes, f"{len(probes)} questions sampled from {Path(dd_path).name} (seed {seed})")
+
+
+def _task_of(name: str, path: str | Path | None, limit: int | None, seed: int) -> Task:
+    """The fc / sentiment task: its data, prompts and judge come from ``serac.tasks``."""
+    if name == "fc":
+        from serac.tasks.fc.data import load_fc_task
+
+        if path is None:
+            raise ConfigError("task fc needs --data: the vitaminc_sample folder or VitaminC JSONL files")
+        examples, dd_probes, dd_source = load_fc_task(path, limit)
+        return Task(name, examples, dd_probes, dd_source, ask_edit_input=False, probe_targets=True,
+                    scorings=("generation",))
+    from serac.tasks.sentiment.data import VaderJudge, load_sentiment_task
+
+    examples, dd_probes, dd_source = load_sentiment_task(path, limit, seed)
+    judge = VaderJudge()
+    return Task(name, examples, dd_probes, dd_source, ask_edit_input=False, probe_targets=True,
+                judge=lambda texts: [label for label, _ in judge(texts)], scorings=("generation",), max_new_tokens=32)
 
 
 def progress_bar(total: int, desc: str) -> Any:
@@ -204,12 +245,21 @@ def observe(
     scored: Sequence[int],
     dd_probes: Sequence[Probe] | None,
     scorings: Sequence[str],
+    task: Task | None = None,
 ) -> Observations:
-    """Score the ``scored`` edits' inputs with the ``applied`` edits in the method's memory."""
+    """Score the ``scored`` edits' inputs with the ``applied`` edits in the method's memory (read
+    the way ``task`` says; the QA way when None)."""
+    task = task or Task("qa", [])
     newest = newest_targets(examples, applied)
-    rel = [(examples[i].reliability_probe.input, examples[i].edit_target, newest[fact_key(examples[i])]) for i in scored]
-    gen = [(p.input, examples[i].edit_target, newest[fact_key(examples[i])])
-           for i in scored for p in examples[i].generalization_probes]
+
+    def targets(example: EditExample, probe: Probe) -> tuple[str, str]:  # (per record, conflict-aware)
+        if task.probe_targets and probe.target is not None:
+            return probe.target, probe.target
+        return example.edit_target, newest[fact_key(example)]
+
+    rel = [(examples[i].reliability_probe.input, *targets(examples[i], examples[i].reliability_probe))
+           for i in scored] if task.ask_edit_input else []
+    gen = [(p.input, *targets(examples[i], p)) for i in scored for p in examples[i].generalization_probes]
     loc = [p.input for i in scored for p in examples[i].out_of_scope]
     dd = loc if dd_probes is None else [p.input for p in dd_probes]
 
@@ -221,11 +271,15 @@ def observe(
         # One predict call for everything (methods batch internally), duplicates asked once.
         prompts = list(dict.fromkeys([r[0] for r in rel] + [g[0] for g in gen] + loc + dd))
         predictions = dict(zip(prompts, method.predict(prompts)))
+        in_scope = list(dict.fromkeys([r[0] for r in rel] + [g[0] for g in gen]))
+        # what in-scope answers are compared with the targets as: the answer, or the task's reading of it
+        read = dict(zip(in_scope, task.judge([predictions[p] for p in in_scope]))) if task.judge and in_scope \
+            else predictions
         obs = Observations(
-            reliability=[(predictions[p], t) for p, t, _ in rel],
-            generalization=[(predictions[p], t) for p, t, _ in gen],
-            conflict_aware=[(predictions[p], c) for p, _, c in rel + gen],
-            generalization_conflict_aware=[(predictions[p], c) for p, _, c in gen],
+            reliability=[(read[p], t) for p, t, _ in rel],
+            generalization=[(read[p], t) for p, t, _ in gen],
+            conflict_aware=[(read[p], c) for p, _, c in rel + gen],
+            generalization_conflict_aware=[(read[p], c) for p, _, c in gen],
             locality=[(predictions[p], before[p]) for p in loc],
             dd=[(predictions[p], before[p]) for p in dd],
         )
@@ -283,6 +337,10 @@ class Runner:
         self.progress = progress  # a tqdm-like bar (update, set_postfix_str), or None
         n = len(task.examples) if settings.n_edits is None else min(settings.n_edits, len(task.examples))
         self.examples = task.examples[:n]
+        self.scorings = tuple(s for s in settings.scorings if s in task.scorings)
+        if not self.scorings:
+            raise ConfigError(f"task {task.name} is scored by {', '.join(task.scorings)} only; asked for "
+                              f"{', '.join(settings.scorings)}")
         if settings.n_edits is not None and settings.n_edits > len(task.examples):
             logger.warning("asked for %d edits, the task has %d", settings.n_edits, len(task.examples))
 
@@ -359,7 +417,8 @@ class Runner:
             self._status(f"{method.name} N={n}: scoring")
             scored = sample_indices(n, settings.sample, settings.seed)
             began = time.perf_counter()
-            obs = observe(method, self.models, examples, range(n), scored, self.task.dd_probes, settings.scorings)
+            obs = observe(method, self.models, examples, range(n), scored, self.task.dd_probes, self.scorings,
+                          self.task)
             self._record(result, method, n, obs, apply_s, fresh,
                          {"scored_edits": len(scored), "score_s": round(time.perf_counter() - began, 1)})
             reached = n
@@ -374,9 +433,27 @@ class Runner:
             result.scores += scores
             result.details.append({"method": method.name, "n_edits": reached, "cost": detail})
 
+    def _warm(self, method: EditingMethod, n_total: int) -> None:
+        """Answer every input of the batch setting once, with all ``n_total`` edits in memory, in full
+        generation batches. Exact, only faster: a memoised answer depends on the prompt and the edit the
+        model reads, which routing picks the same way in every smaller memory holding that edit (the rest
+        are unused entries), so the per-batch loops below mostly hit the memos instead of decoding a few
+        prompts at a time. For methods that say so (``warm_cache``), whose answers are memoised."""
+        if not getattr(method, "warm_cache", False) or "generation" not in self.scorings:
+            return
+        self._status(f"{method.name}: warming the caches")
+        examples = self.examples[:n_total]
+        prompts = [p.input for e in examples for p in (e.in_scope if self.task.ask_edit_input else e.in_scope[1:])]
+        prompts += [p.input for e in examples for p in e.out_of_scope] + [p.input for p in self.task.dd_probes or ()]
+        method.reset()
+        method.apply([(e.edit_input, e.edit_target) for e in examples])
+        method.predict(list(dict.fromkeys(prompts)))
+        method.reset()
+
     def _batch(self, method: EditingMethod, result: RunResult) -> None:
         cap = self._cap(method)
         n_total = len(self.examples) if cap is None else min(cap, len(self.examples))
+        self._warm(method, n_total)
         for k in self.settings.batch_sizes:
             batches = n_total // k
             if batches == 0:
@@ -395,7 +472,8 @@ class Runner:
                 apply_s += self._apply_timed(method, [self.examples[i] for i in indices], k)
                 # Each batch gets its share of the drawdown set, so the whole set is asked once per k.
                 share = None if dd_probes is None else list(dd_probes[b::batches])
-                obs.extend(observe(method, self.models, self.examples, indices, indices, share, self.settings.scorings))
+                obs.extend(observe(method, self.models, self.examples, indices, indices, share, self.scorings,
+                                   self.task))
             if cap is not None and n_total < len(self.examples):
                 result.notes.append(f"{method.name}: batch k={k} scored on the first {n_total} edits only "
                                     "(cost cap on this machine)")

@@ -7,6 +7,10 @@ question, a CounterFact same-relation prompt) the best cosine. The threshold max
 over the datasets, (share of in-scope queries routed to an edit) - (share of out-of-scope queries
 routed to an edit): the retrieval-side proxy for ES - DD. Among equally good thresholds it takes
 the middle one, the most robust to a shift between validation and deployment.
+
+``held_out`` adds the other side of deployment that a task with few out-of-scope queries lacks
+(fc's claims, sentiment's prompts): each in-scope query scored against the index *without* its
+own fact, i.e. the query of an edit that was never made.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ class SourceScores:
 MISSED = 10**6
 
 
-def score_validation(embed: Embed, records: Sequence[EditRecord], depth: int = 10) -> dict[str, SourceScores]:
-    """Index every record's key; score each in-scope and out-of-scope query against all of them."""
+def score_validation(embed: Embed, records: Sequence[EditRecord], depth: int = 10,
+                     held_out: bool = False) -> dict[str, SourceScores]:
+    """Index every record's key; score each in-scope and out-of-scope query against all of them
+    (and, with ``held_out``, each in-scope query against the keys of the other facts: a negative)."""
     if not records:
         return {}
     keys = embed([r.key for r in records])
@@ -54,6 +60,10 @@ def score_validation(embed: Embed, records: Sequence[EditRecord], depth: int = 1
             part.positive.append(float(row_scores[0]))
             hits = [rank for rank, j in enumerate(row_ids) if j >= 0 and groups[j] == groups[i]]
             part.positive_rank.append(hits[0] if hits else MISSED)
+            if held_out:  # the best key of another fact: this query when its own edit is not stored
+                others = [float(v) for v, j in zip(row_scores, row_ids) if j >= 0 and groups[j] != groups[i]]
+                if others:
+                    part.negative.append(others[0])
     if negative_rows:
         scores, _ = index.search(embed([q for _, q in negative_rows]), 1)
         for (i, _), row_scores in zip(negative_rows, scores):

@@ -9,10 +9,9 @@ from typing import Literal, Optional
 
 import typer
 
-from serac.tasks import TASKS
 from serac.train.config import CF_METHODS
 
-TRAIN_TASKS = ("qa", *TASKS)
+TRAIN_TASKS = ("qa", "fc", "sentiment")
 
 ZSRE_TRAIN = Path("zsre") / "zsre_mend_train-1k.json"
 COUNTERFACT_TRAIN = Path("counterfact") / "counterfact-train.json"
@@ -47,6 +46,9 @@ def train_command(
     cf_method: Optional[Literal[CF_METHODS]] = typer.Option(None, "--cf-method", help="lora (default) or full."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Pretrained sentence-transformers model to start from."),
     cross_encoder: bool = typer.Option(False, "--cross-encoder", help="Also train a cross-encoder re-ranker."),
+    counterfactual: Optional[Path] = typer.Option(
+        None, "--counterfactual", help="--task fc: use this trained (evidence, claim) sequence classifier (a "
+        "save_pretrained directory with supports/refutes labels) as the counterfactual model instead of training one."),
     quick: bool = typer.Option(False, "--quick", help="A tiny smoke-test run (a few minutes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --output with its saved config."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run or artifact already in --output."),
@@ -65,6 +67,8 @@ def train_command(
     from serac.train.pipeline import run_training
 
     with cli_errors():
+        if counterfactual is not None and task != "fc":
+            raise typer.BadParameter("--counterfactual applies to --task fc only")
         if task != "qa":
             qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train, config=config_file,
                            scope_steps=scope_steps, cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method,
@@ -73,8 +77,9 @@ def train_command(
             given = [f"--{k.replace('_', '-')}" for k, v in qa_only.items() if v is not None]
             if given:
                 raise typer.BadParameter(f"{', '.join(given)} apply to --task qa only; --task {task} takes "
-                                         "--data-dir, --output, --seed, --overwrite, --threads and --device")
-            _train_task(task, output, data_dir, seed, overwrite, threads, device)
+                                         "--data-dir, --output, --seed, --overwrite, --threads and --device "
+                                         "(fc also --counterfactual)")
+            _train_task(task, output, data_dir, seed, overwrite, threads, device, counterfactual)
             return
         output = output or serac_home() / "trained"
         options_given = any(v is not None for v in (data_dir, zsre_train, counterfact_train, config_file, seed,
@@ -100,27 +105,52 @@ def train_command(
 
 
 def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], seed: Optional[int], overwrite: bool,
-                threads: int, device: Optional[str] = None) -> None:
-    """``serac train --task fc|sentiment``: the ``serac.tasks`` training, artifact in ``output``."""
+                threads: int, device: Optional[str] = None, counterfactual: Optional[Path] = None) -> None:
+    """``serac train --task fc|sentiment``: the task's models (serac.train.fc / serac.train.sentiment),
+    artifact in ``output`` (default ``$SERAC_HOME/tasks/TASK``)."""
+    import logging
+
     import torch
 
     from serac.cli_support import console
-    from serac.tasks.api import default_task_dir, task_data, train_task
+    from serac.errors import ConfigError
+    from serac.models import default_artifact
 
     shared = data_dir or _default_data_dir()
     if shared is None or not shared.is_dir():
         raise typer.BadParameter("pass --data-dir: the folder laid out like shared/data (vitaminc_sample/, zsre/, "
                                  "counterfact/)")
-    output = output or default_task_dir(task)
+    output = output or default_artifact(task)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise typer.BadParameter(f"{output} is not empty; pass --overwrite to replace it or --output elsewhere")
     torch.set_num_threads(threads)
-    data, _ = task_data(task, shared)
-    summary = train_task(task, output, data, seed=seed, device=device)
+    logging.getLogger("serac").setLevel(logging.INFO)  # the task trainers log their phases
+    given = {k: v for k, v in (("seed", seed), ("device", device)) if v is not None}
+    if task == "fc":
+        from serac.train.fc import FCTrainConfig, train_fc
+
+        data = shared / "vitaminc_sample"
+        if not data.is_dir():
+            raise ConfigError(f"{data} not found: pass --data-dir, the folder that holds vitaminc_sample/")
+        if counterfactual is not None:
+            given["counterfactual"] = str(counterfactual)
+        summary = train_fc(data, output, FCTrainConfig().replace(**given))
+        evaluate = f"serac eval --task fc --artifact {output} --data {data}"
+    else:
+        from serac.tasks.sentiment.data import DATA_FILE, build_sentiment_data, default_data_dir
+        from serac.train.sentiment import SentimentTrainConfig, train_sentiment
+
+        data = default_data_dir()
+        if not (data / DATA_FILE).exists():
+            console.print(f"building the sentiment data set in {data} (chat-model replies judged by VADER; about "
+                          "10 min on 2 CPU cores)")
+            build_sentiment_data(data, counterfact=shared / COUNTERFACT_TRAIN, zsre=shared / ZSRE_TRAIN)
+        summary = train_sentiment(data, output, SentimentTrainConfig().replace(**given))
+        evaluate = f"serac eval --task sentiment --artifact {output}"
     seconds = summary.get("seconds")
     console.print(f"[green]{task} artifact written to {output}[/green]"
                   + (f" ({float(seconds) / 60:.1f} min)" if seconds else ""))
-    console.print(f"evaluate it: serac eval --task {task} --artifact {output} --data {data}")
+    console.print(f"evaluate it: {evaluate}   ask it: serac ask --model {output} ...")
 
 
 def _build_config(config_file, quick, data_dir, zsre_train, counterfact_train, seed, scope_steps, cf_steps,

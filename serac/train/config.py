@@ -17,7 +17,7 @@ from serac.config import (
     DEVICE,
     FRACTION,
     INTEGER,
-    MODEL_KINDS,
+    LM_KINDS,
     MODEL_NAME,
     NON_NEGATIVE_INT,
     NON_NEGATIVE_NUMBER,
@@ -121,7 +121,7 @@ class CounterfactualTrainConfig(Config):
     section: ClassVar[str] = "counterfactual"
 
     model: str = option(DEFAULT_LM, "Any causal or seq2seq LM (id, path or embedded:NAME).", check=MODEL_NAME)
-    kind: str = option("auto", "auto, causal or seq2seq.", check=one_of(MODEL_KINDS))
+    kind: str = option("auto", "auto, causal or seq2seq.", check=one_of(LM_KINDS))
     method: str = option("lora", "lora (a peft adapter) or full (every weight).", check=one_of(CF_METHODS))
     lora_r: int = option(16, "LoRA rank.", check=POSITIVE_INT)
     lora_alpha: int = option(32, "LoRA alpha.", check=POSITIVE_INT)

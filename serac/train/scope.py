@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from serac.errors import DataError
 from serac.train.checkpoint import linear_schedule, load_checkpoint, save_checkpoint, step_rng
 from serac.train.config import ScopeTrainConfig
 from serac.train.pairs import EditRecord, Neighbours, sample_batch
@@ -159,3 +160,39 @@ def train_scope_encoder(
     bar.close()
     model.eval()
     return history
+
+
+def fit_task_scope(
+    train: Sequence[EditRecord],
+    val: Sequence[EditRecord],
+    config: ScopeTrainConfig,
+    out_dir: str | Path,
+    *,
+    fit: bool = True,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The scope of a task artifact (fc, sentiment) on the same stack as ``serac train``: mine
+    neighbours with the pretrained encoder, train it for ``config.steps`` steps (``fit`` False: keep
+    the pretrained encoder), save it to ``out_dir`` and calibrate the threshold on ``val`` with
+    held-out negatives (:func:`serac.train.calibrate.score_validation`). Returns the encoder spec
+    to write in the artifact (``out_dir``'s name, or the pretrained spec), the threshold and the
+    validation summary."""
+    from serac.train.calibrate import choose_threshold, score_validation, summarize
+    from serac.train.pairs import mine_neighbours
+
+    model = load_sentence_encoder(config.encoder, device)
+    result: dict[str, Any] = {"encoder": config.encoder}
+    if fit and len(train) >= 2:
+        neighbours = mine_neighbours(train, lambda t: encode(model, t), config.mine_k)
+        result["losses"] = train_scope_encoder(model, train, neighbours, config, seed, progress=progress)["loss"]
+        model.save(str(out_dir), create_model_card=False)
+        result["encoder"] = Path(out_dir).name
+    scores = score_validation(lambda t: encode(model, t), val, held_out=True)
+    if not any(part.positive and part.negative for part in scores.values()):
+        raise DataError(f"{len(val)} validation edits give no in-scope and out-of-scope scores to calibrate on; "
+                         "hold out more edits (val_fraction)")
+    result["threshold"], result["objective"] = choose_threshold(scores)
+    result["validation"] = summarize(scores, result["threshold"], len(val))
+    return result

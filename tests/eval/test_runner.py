@@ -272,18 +272,30 @@ def test_eval_command_writes_json_markdown_and_png(data_dir, models, tmp_path, m
     assert (out / "results.md").stat().st_size > 0 and (out / "zsre_sequential.png").stat().st_size > 0
 
 
-def test_bench_quick_rewrites_the_report(data_dir, models, tmp_path):
+def test_bench_quick_rewrites_the_report(data_dir, models, tmp_path, fc_artifact, monkeypatch):
+    import shutil
+
     from serac.eval.bench import run_bench
 
+    # fc has its trained artifact where `serac train --task fc` writes it; sentiment has none (skipped)
+    monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
+    shutil.copytree(fc_artifact, tmp_path / "home" / "tasks" / "fc")
+    (data_dir / "vitaminc_sample").mkdir()
+    (data_dir / "vitaminc_sample" / "test.jsonl").write_text("".join(
+        json.dumps({"evidence": f"evidence {i} {s}", "claim": f"claim {i} {s}", "label": label, "id": i}) + "\n"
+        for i, (s, label) in enumerate([("a", "SUPPORTS"), ("b", "REFUTES"), ("c", "SUPPORTS"), ("d", "REFUTES"),
+                                        ("e", "SUPPORTS"), ("f", "NOT ENOUGH INFO")])))
     out, doc = tmp_path / "benchmarks", tmp_path / "BENCHMARKS.md"
     (out / "extra").mkdir(parents=True)
     (out / "extra" / "server.md").write_text("## Server load test\n\n42 requests/s\n")
     run_bench(data_dir, out, doc, quick=True, models=models, artifact=str(tmp_path / "missing"))
     rows = json.loads((out / "results.json").read_text())
     assert rows and all(tuple(r) == ROW_KEYS for r in rows)
-    assert {r["task"] for r in rows} == {"zsre", "counterfact"} and {r["mode"] for r in rows} == {"batch", "sequential"}
+    assert {r["task"] for r in rows} == {"zsre", "counterfact", "fc"} and {r["mode"] for r in rows} == {"batch", "sequential"}
+    assert {r["method"] for r in rows if r["task"] == "fc"} == {"serac", "icl", "ft", "base"}
     text = doc.read_text()
     for needle in ("# Benchmarks", "Machine:", "UTC", "## Parts", "zsre, sequential", "counterfact, sequential",
+                   "fc, batch", "fc, sequential", "part sentiment-batch (no task artifact)",
                    "42 requests/s", "Not run: serac", "![zsre batch: ES and DD](benchmarks/zsre_batch.png)"):
         assert needle in text
     for png in ("zsre_batch.png", "zsre_sequential.png", "counterfact_sequential.png"):
@@ -297,48 +309,3 @@ def test_bench_quick_rewrites_the_report(data_dir, models, tmp_path):
     assert doc.read_text() == text.replace("42 requests/s", "43 requests/s")
     with pytest.raises(ConfigError, match="run `serac bench` first"):
         render_saved(tmp_path / "nothing", doc)
-
-
-def test_eval_command_dispatches_the_other_tasks(tmp_path, monkeypatch):
-    pytest.importorskip("serac.tasks.api")
-    from typer.testing import CliRunner
-
-    import serac.tasks.api
-    from serac.cli import app
-
-    calls = {}
-
-    def fake_eval_task(task, model_dir, data, **kwargs):
-        calls.update(task=task, model_dir=model_dir, **kwargs)
-        return [{"task": task, "method": m, "mode": mode, "n_edits": n, "scoring": "generation", "metric": metric,
-                 "value": 0.5} for m in ("serac", "icl") for mode, n in (("batch", 1), ("sequential", 10))
-                for metric in ("es", "dd")]
-
-    monkeypatch.setattr(serac.tasks.api, "eval_task", fake_eval_task)
-    out = tmp_path / "fc"
-    result = CliRunner().invoke(app, ["eval", "--task", "fc", "--data", str(tmp_path), "--artifact", str(tmp_path),
-                                      "--methods", "serac,serac-untrained,lu,icl", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert calls["task"] == "fc" and calls["methods"] == ["serac", "icl"] and calls["sequential"]
-    for mode in ("batch", "sequential"):
-        assert json.loads((out / mode / "results.json").read_text())["rows"][0]["task"] == "fc"
-        assert (out / mode / f"fc_{mode}.png").stat().st_size > 0
-
-
-def test_eval_other_task_defaults_to_the_trained_task_artifact(tmp_path, monkeypatch):
-    pytest.importorskip("serac.tasks.api")
-    from typer.testing import CliRunner
-
-    import serac.tasks.api
-    from serac.cli import app
-
-    monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
-    seen = {}
-    monkeypatch.setattr(serac.tasks.api, "eval_task", lambda task, model_dir, data, **k: seen.update(dir=model_dir) or [])
-    args = ["eval", "--task", "fc", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
-    assert result.exit_code != 0 and "serac train --task fc" in result.output and seen == {}
-    (tmp_path / "home" / "tasks" / "fc").mkdir(parents=True)
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert seen["dir"] == tmp_path / "home" / "tasks" / "fc"

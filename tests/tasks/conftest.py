@@ -6,44 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from serac.data.examples import FactCheckExample
-from tests.conftest import build_tokenizer
+from tests.conftest import save_tiny_bert
 
 LABELS = ("supports", "refutes")
-
-
-def save_tiny_bert(path: Path, labels: tuple[str, ...] | None = None, seed: int = 0) -> Path:
-    """A tiny BERT: a plain encoder (``labels`` None; sentence-transformers wraps it with mean
-    pooling) or a sequence classifier over ``labels``."""
-    from transformers import BertConfig, BertForSequenceClassification, BertModel
-
-    tokenizer = build_tokenizer(chat=False)
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    if labels is None:
-        model = BertModel(config)
-    else:
-        config.id2label = dict(enumerate(labels))
-        config.label2id = {label: i for i, label in enumerate(labels)}
-        model = BertForSequenceClassification(config)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory) -> Path:
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

@@ -1,37 +1,26 @@
-"""FC: edit building from VitaminC records, metrics, the classifier adapters, routing, evaluation
-and training, on tiny models and records written here."""
+"""FC data (serac.tasks.fc.data): edit building from VitaminC records and the extra training pairs,
+and routing of claims through a classifier editor, on tiny models and records written here. The
+runner's fc task: tests/eval/test_tasks.py; training: tests/train/test_task_training.py."""
 
 from __future__ import annotations
-
-import json
-import math
 
 import pytest
 
 from serac.base import CallableModel
 from serac.data.examples import EditExample, FactCheckExample, Probe
 from serac.editor import EditedModel
-from serac.errors import ConfigError, DataError, ModelNotAvailableError
+from serac.errors import ConfigError, DataError
 from serac.scope import ScopeClassifier
-from serac.tasks.classifier import (
-    PairClassifierCounterfactual,
-    SequenceClassifier,
-    is_sequence_classifier,
-    load_classifier,
-    load_task_model,
-)
+from serac.base import load_text_model
+from serac.counterfactual import PairClassifierCounterfactual
 from serac.tasks.fc.data import (
     EVIDENCE_TARGET,
     build_fc_edits,
     counterfact_pairs,
     number_swaps,
-    other_claims,
     split_edits,
 )
-from serac.tasks.fc.evaluate import FCEvalConfig, evaluate_fc
-from serac.tasks.fc.metrics import drawdown, edit_success
-from serac.tasks.fc.model import FCModelConfig, FCParts
-from tests.tasks.conftest import LABELS, RuleClassifier, fc_records
+from tests.tasks.conftest import RuleClassifier, fc_records
 
 PARIS = "paris capital france river seine"
 JUPITER = "jupiter largest planet solar system"
@@ -74,19 +63,10 @@ def test_split_edits_is_seeded_and_disjoint():
         and {e.evidence for e in kept} | {e.evidence for e in held} == {PARIS, JUPITER, VIOLIN}
     )
     assert split_edits(edits, 0.34, seed=1) == (kept, held)
-    with pytest.raises(ValueError, match="fraction"):
+    with pytest.raises(ConfigError, match="fraction"):
         split_edits(edits, 1.0)
 
 
-def test_other_claims_are_every_claim_outside_the_memory():
-    edits = build_fc_edits(fc_records())
-    assert [p.input for p in other_claims(edits, [0])] == [
-        "jupiter is the largest planet",
-        "violin has many fans",
-    ]
-
-
-# -- metrics ---------------------------------------------------------------------------------------
 def test_counterfact_pairs_state_the_edit_and_contrast_the_answers():
     example = EditExample(
         "Toko Yasuda, the", "piano", (Probe("Toko Yasuda, the", "piano"), Probe("Toko Yasuda is great at", "piano")),
@@ -108,47 +88,6 @@ def test_number_swaps_change_one_digit_of_supported_claims():
     changed = [(a, b) for a, b in zip(claim, pairs[0][1]) if a != b]
     assert len(claim) == len(pairs[0][1]) and len(changed) == 1 and changed[0][0].isdigit()
     assert number_swaps(pairs, ["supports", "refutes", "supports"], seed=1) == (out, labels)  # seeded
-
-
-def test_metrics_hand_computed():
-    assert edit_success(
-        ["supports", "refutes", "refutes"], ["supports", "supports", "refutes"]
-    ) == pytest.approx(2 / 3)
-    assert (
-        drawdown(
-            ["supports", "refutes", "supports", "supports"], ["supports", "supports", "supports", "refutes"]
-        )
-        == 0.5
-    )
-    assert math.isnan(edit_success([], [])) and math.isnan(drawdown([], []))
-    with pytest.raises(ValueError, match="2 predictions but 1 labels"):
-        edit_success(["a", "b"], ["a"])
-
-
-# -- classifier adapters ---------------------------------------------------------------------------
-def test_classifier_chosen_by_config(tiny_classifier_dir, tiny_causal_dir, tiny_bert_dir):
-    from transformers import AutoConfig
-
-    assert is_sequence_classifier(AutoConfig.from_pretrained(tiny_classifier_dir))
-    assert not is_sequence_classifier(AutoConfig.from_pretrained(tiny_causal_dir))
-    assert not is_sequence_classifier(AutoConfig.from_pretrained(tiny_bert_dir))  # an encoder, no head
-    assert isinstance(load_task_model(str(tiny_classifier_dir)), SequenceClassifier)
-    assert not isinstance(load_task_model(str(tiny_causal_dir), max_new_tokens=2), SequenceClassifier)
-    with pytest.raises(ModelNotAvailableError, match="not a sequence classifier"):
-        load_classifier(str(tiny_causal_dir))
-
-
-def test_sequence_classifier_answers_label_strings(tiny_classifier_dir):
-    clf = load_classifier(str(tiny_classifier_dir))
-    assert clf.labels == LABELS
-    answers = clf.generate(["paris is the capital", [{"role": "user", "content": "paris is the capital"}]])
-    assert answers[0] == answers[1] and answers[0] in LABELS  # a chat prompt reads as its user message
-    pairs = clf.predict([("paris capital", "paris is the capital"), ("a", "b")])
-    assert all(p in LABELS for p in pairs)
-    assert clf.teacher_forced(["x"], [answers[0]]) in ([1.0], [0.0])
-    assert clf.predict_proba(["x", "y"]).shape == (2, 2)
-    with pytest.raises(ValueError, match="mix of single texts"):
-        clf.predict(["x", ("a", "b")])
 
 
 # -- routing ---------------------------------------------------------------------------------------
@@ -183,11 +122,11 @@ def test_out_of_scope_claims_go_to_the_base_and_keep_its_label(hashing_encoder):
 
 
 def test_real_classifiers_route_and_keep_base_labels_exactly(tiny_classifier_dir, hashing_encoder):
-    base = load_classifier(str(tiny_classifier_dir))
+    base = load_text_model(str(tiny_classifier_dir), batch_size=32)
     editor = EditedModel(
         base,
         ScopeClassifier(hashing_encoder, threshold=0.4),
-        PairClassifierCounterfactual(load_classifier(str(tiny_classifier_dir))),
+        PairClassifierCounterfactual(load_text_model(str(tiny_classifier_dir), batch_size=32)),
     )
     claims = [r.claim for r in fc_records()]
     before = base.generate(claims)
@@ -195,133 +134,3 @@ def test_real_classifiers_route_and_keep_base_labels_exactly(tiny_classifier_dir
     answers = editor.generate(claims)
     assert [a.source for a in answers] == ["counterfactual", "counterfactual", "base", "base", "base"]
     assert [a.text for i, a in enumerate(answers) if a.source == "base"] == [before[i] for i in (2, 3, 4)]
-
-
-# -- evaluation ------------------------------------------------------------------------------------
-def _stub_parts(hashing_encoder) -> FCParts:
-    gold = {
-        (PARIS, "paris is the capital of france"): "supports",
-        (PARIS, "paris is not the capital of france"): "refutes",
-        (JUPITER, "jupiter is the largest planet"): "supports",
-    }
-    # the base gets one decided claim wrong and labels the rest "supports"
-    base = RuleClassifier({"paris is the capital of france": "refutes"}, default="supports")
-    return FCParts(
-        base=base,
-        counterfactual=RuleClassifier(gold, default="refutes"),
-        encoder=hashing_encoder,
-        config=FCModelConfig(threshold=0.4, top_k=2),
-    )
-
-
-def _value(rows, method, mode, n, metric):
-    [row] = [
-        r for r in rows if (r["method"], r["mode"], r["n_edits"], r["metric"]) == (method, mode, n, metric)
-    ]
-    return row["value"]
-
-
-def test_evaluate_fc_hand_computed(hashing_encoder):
-    edits = build_fc_edits(fc_records())
-    rows = evaluate_fc(
-        _stub_parts(hashing_encoder),
-        edits,
-        FCEvalConfig(methods=("serac", "icl"), batch_sizes=(1, 3), sequential=True),
-    )
-    assert all(set(r) == {"task", "method", "mode", "n_edits", "scoring", "metric", "value"} for r in rows)
-    assert {r["task"] for r in rows} == {"fc"}
-    # serac: routing is perfect, so every decided claim gets its gold label and nothing else moves
-    for mode, n in (("batch", 1), ("batch", 3), ("sequential", 3)):
-        assert _value(rows, "serac", mode, n, "es") == 1.0
-        assert _value(rows, "serac", mode, n, "dd") == 0.0
-        assert _value(rows, "serac", mode, n, "scope_recall") == 1.0
-    assert _value(rows, "serac", "batch", 1, "es_pre") == pytest.approx(
-        1 / 3
-    )  # base: refutes, supports(wrong), supports
-    assert _value(rows, "serac", "batch", 1, "n_in_scope") == 3
-    # k=1: batches {paris}, {jupiter}, {violin}; out of scope = (1 hard + 2 other) + (0 + 4) + (1 + 4)
-    assert _value(rows, "serac", "batch", 1, "n_out_of_scope") == 12
-    # icl sends every claim to its nearest evidence; the stub counterfactual says "refutes" for any
-    # pair it does not know, while the base said "supports" for every claim except one
-    # k=3, all evidence in memory: out of scope = the two "not enough info" claims -> both flip
-    assert _value(rows, "icl", "batch", 3, "dd_hard") == 1.0
-    assert _value(rows, "icl", "batch", 3, "es") == 1.0
-    # sequential n=1 (paris only): out of scope = bakeries (hard) + jupiter + violin claims, all
-    # read with the paris evidence -> unknown pairs -> "refutes"; base said supports for all three
-    assert _value(rows, "icl", "sequential", 1, "dd") == 1.0
-
-
-def test_evaluate_fc_fine_tuning_runs_on_a_tiny_classifier(tiny_classifier_dir, hashing_encoder):
-    parts = FCParts(
-        base=load_classifier(str(tiny_classifier_dir)),
-        counterfactual=load_classifier(str(tiny_classifier_dir)),
-        encoder=hashing_encoder,
-        config=FCModelConfig(threshold=0.4),
-    )
-    rows = evaluate_fc(
-        parts, build_fc_edits(fc_records()), FCEvalConfig(methods=("ft",), batch_sizes=(1,), ft_steps=2)
-    )
-    assert {(r["mode"], r["n_edits"]) for r in rows} == {("batch", 1), ("sequential", 1), ("sequential", 3)}
-    assert 0.0 <= _value(rows, "ft", "batch", 1, "dd") <= 1.0
-    assert not any(r["metric"] == "scope_recall" for r in rows)
-
-
-def test_eval_config_rejects_unknown_methods():
-    with pytest.raises(ValueError, match="fc.methods must be a non-empty list of FC methods"):
-        FCEvalConfig(methods=("serac", "mend"))
-
-
-# -- training --------------------------------------------------------------------------------------
-def test_train_fc_writes_a_loadable_artifact(tmp_path, tiny_bert_dir):
-    from serac.tasks.fc.model import build_editor
-    from serac.tasks.fc.train import FCTrainConfig, train_fc
-
-    data = tmp_path / "train.jsonl"
-    rows = [
-        {"claim": r.claim, "evidence": r.evidence, "label": r.label, "id": i}
-        for i, r in enumerate(fc_records() * 3)
-    ]
-    # distinct evidence per copy, so held-out evidence exists for calibration
-    for i, row in enumerate(rows):
-        row["evidence"] = f"{row['evidence']} {i // 5}"
-    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    summary = train_fc(
-        data,
-        tmp_path / "fc",
-        FCTrainConfig(encoder=str(tiny_bert_dir), epochs=1, scope_epochs=1, val_fraction=0.34, batch_size=4),
-    )
-    assert summary["n_train_edits"] + summary["n_val_edits"] == 9
-    assert -1.0 <= summary["threshold"] <= 1.0
-    config = FCModelConfig.load(tmp_path / "fc")
-    assert (config.base, config.counterfactual, config.scope_encoder) == ("base", "counterfactual", "scope")
-    editor = build_editor(tmp_path / "fc")
-    editor.add(PARIS + " 0", EVIDENCE_TARGET)
-    assert editor.generate(["paris is the capital of france"])[0].text in LABELS
-
-
-def test_train_fc_with_counterfact_pairs_and_number_swaps(tmp_path, tiny_bert_dir):
-    from serac.tasks.fc.train import FCTrainConfig, train_fc
-
-    data = tmp_path / "train.jsonl"
-    rows = [{"claim": f"{r.claim} in 19{i}", "evidence": f"{r.evidence} {i}", "label": r.label, "id": i}
-            for i, r in enumerate(fc_records() * 2)]
-    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    counterfact = tmp_path / "counterfact-train.json"
-    counterfact.write_text(json.dumps([{
-        "case_id": i, "prompt": f"Thing {i} is located in", "target_new": "Sweden", "subject": f"Thing {i}",
-        "ground_truth": "Spain", "rephrase_prompt": f"Thing {i} can be found in",
-        "locality_prompt": "Madrid is in", "locality_ground_truth": "Spain"} for i in range(3)]))
-    config = FCTrainConfig(encoder=str(tiny_bert_dir), epochs=1, scope_epochs=0, val_fraction=0.34, batch_size=4,
-                           counterfact_train=str(counterfact), number_swaps=True)
-    summary = train_fc(data, tmp_path / "fc", config)
-    assert summary["n_counterfact_pairs"] == 6 and len(summary["counterfactual_pretrain_losses"]) == 1
-    assert summary["n_number_swaps"] > 0
-    with pytest.raises(ConfigError, match="an evaluation file"):
-        FCTrainConfig(counterfact_train="../shared/data/counterfact/counterfact-edit.json")
-
-
-def test_fc_model_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="has no fc_config.json"):
-        FCModelConfig.load(tmp_path)
-    with pytest.raises(ConfigError, match="expected 'fc'"):
-        FCModelConfig(task="sentiment")

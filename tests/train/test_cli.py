@@ -1,4 +1,5 @@
-"""`serac train --task`: qa runs the pipeline; fc and sentiment dispatch to serac.tasks."""
+"""`serac train --task`: qa runs the pipeline; fc and sentiment run serac.train.fc / serac.train.sentiment
+(stubbed here: the options and paths they receive are what is tested)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+import serac.tasks.sentiment.data
+import serac.train.fc
+import serac.train.sentiment
 from serac.cli import app
-
-pytest.importorskip("serac.tasks.api")
-import serac.tasks.api  # noqa: E402
 
 
 @pytest.fixture
@@ -23,23 +24,28 @@ def shared(tmp_path):
 def calls(monkeypatch):
     seen = {}
 
-    def fake_train_task(task, out_dir, data=None, **options):
-        seen.update(task=task, out_dir=out_dir, data=data, **options)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "train_summary.json").write_text(json.dumps({"seconds": 90}))
-        return {"seconds": 90}
+    def fake(task):
+        def train(data, out_dir, config):
+            seen.update(task=task, out_dir=out_dir, data=data, config=config)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "train_summary.json").write_text(json.dumps({"seconds": 90}))
+            return {"seconds": 90}
+        return train
 
-    monkeypatch.setattr(serac.tasks.api, "train_task", fake_train_task)
+    monkeypatch.setattr(serac.train.fc, "train_fc", fake("fc"))
+    monkeypatch.setattr(serac.train.sentiment, "train_sentiment", fake("sentiment"))
     return seen
 
 
-def test_train_task_fc_dispatches_with_its_data_and_output(shared, calls, tmp_path, monkeypatch):
+def test_train_task_fc_passes_its_data_output_and_options(shared, calls, tmp_path, monkeypatch):
     monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
+    classifier = tmp_path / "pair-classifier"
     result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--seed", "3",
-                                      "--device", "cpu"])
+                                      "--device", "cpu", "--counterfactual", str(classifier)])
     assert result.exit_code == 0, result.output
-    assert calls == {"task": "fc", "out_dir": tmp_path / "home" / "tasks" / "fc",
-                     "data": shared / "vitaminc_sample", "seed": 3, "device": "cpu"}
+    assert calls["task"] == "fc" and calls["out_dir"] == tmp_path / "home" / "tasks" / "fc"
+    assert calls["data"] == shared / "vitaminc_sample"
+    assert (calls["config"].seed, calls["config"].device, calls["config"].counterfactual) == (3, "cpu", str(classifier))
     assert "serac eval --task fc" in result.output
     # a second run refuses to overwrite the artifact unless asked
     again = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared)])
@@ -53,7 +59,8 @@ def test_train_task_sentiment_reuses_built_data(shared, calls, tmp_path, monkeyp
     data = tmp_path / "home" / "tasks" / "sentiment-data"
     data.mkdir(parents=True)
     (data / "sentiment.jsonl").write_text("")
-    monkeypatch.setattr(serac.tasks.api, "build_task_data", lambda *a, **k: pytest.fail("data exists: no rebuild"))
+    monkeypatch.setattr(serac.tasks.sentiment.data, "build_sentiment_data",
+                        lambda *a, **k: pytest.fail("data exists: no rebuild"))
     out = tmp_path / "sent"
     result = CliRunner().invoke(app, ["train", "--task", "sentiment", "--data-dir", str(shared), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -63,7 +70,8 @@ def test_train_task_sentiment_reuses_built_data(shared, calls, tmp_path, monkeyp
 def test_train_task_sentiment_builds_missing_data_from_the_train_files(shared, calls, tmp_path, monkeypatch):
     monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
     built = {}
-    monkeypatch.setattr(serac.tasks.api, "build_task_data", lambda task, out, **k: built.update(task=task, out=out, **k))
+    monkeypatch.setattr(serac.tasks.sentiment.data, "build_sentiment_data",
+                        lambda out, **k: built.update(out=out, **k))
     result = CliRunner().invoke(app, ["train", "--task", "sentiment", "--data-dir", str(shared)])
     assert result.exit_code == 0, result.output
     assert built["out"] == tmp_path / "home" / "tasks" / "sentiment-data"
@@ -76,6 +84,7 @@ def test_train_task_sentiment_builds_missing_data_from_the_train_files(shared, c
         (["--task", "ner"], "'ner' is not one of 'qa', 'fc', 'sentiment'"),
         (["--task", "fc", "--scope-steps", "5"], "--scope-steps apply to --task qa only"),
         (["--task", "fc", "--quick"], "--quick apply to --task qa only"),
+        (["--task", "sentiment", "--counterfactual", "x"], "--counterfactual applies to --task fc only"),
     ],
 )
 def test_train_task_errors(shared, calls, args, message):

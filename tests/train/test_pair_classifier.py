@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from serac.errors import ConfigError
-from serac.tasks.classifier import load_classifier
+from serac.base import load_text_model
 from serac.train import pair_classifier as pc
 from tests.tasks.conftest import save_tiny_bert
 from tests.tasks.fc.fixtures import write_tree
@@ -81,7 +81,7 @@ def test_train_save_load_round_trip_and_resume(tmp_path, monkeypatch):
     assert json.loads((out / "train_summary.json").read_text())["labels"] == LABELS
 
     model, tokenizer = pc.load_pair_classifier(out)
-    reloaded = load_classifier(str(out), max_length=128)  # what the FC evaluation loads
+    reloaded = load_text_model(str(out), max_length=128)  # what the FC evaluation loads
     assert reloaded.labels == tuple(LABELS)
     assert pc.predict(model, tokenizer, PAIRS) == reloaded.predict(PAIRS)
 

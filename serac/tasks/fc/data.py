@@ -12,12 +12,14 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from serac.data.examples import EditExample, FactCheckExample, Probe, normalize_text
-from serac.errors import DataError
+from serac.data.io import PathArg
+from serac.edits import EVIDENCE_TARGET
+from serac.errors import ConfigError, DataError
 
-EVIDENCE_TARGET = "supports"  # an edit asserts its evidence (SERAC's inner label for FC)
 DECIDED = ("supports", "refutes")  # the base and counterfactual models' labels
 UNDECIDED = "not enough info"
 
@@ -74,21 +76,63 @@ def build_fc_edits(examples: Iterable[FactCheckExample], *, min_evidence_words: 
     return edits
 
 
+def vitaminc_files(data: PathArg | Sequence[PathArg], split: str) -> list[Path]:
+    """A VitaminC sample directory -> its ``train_*.jsonl`` (split "train") or ``test.jsonl`` ("eval");
+    explicit files are used as given."""
+    if isinstance(data, (str, Path)) and Path(data).is_dir():
+        pattern = "train_*.jsonl" if split == "train" else "test.jsonl"
+        files = sorted(Path(data).glob(pattern))
+        if not files:
+            raise DataError(f"{data} has no {pattern}; pass the vitaminc_sample directory or the files")
+        return files
+    return [Path(p) for p in ([data] if isinstance(data, (str, Path)) else data)]  # type: ignore[union-attr]
+
+
+def edit_example(edit: FactEdit) -> EditExample:
+    """A piece of evidence as the evaluation runner's edit: input = the evidence, target = supports;
+    in scope: the evidence itself (not asked: it is no claim), then the claims it decides, each with
+    its own label; out of scope (locality): its "not enough info" claims, whose base label must stay."""
+    return EditExample(
+        edit_input=edit.evidence,
+        edit_target=EVIDENCE_TARGET,
+        in_scope=(Probe(edit.evidence, EVIDENCE_TARGET), *edit.in_scope),
+        out_of_scope=edit.hard_out_of_scope,
+        record_id=",".join(edit.record_ids),
+    )
+
+
+def load_fc_task(data: PathArg | Sequence[PathArg], limit: int | None = None
+                 ) -> tuple[list[EditExample], list[Probe] | None, str]:
+    """The fc evaluation: (edits, drawdown claims, where they come from). The first ``limit``
+    pieces of evidence of the test file(s) are the edits; every claim of the remaining evidence,
+    which is never edited, is the drawdown set (none when every piece of evidence is an edit: then
+    drawdown falls back to the edits' "not enough info" claims)."""
+    from serac.data import load_vitaminc
+
+    edits = build_fc_edits(load_vitaminc(vitaminc_files(data, "eval")))
+    if not edits:
+        raise DataError(f"{data} holds no VitaminC evidence")
+    return fc_task(edits, limit)
+
+
+def fc_task(edits: Sequence[FactEdit], limit: int | None = None) -> tuple[list[EditExample], list[Probe] | None, str]:
+    """:func:`load_fc_task` for edits built elsewhere (e.g. ``serac.tasks.fc.corpora``'s Fool Me Twice)."""
+    used, rest = (list(edits), []) if limit is None else (list(edits[:limit]), list(edits[limit:]))
+    claims = [Probe(p.input, None) for e in rest for p in e.claims]
+    source = (f"{len(claims)} claims about the {len(rest)} pieces of evidence never edited" if claims
+              else 'the edited evidence\'s "not enough info" claims')
+    return [edit_example(e) for e in used], claims or None, source
+
+
 def split_edits(
     edits: Sequence[FactEdit], fraction: float, seed: int = 0
 ) -> tuple[list[FactEdit], list[FactEdit]]:
     """(kept, held out): a seeded random ``fraction`` of the edits held out, both in input order.
     Splitting by evidence keeps every claim of one evidence on the same side."""
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+        raise ConfigError(f"the held-out fraction must be in [0, 1), got {fraction}")
     held = set(random.Random(seed).sample(range(len(edits)), round(len(edits) * fraction)))
     return [e for i, e in enumerate(edits) if i not in held], [e for i, e in enumerate(edits) if i in held]
-
-
-def other_claims(edits: Sequence[FactEdit], chosen: Iterable[int]) -> list[Probe]:
-    """Every claim of the edits not in ``chosen``: out of scope for a memory holding ``chosen``."""
-    chosen = set(chosen)
-    return [claim for i, edit in enumerate(edits) if i not in chosen for claim in edit.claims]
 
 
 def base_training_pairs(edits: Sequence[FactEdit]) -> tuple[list[str], list[str]]:

@@ -4,7 +4,7 @@ The base classifier labels claims supports / refutes; the pair classifier also k
 info": the stored evidence does not decide the claim. Such a claim is not about that edit, so the
 base model's own label must stand (answering "not enough info" would count as drawdown on exactly
 the claims the paper's DD measures). :class:`DeferringPairClassifier` does that: it has the
-``predict`` of a :class:`~serac.tasks.classifier.SequenceClassifier`, so
+``predict`` of a :class:`~serac.base.SequenceClassifier`, so
 ``PairClassifierCounterfactual`` takes it unchanged.
 """
 

@@ -7,7 +7,7 @@ classifier (VADER) labels each reply; a reply is kept only when its label agrees
 instruction. The output is JSON lines written to a directory of your choice (by default under
 ``$SERAC_HOME``), never into the repository.
 
-Command: ``python -m serac.tasks build-data sentiment --counterfact PATH --zsre PATH [--out DIR]``.
+``serac train --task sentiment`` builds it (from the zsRE / CounterFact *train* files) when it is missing.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Callable, ClassVar, Iterable, Sequence
 
 from serac.base import GenerationOptions, TextModel
 from serac.config import DEFAULT_LM, INTEGER, MODEL_NAME, POSITIVE_INT, Check, Config, option
-from serac.data.examples import normalize_text
+from serac.data.examples import EditExample, Probe, normalize_text
 from serac.data.io import PathArg, iter_jsonl
 from serac.errors import DataError
 from serac.models import serac_home
-from serac.tasks.sentiment.prompts import INSTRUCTIONS, SENTIMENTS, TEMPLATES, opinion_prompt
+from serac.tasks.sentiment.prompts import INSTRUCTIONS, SENTIMENTS, TEMPLATES, edit_input, edit_target, opinion_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def load_sentiment_data(path: PathArg, *, usable_only: bool = True) -> list[Topi
             record = TopicRecord(raw["topic"], raw["split"], replies)
         except (KeyError, TypeError) as exc:
             raise DataError(
-                f"{where}: not a sentiment record ({exc}); rebuild with `build-data sentiment`"
+                f"{where}: not a sentiment record ({exc}); rebuild it (delete the folder and run `serac train --task sentiment`)"
             ) from None
         if record.split not in SPLITS:
             raise DataError(f"{where}: split {record.split!r}; expected one of {', '.join(SPLITS)}")
@@ -279,3 +279,34 @@ def topic_prompts(topic: str, n: int, seed: int = 0) -> list[str]:
     """``n`` opinion prompts about ``topic`` from distinct templates (seeded by topic)."""
     rng = random.Random(f"{seed}:{topic}")
     return [opinion_prompt(t, topic) for t in sorted(rng.sample(range(len(TEMPLATES)), n))]
+
+
+def topic_edits(records: Sequence[TopicRecord], prompts_per_edit: int = 2, seed: int = 0
+                ) -> list[tuple[TopicRecord, str, list[str]]]:
+    """One edit per topic: (record, sentiment, in-scope opinion prompts), in a seeded order with the
+    sentiments alternating (half each)."""
+    order = list(records)
+    random.Random(seed).shuffle(order)
+    return [(r, SENTIMENTS[i % 2], topic_prompts(r.topic, prompts_per_edit, seed)) for i, r in enumerate(order)]
+
+
+def load_sentiment_task(data: PathArg | None = None, limit: int | None = 75, seed: int = 0,
+                        prompts_per_edit: int = 2) -> tuple[list[EditExample], list[Probe], str]:
+    """The sentiment evaluation: (edits, drawdown prompts, where they come from). Every ``eval`` topic
+    (at most ``limit``) is an edit ``Topic: X -> Sentiment: s``; its in-scope probes are opinion prompts
+    about X whose target is s (a reply is read by the judge before it is compared). The drawdown set
+    is the same prompts about the topics that are never edited: the other eval topics and the train
+    topics."""
+    records = load_sentiment_data(data or default_data_dir(), usable_only=False)
+    edits = topic_edits([r for r in records if r.split == "eval"], prompts_per_edit, seed)
+    if not edits:
+        raise DataError(f"{data} has no eval topics; rebuild it with `serac train --task sentiment`")
+    used, spare = edits[:limit], edits[limit:] if limit is not None else []
+    examples = [
+        EditExample(edit_input(r.topic), edit_target(s), (Probe(edit_input(r.topic), s), *(Probe(p, s) for p in prompts)),
+                    (), subject=r.topic, record_id=f"sentiment:{r.topic}")
+        for r, s, prompts in used
+    ]
+    others = [r.topic for r, _, _ in spare] + [r.topic for r in records if r.split == "train"]
+    probes = [Probe(p, None) for topic in others for p in topic_prompts(topic, prompts_per_edit, seed)]
+    return examples, probes, f"{len(probes)} opinion prompts about {len(others)} topics never edited"

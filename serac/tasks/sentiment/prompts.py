@@ -6,7 +6,7 @@ The 13 opinion templates follow ConvSent's (Mitchell et al. 2022): three direct 
 
 from __future__ import annotations
 
-import re
+from serac.errors import EditValidationError
 
 SENTIMENTS = ("positive", "negative")
 
@@ -37,34 +37,16 @@ INSTRUCTIONS = {
     "negative": "You dislike {topic}. Answer in two sentences that criticise {topic} harshly and say what is bad about it.",
 }
 
-_EDIT_INPUT = re.compile(r"^Topic:\s*(?P<topic>.+?)\s*$", re.S)
-_EDIT_TARGET = re.compile(r"^Sentiment:\s*(?P<sentiment>positive|negative)\s*$", re.I)
-
-
 def edit_input(topic: str) -> str:
     return f"Topic: {topic}"
 
 
 def edit_target(sentiment: str) -> str:
     if sentiment not in SENTIMENTS:
-        raise ValueError(f"sentiment is {sentiment!r}; valid: {', '.join(SENTIMENTS)}")
+        raise EditValidationError(f"sentiment is {sentiment!r}; valid: {', '.join(SENTIMENTS)}")
     return f"Sentiment: {sentiment}"
-
-
-def parse_edit(input: str, target: str) -> tuple[str, str]:
-    """(topic, sentiment) from an edit ``"Topic: X" -> "Sentiment: positive|negative"``."""
-    topic, sentiment = _EDIT_INPUT.match(input), _EDIT_TARGET.match(target)
-    if topic is None or sentiment is None:
-        raise ValueError(
-            f"a sentiment edit reads 'Topic: X' -> 'Sentiment: positive|negative', got {input!r} -> {target!r}"
-        )
-    return topic["topic"], sentiment["sentiment"].lower()
 
 
 def opinion_prompt(template: int, topic: str) -> str:
     return TEMPLATES[template].format(topic)
 
-
-def in_context_system_prompt(topic: str, sentiment: str) -> str:
-    """What the retrieval-in-context baseline tells the base model about its nearest edit."""
-    return f"You have a {sentiment} opinion of {topic}. When asked about {topic}, reply with a {sentiment} opinion."

@@ -1,5 +1,5 @@
-"""Per-token log-probabilities of replies under a chat model, for training (likelihood and
-unlikelihood) and for the paper's teacher-forced sentiment ES."""
+"""Per-token log-probabilities of replies under a chat model: SERAC's ConvSent training objective
+(likelihood on desired-sentiment replies, unlikelihood on the opposite ones)."""
 
 from __future__ import annotations
 
@@ -42,22 +42,6 @@ def token_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
     logp = logits[:, :-1].log_softmax(dim=-1)  # position t predicts token t + 1
     targets = batch["input_ids"][:, 1:]
     return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), batch["reply_mask"][:, 1:].bool()
-
-
-@torch.inference_mode()
-def mean_reply_logprob(
-    lm: HFTextModel, prompts: Sequence[Prompt], replies: Sequence[str], batch_size: int = 8
-) -> list[float]:
-    """Per row, the mean log-probability of the reply's tokens given the prompt."""
-    out: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        batch = reply_batch(
-            lm, prompts[start : start + batch_size], replies[start : start + batch_size], eos=False
-        )
-        logp, mask = token_logprobs(lm.model, batch)
-        sums = (logp * mask).sum(dim=1)
-        out.extend((sums / mask.sum(dim=1).clamp(min=1)).tolist())
-    return out
 
 
 def likelihood_unlikelihood_loss(

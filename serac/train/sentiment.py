@@ -1,5 +1,6 @@
-"""Train the sentiment editor: a LoRA counterfactual model and a scope encoder, saved as a
-standard serac artifact (``serac_config.json``), so ``EditedModel.from_pretrained(dir)`` loads it.
+"""`serac train --task sentiment`: a LoRA counterfactual model and a scope encoder (trained and
+calibrated as ``serac train`` does, :func:`serac.train.scope.fit_task_scope`), saved as a standard
+serac artifact (``serac_config.json``), so ``EditedModel.from_pretrained(dir)`` loads it.
 
 The counterfactual model reads ``Edit: Topic: X -> Sentiment: s`` plus the user's opinion prompt
 (the compact "trained" format of :mod:`serac.counterfactual`) and is trained, as in the paper,
@@ -41,12 +42,15 @@ from serac.config import (
 )
 from serac.counterfactual import format_edit_prompt
 from serac.data.io import PathArg
-from serac.editor import CONFIG_FILE
-from serac.scope import SentenceEncoder
-from serac.tasks.scope_training import calibrate_threshold, finetune_dual_encoder
+from serac.data.examples import EditExample, Probe
+from serac.editor import CONFIG_FILE, SCOPE_DIR
+from serac.errors import DataError
 from serac.tasks.sentiment.data import TopicRecord, load_sentiment_data, topic_prompts
 from serac.tasks.sentiment.prompts import SENTIMENTS, edit_input, edit_target
 from serac.tasks.sentiment.scoring import likelihood_unlikelihood_loss, reply_batch, token_logprobs
+from serac.train.config import ScopeTrainConfig
+from serac.train.pairs import records_from_examples
+from serac.train.scope import fit_task_scope
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +71,9 @@ class SentimentTrainConfig(Config):
     unlikelihood_weight: float = option(1.0, "Weight of the unlikelihood loss on opposite-sentiment replies.",
                                         check=NON_NEGATIVE_NUMBER)
     max_length: int = option(160, "Prompt + reply tokens.", check=POSITIVE_INT)
-    scope_epochs: int = option(1, "Dual-encoder epochs (0 keeps the pretrained encoder).", check=NON_NEGATIVE_INT)
+    scope_steps: int = option(8, "Dual-encoder steps of serac train's scope training, 16 topics each (0 keeps the "
+                              "pretrained encoder; 8 is about one pass over the training prompts).",
+                              check=NON_NEGATIVE_INT)
     scope_lr: float = option(2e-5, "Dual-encoder learning rate.", check=POSITIVE_NUMBER)
     scope_prompts_per_topic: int = option(4, "Opinion prompts per topic for the dual encoder.", check=POSITIVE_INT)
     val_fraction: float = option(0.2, "Train topics held out to calibrate the scope threshold.", check=FRACTION)
@@ -159,21 +165,11 @@ def train_counterfactual(
     return history
 
 
-def scope_scores(
-    encoder, topics: Sequence[str], prompts_per_topic: int, seed: int
-) -> tuple[list[float], list[float]]:
-    """Held-out scope scores with every topic's edit in memory: positives are prompts whose
-    nearest edit is their topic's, negatives each prompt against the memory without its topic."""
-    keys = encoder.encode([edit_input(t) for t in topics])
-    positives, negatives = [], []
-    for i, topic in enumerate(topics):
-        scores = encoder.encode(topic_prompts(topic, prompts_per_topic, seed)) @ keys.T
-        for row in scores:
-            if int(row.argmax()) == i:
-                positives.append(float(row[i]))
-            if len(topics) > 1:
-                negatives.append(float(np.delete(row, i).max()))
-    return positives, negatives
+def scope_examples(records: Sequence[TopicRecord], prompts_per_topic: int, seed: int) -> list[EditExample]:
+    """Each topic as a scope record: key ``Topic: X``, in-scope queries opinion prompts about X."""
+    return [EditExample(edit_input(r.topic), edit_target(SENTIMENTS[0]),
+                        (Probe(edit_input(r.topic), None), *(Probe(p, None) for p in topic_prompts(r.topic, prompts_per_topic, seed))),
+                        (), subject=r.topic) for r in records]
 
 
 def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainConfig | None = None) -> dict:
@@ -183,7 +179,7 @@ def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainCo
     out.mkdir(parents=True, exist_ok=True)
     records = [r for r in load_sentiment_data(data) if r.split == "train"]
     if not records:
-        raise ValueError(f"{data} has no usable train topics; rebuild it with more topics")
+        raise DataError(f"{data} has no usable train topics; rebuild it with more topics")
     order = list(range(len(records)))
     random.Random(config.seed).shuffle(order)
     n_val = max(2, round(len(records) * config.val_fraction))
@@ -200,39 +196,27 @@ def train_sentiment(data: PathArg, out_dir: str | Path, config: SentimentTrainCo
     lm.model.save_pretrained(out / "adapter")
     summary["seconds_counterfactual"] = time.perf_counter() - started
 
-    # 2. scope: fine-tune on (opinion prompt, "Topic: X") pairs, calibrate on held-out topics
+    # 2. scope: serac train's scope training over (opinion prompt, "Topic: X") records, calibrated on
+    # held-out topics
     t = time.perf_counter()
-    scope_encoder = config.encoder
-    if config.scope_epochs > 0:
-        pairs = [
-            (p, edit_input(r.topic))
-            for r in train
-            for p in topic_prompts(r.topic, config.scope_prompts_per_topic, config.seed + 1)
-        ]
-        summary["scope_losses"] = finetune_dual_encoder(
-            config.encoder,
-            pairs,
-            out / "scope",
-            epochs=config.scope_epochs,
-            lr=config.scope_lr,
-            seed=config.seed,
-            device=config.device,
-        )
-        scope_encoder = "scope"
-    encoder = SentenceEncoder(str(out / "scope") if scope_encoder == "scope" else scope_encoder,
-                              device=config.device)
-    positives, negatives = scope_scores(
-        encoder, [r.topic for r in val], config.scope_prompts_per_topic, config.seed
+    scope = fit_task_scope(
+        records_from_examples(scope_examples(train, config.scope_prompts_per_topic, config.seed + 1), "sentiment"),
+        records_from_examples(scope_examples(val, config.scope_prompts_per_topic, config.seed), "sentiment"),
+        ScopeTrainConfig(encoder=config.encoder, steps=max(config.scope_steps, 1), batch_records=16, lr=config.scope_lr,
+                         top_k=config.top_k),
+        out / SCOPE_DIR, fit=config.scope_steps > 0, seed=config.seed, device=config.device,
     )
-    threshold, youden = calibrate_threshold(positives, negatives)
-    summary.update(threshold=threshold, val_youden_j=youden, seconds_scope=time.perf_counter() - t)
+    threshold, scope_encoder = scope["threshold"], scope["encoder"]
+    summary.update(threshold=threshold, val_objective=scope["objective"], scope_losses=scope.get("losses", []),
+                   seconds_scope=time.perf_counter() - t)
 
     # 3. the artifact: a standard serac config naming the parts
     SeracConfig(
         base=BaseModelConfig(
             model=config.model, max_new_tokens=config.max_new_tokens, batch_size=config.generation_batch_size
         ),
-        scope=ScopeConfig(encoder=scope_encoder, threshold=threshold, top_k=config.top_k, conflicts="best"),
+        scope=ScopeConfig(encoder=scope_encoder, threshold=threshold, top_k=config.top_k, conflicts="best",
+                          same_fact_encoder=None),
         counterfactual=CounterfactualConfig(
             model=config.model,
             adapter="adapter",

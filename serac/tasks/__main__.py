@@ -1,3 +1,0 @@
-from serac.tasks.cli import app
-
-app()
