@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import random
 import sys
 import time
 from collections import Counter
@@ -36,22 +37,26 @@ def _accuracy(predicted, gold) -> float:
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold) if gold else float("nan")
 
 
-def accuracy_rows(classifier, old_classifier, root: Path, vitaminc: Path, sets=tuple(ACCURACY_SETS)) -> list[dict]:
+def accuracy_rows(classifier, old_classifier, root: Path, vitaminc: Path, sets=tuple(ACCURACY_SETS),
+                  sample: int | None = None) -> list[dict]:
     """3-way and supports/refutes accuracy per test set, with the majority baselines."""
     from serac.tasks.fc.corpora import load_split
     from serac.tasks.fc.data import DECIDED
-    from serac.tasks.fc.deferring import decided_predictions
 
     rows = []
     for name in sets:
         splits = ACCURACY_SETS[name]
         pairs = [p for split in splits for p in load_split(split, root, vitaminc)]
+        if sample is not None and sample < len(pairs):
+            pairs = random.Random(0).sample(pairs, sample)
         items = [(p.evidence, p.claim) for p in pairs]
         gold = [p.label for p in pairs]
         decided = [i for i, g in enumerate(gold) if g in DECIDED]
         gold_decided = [gold[i] for i in decided]
-        three_way = classifier.predict(items)
-        two_way = decided_predictions(classifier, [items[i] for i in decided])
+        probabilities = classifier.predict_proba(items)  # one pass: 3-way and decided readings
+        three_way = [classifier.labels[int(i)] for i in probabilities.argmax(axis=1)]
+        columns = [classifier.labels.index(label) for label in DECIDED]
+        two_way = [DECIDED[int(i)] for i in probabilities[decided][:, columns].argmax(axis=1)]
         row = {
             "set": name,
             "n_pairs": len(pairs),
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fm2-methods", nargs="*", help="Methods for FM2 (default: --methods).")
     parser.add_argument("--fm2-edits", type=int, help="Use the first N (shuffled) FM2 edits; default all.")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--accuracy-sample", type=int, help="Score a seeded sample of N pairs per set.")
     parser.add_argument("--accuracy-sets", nargs="*", default=list(ACCURACY_SETS), choices=list(ACCURACY_SETS))
     parser.add_argument("--render", nargs="*", type=Path, metavar="JSON",
                         help="Only write --out (.json and .md) from these reports of separate runs, merged.")
@@ -192,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary_file.exists():
         report["training"] = {k: v for k, v in json.loads(summary_file.read_text()).items()}
     if not args.skip_accuracy:
-        report["accuracy"] = accuracy_rows(classifier, old, args.data, args.vitaminc, args.accuracy_sets)
+        report["accuracy"] = accuracy_rows(classifier, old, args.data, args.vitaminc, args.accuracy_sets,
+                                           args.accuracy_sample)
     if args.task_artifact is not None and args.editing:
         report["editing"] = {}
         report["editing_counts"] = {}
