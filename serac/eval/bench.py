@@ -39,12 +39,13 @@ class Part:
     dd_sample: int
 
 
-_ALL = ("serac", "serac-untrained", "ft", "lu", "icl")
+_ALL = ("serac", "serac-untrained", "ft", "lu", "icl", "grace")
 # Sizes: about an hour on a shared 2-core CPU. ft is capped at 10 edits (MethodOptions.ft_max_edits):
 # it fine-tunes per batch. lu is capped at 1,000 CounterFact edits: its keys cost a base-model forward
-# pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). The
-# drawdown sets are prefixes of one seeded NQ-open order, so the base model's answers to them are
-# computed once for all parts.
+# pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). grace is
+# capped at 1,000 CounterFact edits: each new key's value is optimised (~0.7 s of CPU per edit, see
+# serac/eval/README.md). The drawdown sets are prefixes of one seeded NQ-open order, so the base model's
+# answers to them are computed once for all parts.
 STANDARD_PARTS: tuple[Part, ...] = (
     Part("zsre-batch", "zsre", "zsre/zsre_mend_eval_portability_gpt4.json",
          EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75)), _ALL, dd_sample=50),
@@ -52,8 +53,8 @@ STANDARD_PARTS: tuple[Part, ...] = (
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1037), sample=100, apply_batch=1), _ALL, dd_sample=100),
     Part("counterfact-sequential", "counterfact", "counterfact/counterfact-edit.json",
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1000, 10000), sample=50, apply_batch=10,
-                      method_caps={"lu": 1000}),
-         ("serac", "serac-untrained", "lu", "icl"), dd_sample=100),
+                      method_caps={"lu": 1000, "grace": 1000}),
+         ("serac", "serac-untrained", "ft", "lu", "icl", "grace"), dd_sample=100),
 )
 
 
@@ -65,6 +66,20 @@ def resized_parts(parts: Sequence[Part], sample: int | None, dd_sample: int | No
         if sample is not None and settings.mode == "sequential":
             settings = replace(settings, sample=sample)
         out.append(replace(part, settings=settings, dd_sample=dd_sample or part.dd_sample))
+    return out
+
+
+def only_methods(parts: Sequence[Part], methods: Sequence[str]) -> list[Part]:
+    """The parts with only ``methods`` among their own (same settings and samples); parts left with
+    none are dropped."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+    out = [replace(p, methods=tuple(m for m in p.methods if m in methods)) for p in parts]
+    out = [p for p in out if p.methods]
+    if not out:
+        raise ConfigError(f"no chosen part runs {', '.join(methods)}; parts and their methods: "
+                          + "; ".join(f"{p.name}: {', '.join(p.methods)}" for p in parts))
     return out
 
 
@@ -87,6 +102,7 @@ def run_bench(
     doc: Path,
     *,
     parts: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
     quick: bool = False,
     sample: int | None = None,
     dd_sample: int | None = None,
@@ -101,6 +117,8 @@ def run_bench(
         if unknown:
             raise ConfigError(f"unknown bench part(s) {unknown}; valid: {', '.join(p.name for p in STANDARD_PARTS)}")
         chosen = [p for p in chosen if p.name in parts]
+    if methods:
+        chosen = only_methods(chosen, methods)
     if quick:
         chosen = quick_parts(chosen)
     if sample or dd_sample:

@@ -177,6 +177,10 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("benchmarks"), "--out", help="Where results.json and the plots go."),
         doc: Path = typer.Option(Path("BENCHMARKS.md"), "--doc", help="The markdown report to rewrite."),
         parts: Optional[str] = typer.Option(None, "--parts", help="Comma-separated subset of the standard parts."),
+        methods: Optional[str] = typer.Option(
+            None, "--methods",
+            help="Comma-separated: run only these methods (same parts, settings and samples) and merge their rows "
+                 "into the saved results in --out, replacing the rows of the same part and method."),
         quick: bool = typer.Option(False, "--quick", help="Tiny sizes: a smoke test of the whole pipeline."),
         sample: Optional[int] = typer.Option(None, "--sample", min=1,
                                              help="Override the edits scored per N in the sequential parts."),
@@ -196,6 +200,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"wrote {doc} from {out / 'run.json'} and {out / 'details.json'}")
                 return
             _set_threads(threads)
-            run_bench(data_dir, out, doc, parts=_split(parts) if parts else None, quick=quick, sample=sample,
+            run_bench(data_dir, out, doc, parts=_split(parts) if parts else None,
+                      methods=_split(methods) if methods else None, quick=quick, sample=sample,
                       dd_sample=dd_sample,
                       artifact=str(artifact) if artifact else None, console=console, err_console=err_console)

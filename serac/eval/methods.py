@@ -13,6 +13,7 @@ Built in, all on the same base model (loaded once, shared through :class:`EvalMo
 - ``ft``: fine-tune a copy of the base model on the edits (the SERAC paper's FT baseline);
 - ``lu``: a lookup cache on the base model's hidden states (the paper's LU baseline);
 - ``icl``: retrieval in context: the nearest edit is prepended to every prompt, with no scope decision;
+- ``grace``: a GRACE codebook at one block of the base model (:mod:`serac.baselines.grace`);
 - ``base``: the unedited base model (a reference: ES without editing, DD 0 by construction).
 """
 
@@ -22,7 +23,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from serac.base import GenerationOptions, HFCausalLM, HFTextModel, load_text_model
+from serac.baselines.grace import GraceConfig, GraceMethod
 from serac.config import DEFAULT_ENCODER, DEFAULT_LM, SeracConfig
 from serac.counterfactual import LMCounterfactual
 from serac.editor import CONFIG_FILE, EditedModel, load_artifact_config
@@ -518,6 +520,7 @@ class MethodOptions:
     ft_steps: int = 10
     ft_lr: float = 1e-4
     ft_max_edits: int | None = 10  # FT fine-tunes per edit: run it on at most this many edits
+    grace: GraceConfig = field(default_factory=GraceConfig)  # 'grace': block, radius, value optimisation
 
 
 MethodFactory = Callable[[EvalModels, MethodOptions], EditingMethod]
@@ -529,6 +532,7 @@ METHODS: dict[str, MethodFactory] = {
     "lu": lambda m, o: LookupCacheMethod(m, o.lu_threshold),
     "icl": lambda m, o: ICLMethod(m, m.encoder()),
     "base": lambda m, o: BaseMethod(m),
+    "grace": lambda m, o: GraceMethod(m, o.grace),
 }
 
 
