@@ -62,10 +62,11 @@ class GraceConfig(Config):
 def decoder_blocks(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
     """The decoder (``model.get_decoder()``) and its list of blocks: the ``ModuleList`` child with
     ``config.num_hidden_layers`` entries (found by type and size, not by attribute name)."""
+    config = getattr(model, "config", None)
     get_decoder = getattr(model, "get_decoder", None)
     decoder = get_decoder() if callable(get_decoder) else None
-    count = getattr(getattr(model, "config", None), "num_hidden_layers", None)
-    if decoder is not None and isinstance(count, int):
+    count = getattr(config, "num_hidden_layers", None)
+    if decoder is not None and isinstance(count, int) and not getattr(config, "is_encoder_decoder", False):
         for child in decoder.children():
             if isinstance(child, nn.ModuleList) and len(child) == count:
                 return decoder, child

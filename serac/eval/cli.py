@@ -185,16 +185,26 @@ def register(app: typer.Typer) -> None:
         sample: Optional[int] = typer.Option(None, "--sample", min=1,
                                              help="Override the edits scored per N in the sequential parts."),
         dd_sample: Optional[int] = typer.Option(None, "--dd-sample", min=1, help="Override the drawdown-set sizes."),
+        checkpoints: Optional[str] = typer.Option(None, "--checkpoints",
+                                                  help="Override the sequential parts' N values, e.g. 10,100,400."),
         artifact: Optional[Path] = typer.Option(None, "--artifact", help="Trained serac artifact (default $SERAC_HOME/trained)."),
         render: bool = typer.Option(False, "--render",
                                     help="Only rewrite BENCHMARKS.md from the last run's saved results (e.g. after "
                                          "a fragment in benchmarks/extra/ changed); measures nothing."),
+        merge_from: Optional[Path] = typer.Option(
+            None, "--merge-from",
+            help="Only merge the saved results of a bench run in DIR (e.g. `serac bench --methods grace --out DIR`, "
+                 "run elsewhere) into --out, replacing rows of the same part and method, and rewrite BENCHMARKS.md."),
         threads: int = ThreadsOption,
     ) -> None:
         """Run the standard benchmark set and rewrite BENCHMARKS.md and benchmarks/results.json."""
-        from serac.eval.bench import render_saved, run_bench
+        from serac.eval.bench import merge_saved, render_saved, run_bench
 
         with cli_errors():
+            if merge_from is not None:
+                merge_saved(merge_from, out, doc)
+                console.print(f"merged {merge_from} into {out}; wrote {doc}")
+                return
             if render:
                 render_saved(out, doc)
                 console.print(f"wrote {doc} from {out / 'run.json'} and {out / 'details.json'}")
@@ -202,5 +212,5 @@ def register(app: typer.Typer) -> None:
             _set_threads(threads)
             run_bench(data_dir, out, doc, parts=_split(parts) if parts else None,
                       methods=_split(methods) if methods else None, quick=quick, sample=sample,
-                      dd_sample=dd_sample,
+                      dd_sample=dd_sample, checkpoints=_split(checkpoints, int) if checkpoints else None,
                       artifact=str(artifact) if artifact else None, console=console, err_console=err_console)
