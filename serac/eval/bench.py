@@ -60,12 +60,14 @@ STANDARD_PARTS: tuple[Part, ...] = (
 
 
 def resized_parts(parts: Sequence[Part], sample: int | None, dd_sample: int | None,
-                  checkpoints: Sequence[int] | None = None) -> list[Part]:
-    """Override the scored-edit sample and the N values (sequential parts) and the drawdown-set size
-    of every part."""
+                  checkpoints: Sequence[int] | None = None, batch_sizes: Sequence[int] | None = None) -> list[Part]:
+    """Override the scored-edit sample and the N values (sequential parts), the k values (batch
+    parts) and the drawdown-set size of every part."""
     out = []
     for part in parts:
         settings = part.settings
+        if settings.mode == "batch" and batch_sizes:
+            settings = replace(settings, batch_sizes=tuple(batch_sizes))
         if settings.mode == "sequential":
             if sample is not None:
                 settings = replace(settings, sample=sample)
@@ -113,6 +115,7 @@ def run_bench(
     sample: int | None = None,
     dd_sample: int | None = None,
     checkpoints: Sequence[int] | None = None,
+    batch_sizes: Sequence[int] | None = None,
     artifact: str | None = None,
     console: Any = None,
     err_console: Any = None,
@@ -128,8 +131,8 @@ def run_bench(
         chosen = only_methods(chosen, methods)
     if quick:
         chosen = quick_parts(chosen)
-    if sample or dd_sample or checkpoints:
-        chosen = resized_parts(chosen, sample, dd_sample, checkpoints)
+    if sample or dd_sample or checkpoints or batch_sizes:
+        chosen = resized_parts(chosen, sample, dd_sample, checkpoints, batch_sizes)
     for part in chosen:
         if not (data_dir / part.file).exists():
             raise ConfigError(f"{data_dir / part.file} not found; pass --data-dir (or SERAC_DATA) pointing at the "

@@ -187,6 +187,7 @@ def register(app: typer.Typer) -> None:
         dd_sample: Optional[int] = typer.Option(None, "--dd-sample", min=1, help="Override the drawdown-set sizes."),
         checkpoints: Optional[str] = typer.Option(None, "--checkpoints",
                                                   help="Override the sequential parts' N values, e.g. 10,100,400."),
+        batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Override the batch parts' k values, e.g. 25,75."),
         artifact: Optional[Path] = typer.Option(None, "--artifact", help="Trained serac artifact (default $SERAC_HOME/trained)."),
         render: bool = typer.Option(False, "--render",
                                     help="Only rewrite BENCHMARKS.md from the last run's saved results (e.g. after "
@@ -213,4 +214,5 @@ def register(app: typer.Typer) -> None:
             run_bench(data_dir, out, doc, parts=_split(parts) if parts else None,
                       methods=_split(methods) if methods else None, quick=quick, sample=sample,
                       dd_sample=dd_sample, checkpoints=_split(checkpoints, int) if checkpoints else None,
+                      batch_sizes=_split(batch_sizes, int) if batch_sizes else None,
                       artifact=str(artifact) if artifact else None, console=console, err_console=err_console)
