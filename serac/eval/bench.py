@@ -347,6 +347,10 @@ def render(
         for name, method, source in later:
             sizes = ", ".join(f"{label} {source[key]}" for key, label in
                               (("sample", "edits scored per N"), ("dd_sample", "DD questions")) if source.get(key))
+            sequential = run_part(run, name).get("settings", {}).get("mode") == "sequential"
+            label, points = ("N", source.get("checkpoints")) if sequential else ("k", source.get("batch_sizes"))
+            if points:
+                sizes = f"{label} in {{{', '.join(f'{n:,}' for n in points)}}}" + (f", {sizes}" if sizes else "")
             lines.append(f"- {name} / `{method}`: `{source['command']}`, started "
                          f"{datetime.fromisoformat(source['started']).strftime('%Y-%m-%d %H:%M')} UTC, "
                          f"{source['wall_s'] / 60:.1f} min" + (f"; {sizes}" if sizes else "")
