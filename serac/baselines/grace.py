@@ -37,10 +37,15 @@ import torch
 from torch import nn
 
 from serac.base import HFCausalLM
-from serac.config import INTEGER, POSITIVE_INT, POSITIVE_NUMBER, Config, option
+from serac.config import INTEGER, POSITIVE_INT, POSITIVE_NUMBER, Config, option, optional
 from serac.errors import ConfigError
 
 EditPair = tuple[str, str]  # (input, target)
+
+
+# The default block: 4/5 of the way up (the paper edits a late block; on SmolLM2 block 24 of 30 separated
+# rephrasings from other edits best among the blocks measured, see serac/eval/README.md).
+DEPTH_NUMERATOR, DEPTH_DENOMINATOR = 4, 5
 
 
 @dataclass
@@ -50,8 +55,9 @@ class GraceConfig(Config):
 
     section = "grace"
 
-    layer: int = option(-6, "Decoder block whose output holds the codebook; negative counts from the last "
-                            "(-6: block 24 of SmolLM2-135M's 30).", check=INTEGER)
+    layer: int | None = option(None, "Decoder block whose output holds the codebook; negative counts from the "
+                                     "last; None: the block at 4/5 of the depth (block 24 of SmolLM2-135M's 30).",
+                               check=optional(INTEGER))
     epsilon: float = option(80.0, "Initial deferral radius of a new key: Euclidean distance in the block's "
                                  "hidden-state space.", check=POSITIVE_NUMBER)
     steps: int = option(30, "Most Adam steps optimising a new key's value (stops once the target's "
@@ -191,10 +197,11 @@ class GraceAdaptor:
         self.config = config or GraceConfig()
         self.decoder, self.blocks = decoder_blocks(model)
         n = len(self.blocks)
-        if not -n <= self.config.layer < n:
-            raise ConfigError(f"grace.layer is {self.config.layer}; this model has {n} decoder blocks "
-                              f"(valid: {-n} to {n - 1})")
-        self.index = self.config.layer % n
+        layer = self.config.layer if self.config.layer is not None else DEPTH_NUMERATOR * n // DEPTH_DENOMINATOR
+        if not -n <= layer < n:
+            raise ConfigError(f"grace.layer is {layer}; this model has {n} decoder blocks (valid: {-n} to {n - 1}, "
+                              "or None for the block at 4/5 of the depth)")
+        self.index = layer % n
         self.block = self.blocks[self.index]
         self.codebook = Codebook(self.config.epsilon)
         self._armed: torch.Tensor | int | None = None

@@ -291,7 +291,8 @@ def render(
         f"of the base model on the edits, AdamW lr {options.ft_lr:g}, up to {options.ft_steps} steps), `lu` (lookup "
         f"cache on the base model's mean last hidden state, cosine >= {options.lu_threshold:.2f}, returns the edit's "
         "target verbatim), `icl` (nearest edit by MiniLM prepended to every prompt as `New fact: {input} {target}`, "
-        f"no scope decision), `grace` (GRACE: a codebook at decoder block {options.grace.layer} of the base model, "
+        "no scope decision), `grace` (GRACE: a codebook at decoder block "
+        f"{'24 of 30 (4/5 of the depth)' if options.grace.layer is None else options.grace.layer} of the base model, "
         f"initial deferral radius {options.grace.epsilon:g}, each new value optimised by up to {options.grace.steps} "
         f"Adam steps at lr {options.grace.lr:g}). Details: `serac/eval/README.md`.",
         "- **Generation scores** (the headline): exact match of the normalised first line of the answer with the "

@@ -118,8 +118,9 @@ def test_decoder_blocks_are_found_by_type_and_size(lm, tiny_seq2seq_dir):
     t5 = load_text_model(str(tiny_seq2seq_dir))
     with pytest.raises(ConfigError, match="decoder-only model"):
         GraceAdaptor(t5.model)
-    with pytest.raises(ConfigError, match=r"grace.layer is 5; this model has 2 decoder blocks \(valid: -2 to 1\)"):
+    with pytest.raises(ConfigError, match=r"grace.layer is 5; this model has 2 decoder blocks \(valid: -2 to 1"):
         GraceAdaptor(lm.model, GraceConfig(layer=5))
+    assert GraceAdaptor(lm.model).index == 1  # default: 4/5 of the depth
 
 
 # -- the codebook's rules ---------------------------------------------------------------------------
