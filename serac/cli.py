@@ -35,6 +35,7 @@ from serac.errors import EditValidationError, MissingExtraError
 LAZY_COMMANDS: dict[str, str] = {
     "train": "serac.train.cli",
     "train-report": "serac.train.cli",
+    "compact": "serac.train.compact_cli",
     "eval": "serac.eval.cli",
     "bench": "serac.eval.cli",
     "serve": "serac.server.cli",

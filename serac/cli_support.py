@@ -111,16 +111,15 @@ def load_editor(model: Optional[Path], store: Optional[Path] | str) -> "EditedMo
     from serac.editor import EditedModel
 
     directory = model_dir(model)
-    with console.status(f"Loading models ({directory or 'embedded defaults'}; the first run converts "
+    with console.status(f"Loading models ({directory or 'trained defaults'}; the first run converts "
                         "SmolLM2 once, ~30 s)..."), quiet_model_loading():
         return EditedModel.from_pretrained(directory, store=store)
 
 
 def load_config(model: Optional[Path]) -> SeracConfig:
-    from serac.editor import load_artifact_config
+    from serac.editor import DEFAULT_ARTIFACT, load_artifact_config
 
-    directory = model_dir(model)
-    return load_artifact_config(directory) if directory else SeracConfig()
+    return load_artifact_config(model_dir(model) or DEFAULT_ARTIFACT)
 
 
 def setup_logging(verbose: bool, level: int = logging.DEBUG) -> None:

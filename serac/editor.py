@@ -39,6 +39,8 @@ SCOPE_DIR = "scope_encoder"
 CROSS_ENCODER_DIR = "cross_encoder"
 ADAPTER_DIR = "counterfactual_adapter"
 STORE_FILE = "edits.db"
+# The trained defaults shipped in the package (serac/defaults/README.md says how they were made).
+DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "defaults"
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,10 @@ class EditedModel:
         """Load an artifact written by ``serac train`` or :meth:`save_pretrained`: a local directory
         holding ``serac_config.json`` (relative paths resolved against it), or a Hugging Face Hub
         repo id holding one (fetched by huggingface_hub, which honours ``HF_HUB_OFFLINE`` and its
-        cache); the embedded defaults when None. With ``store`` None, an artifact's edit snapshot
-        (``edits.db``) is opened when it has one, else an in-memory store."""
-        if directory is None:
-            return cls.from_config(SeracConfig(), store)
-        directory = resolve_artifact(directory)
+        cache); the trained defaults shipped in the package (:data:`DEFAULT_ARTIFACT`) when None. With
+        ``store`` None, an artifact's edit snapshot (``edits.db``) is opened when it has one, else an
+        in-memory store. ``from_config(SeracConfig())`` gives the untrained embedded defaults."""
+        directory = resolve_artifact(directory) if directory is not None else DEFAULT_ARTIFACT
         if store is None and (directory / STORE_FILE).is_file():
             store = directory / STORE_FILE
         return cls.from_config(load_artifact_config(directory), store)
@@ -396,7 +397,7 @@ def load_artifact_config(directory: str | Path) -> SeracConfig:
     if not path.exists():
         raise ConfigError(
             f"{directory} has no {CONFIG_FILE}; pass a directory written by `serac train`, or omit it "
-            "to use the embedded defaults"
+            "to use the trained defaults shipped with serac"
         )
     config = SeracConfig.load(path)
     # Relative model paths in an artifact are relative to the artifact directory.

@@ -96,11 +96,14 @@ EMBEDDED: dict[str, Callable[[], Path]] = {
 
 
 def resolve_model(spec: str) -> str:
-    """Turn an ``embedded:NAME`` spec into a local directory; return any other spec unchanged."""
+    """Turn an ``embedded:NAME`` spec or a delta directory (:mod:`serac.deltas`) into a local model
+    directory; return any other spec unchanged."""
     if not isinstance(spec, str) or not spec:
         raise ModelNotAvailableError(f"a model is named by a non-empty string, got {spec!r}")
     if not spec.startswith(EMBEDDED_PREFIX):
-        return spec
+        from serac.deltas import is_delta_dir, materialize
+
+        return str(materialize(spec, serac_home() / "models", resolve_model)) if is_delta_dir(spec) else spec
     name = spec[len(EMBEDDED_PREFIX) :]
     if name not in EMBEDDED:
         raise ModelNotAvailableError(

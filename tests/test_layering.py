@@ -32,7 +32,7 @@ MODULES = _modules()
 def is_cli(module: str) -> bool:
     """Command-line modules: they parse arguments and call the library, never the other way round."""
     last = module.rsplit(".", 1)[-1]
-    return last in ("cli", "__main__", "cli_support")
+    return last in ("cli", "__main__", "cli_support") or last.endswith("_cli")
 
 
 def imports(module: str) -> list[tuple[str, list[str]]]:

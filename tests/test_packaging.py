@@ -123,3 +123,20 @@ def test_library_imports_name_the_extra(code, extra):
     proc = run_without_extras(wrapped)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("MISSING") and f"pip install 'serac-edit[{extra}]'" in proc.stdout
+
+
+def test_trained_defaults_ship_small_and_load_as_an_artifact():
+    from serac.deltas import is_delta_dir
+    from serac.editor import DEFAULT_ARTIFACT, load_artifact_config
+
+    files = [f for f in DEFAULT_ARTIFACT.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    assert sum(f.stat().st_size for f in files) <= 5 * 2**20  # issue 14: <= 5 MB in all, small enough for git
+    config = load_artifact_config(DEFAULT_ARTIFACT)
+    assert is_delta_dir(config.scope.encoder) and config.counterfactual.prompt == "trained"
+    assert (Path(config.counterfactual.adapter) / "adapter_model.safetensors").is_file()
+    assert config.scope.threshold > 0.5  # calibrated by serac train, not the untrained default
+    # the wheel carries them: every shipped file matches a package-data pattern
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["serac"]
+    for file in files:
+        relative = file.relative_to(DEFAULT_ARTIFACT.parent)
+        assert any(relative.match(p) for p in patterns), relative

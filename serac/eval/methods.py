@@ -8,8 +8,9 @@ factory in :data:`METHODS` (or passing the object to the runner directly).
 
 Built in, all on the same base model (loaded once, shared through :class:`EvalModels`):
 
-- ``serac`` / ``serac-untrained``: :class:`~serac.editor.EditedModel` with a trained artifact
-  directory (``serac train``) or the embedded defaults;
+- ``serac`` / ``serac-shipped`` / ``serac-untrained``: :class:`~serac.editor.EditedModel` with a
+  trained artifact directory (``serac train``), the trained defaults shipped in the package, or the
+  untrained embedded defaults (``SeracConfig()``);
 - ``ft``: fine-tune a copy of the base model on the edits (the SERAC paper's FT baseline);
 - ``lu``: a lookup cache on the base model's hidden states (the paper's LU baseline);
 - ``icl``: retrieval in context: the nearest edit is prepended to every prompt, with no scope decision;
@@ -34,7 +35,7 @@ from serac.base import GenerationOptions, HFCausalLM, HFTextModel, load_text_mod
 from serac.baselines.grace import GraceConfig, GraceMethod
 from serac.config import DEFAULT_ENCODER, DEFAULT_LM, SeracConfig
 from serac.counterfactual import LMCounterfactual
-from serac.editor import CONFIG_FILE, EditedModel, load_artifact_config
+from serac.editor import CONFIG_FILE, DEFAULT_ARTIFACT, EditedModel, load_artifact_config
 from serac.errors import ConfigError, SeracError
 from serac.eval.cache import CachedLM, ProgressHook
 from serac.models import serac_home
@@ -285,7 +286,17 @@ def default_artifact() -> Path:
     return serac_home() / "trained"
 
 
-def serac_trained(models: EvalModels, options: MethodOptions) -> SeracMethod:
+def serac_shipped(models: EvalModels, options: MethodOptions) -> SeracMethod:
+    """The trained defaults shipped in the package (serac/defaults: compact form of a ``serac train``
+    artifact), evaluated beside a fresh artifact's ``serac`` rows."""
+    method = serac_trained(models, MethodOptions(**{**vars(options), "artifact": str(DEFAULT_ARTIFACT)}),
+                           "counterfactual-shipped")
+    method.name = "serac-shipped"
+    return method
+
+
+def serac_trained(models: EvalModels, options: MethodOptions, cache_label: str = "counterfactual-trained"
+                  ) -> SeracMethod:
     """A ``serac train`` artifact directory (``--artifact``, default ``$SERAC_HOME/trained``)."""
     directory = Path(options.artifact) if options.artifact else default_artifact()
     if not (directory / CONFIG_FILE).exists():
@@ -300,7 +311,7 @@ def serac_trained(models: EvalModels, options: MethodOptions) -> SeracMethod:
                        "so every method edits the same model", config.base.model, models.base_spec)
     device = str(models.base.lm.device)  # every method runs where the evaluation base model runs
     counterfactual = LMCounterfactual.from_config(config.counterfactual.replace(device=device))
-    counterfactual.lm = models.cached(counterfactual.lm, "counterfactual-trained", reuse_prefix=True)
+    counterfactual.lm = models.cached(counterfactual.lm, cache_label, reuse_prefix=True)
     encoder = models.encoder(config.scope.encoder)
     reranker = (CrossEncoderReranker(config.scope.cross_encoder, config.scope.cross_encoder_threshold, device)
                 if config.scope.cross_encoder else None)
@@ -528,6 +539,7 @@ MethodFactory = Callable[[EvalModels, MethodOptions], EditingMethod]
 METHODS: dict[str, MethodFactory] = {
     "serac": serac_trained,
     "serac-untrained": serac_untrained,
+    "serac-shipped": serac_shipped,
     "ft": lambda m, o: FTMethod(m, o.ft_steps, o.ft_lr, o.ft_max_edits),
     "lu": lambda m, o: LookupCacheMethod(m, o.lu_threshold),
     "icl": lambda m, o: ICLMethod(m, m.encoder()),

@@ -1,0 +1,185 @@
+"""Compact a ``serac train`` artifact small enough to ship inside the package (``serac compact``).
+
+A trained artifact holds a fully fine-tuned scope encoder (~90 MB) and a rank-16 LoRA adapter
+(~20 MB). Both are differences from models that every install already has (the embedded MiniLM and
+SmolLM2), and both differences are close to low rank, so the compact form stores only:
+
+- ``scope_delta/``: the encoder's change from its base model, each matrix as a truncated SVD
+  (``U S^1/2``, ``S^1/2 V^T``) and each vector in full, in fp16 (:mod:`serac.deltas` rebuilds the
+  encoder once into ``$SERAC_HOME/models``);
+- ``counterfactual_adapter/``: the LoRA adapter re-factored to a lower rank by the same SVD of each
+  module's ``B A`` product (scaling folded in), in fp16: an ordinary peft adapter.
+
+What truncation costs is measured, not assumed: :func:`agreement` compares the compact artifact
+with the full one on real queries (routing decisions and greedy answers).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from serac.config import SeracConfig
+from serac.deltas import DELTA_CONFIG, DELTA_WEIGHTS
+from serac.editor import ADAPTER_DIR, CONFIG_FILE, SCOPE_DIR, load_artifact_config
+from serac.errors import ConfigError
+from serac.models import EMBEDDED_PREFIX, resolve_model
+
+SCOPE_DELTA_DIR = "scope_delta"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass
+class CompactReport:
+    scope_rank: int
+    adapter_rank: int
+    scope_bytes: int
+    adapter_bytes: int
+    scope_energy_kept: float  # share of the squared Frobenius norm of the deltas the truncation keeps
+    adapter_energy_kept: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def _low_rank(delta: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """``delta ~= up @ down`` with ``rank`` columns; also the kept and total squared norms."""
+    u, s, vh = torch.linalg.svd(delta.double(), full_matrices=False)
+    r = min(rank, s.numel())
+    root = s[:r].sqrt()
+    up = (u[:, :r] * root).float().contiguous()
+    down = (root[:, None] * vh[:r]).float().contiguous()
+    return up, down, float((s[:r] ** 2).sum()), float((s**2).sum())
+
+
+def _sentence_weights(directory: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    file = directory / "model.safetensors"
+    if not file.exists():
+        raise ConfigError(f"{directory} has no model.safetensors; compact a scope encoder saved by `serac train`")
+    return load_file(str(file))
+
+
+def compact_scope(trained: Path, base_spec: str, target: Path, rank: int) -> tuple[int, float]:
+    """Write ``target`` (a delta directory) and return its size in bytes and the energy kept."""
+    from safetensors.torch import save_file
+
+    base = _sentence_weights(Path(resolve_model(base_spec)))
+    tuned = _sentence_weights(trained)
+    missing = sorted(set(tuned) - set(base))
+    if missing:
+        raise ConfigError(f"the trained scope encoder has weights its base {base_spec!r} lacks ({missing[:3]}...); "
+                          "compact only an encoder fine-tuned from that base")
+    tensors: dict[str, torch.Tensor] = {}
+    kept = total = 0.0
+    for name, value in tuned.items():
+        delta = value.float() - base[name].float()
+        if not torch.any(delta):
+            continue
+        if delta.dim() == 2 and rank * sum(delta.shape) < delta.numel():
+            up, down, k, t = _low_rank(delta, rank)
+            tensors[f"{name}::up"], tensors[f"{name}::down"] = up.half(), down.half()
+            kept, total = kept + k, total + t
+        else:
+            tensors[f"{name}::full"] = delta.half()
+            norm = float((delta.double() ** 2).sum())
+            kept, total = kept + norm, total + norm
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    save_file(tensors, str(target / DELTA_WEIGHTS))
+    base_dir = Path(resolve_model(base_spec))
+    for extra in trained.iterdir():  # sentence-transformers module files: small, copied as is
+        if extra.name == "model.safetensors" or (extra.is_file() and (base_dir / extra.name).is_file()
+                                                 and (base_dir / extra.name).read_bytes() == extra.read_bytes()):
+            continue
+        if extra.name == "tokenizer.json" and (base_dir / extra.name).is_file():
+            continue  # the base's tokenizer (the vocabulary is frozen); 0.7 MB we need not ship
+        (shutil.copytree if extra.is_dir() else shutil.copy2)(extra, target / extra.name)
+    (target / DELTA_CONFIG).write_text(json.dumps({"base": base_spec, "rank": rank}, indent=2) + "\n")
+    return _size(target), kept / total if total else 1.0
+
+
+def compact_adapter(adapter: Path, target: Path, rank: int) -> tuple[int, float]:
+    """Re-factor a peft LoRA adapter to ``rank`` (scaling folded in, ``lora_alpha = rank``), fp16."""
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((adapter / ADAPTER_CONFIG).read_text())
+    if config.get("peft_type") != "LORA" or config.get("use_dora") or config.get("rank_pattern") or config.get(
+            "alpha_pattern"):
+        raise ConfigError(f"{adapter} is not a plain LoRA adapter (one rank and alpha for every module); "
+                          "compact only adapters written by `serac train --counterfactual-method lora`")
+    scaling = float(config["lora_alpha"]) / float(config["r"])
+    weights = load_file(str(adapter / ADAPTER_WEIGHTS))
+    out: dict[str, torch.Tensor] = {}
+    kept = total = 0.0
+    for name, a in weights.items():
+        if ".lora_A." not in name:
+            if ".lora_B." not in name:
+                out[name] = a.half()  # e.g. modules_to_save: kept whole
+            continue
+        b = weights[name.replace(".lora_A.", ".lora_B.")]
+        # B A = (Qb Rb)(Ra^T Qa^T): the SVD of the small Rb Ra^T gives the product's, without forming it.
+        qb, rb = torch.linalg.qr(b.double())
+        qa, ra = torch.linalg.qr(a.double().T)
+        up, down, k, t = _low_rank(scaling * rb @ ra.T, rank)
+        out[name.replace(".lora_A.", ".lora_B.")] = (qb.float() @ up).half().contiguous()
+        out[name] = (down @ qa.float().T).half().contiguous()
+        kept, total = kept + k, total + t
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    save_file(out, str(target / ADAPTER_WEIGHTS))
+    config.update(r=rank, lora_alpha=rank, lora_dropout=0.0, base_model_name_or_path=None)
+    (target / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return _size(target), kept / total if total else 1.0
+
+
+def compact_artifact(source: Path, target: Path, scope_rank: int = 8, adapter_rank: int = 4,
+                     portable: bool = True) -> CompactReport:
+    """Write the compact form of the artifact in ``source`` into ``target`` (replaced if present).
+    ``portable``: refuse artifacts whose models are local paths (a shipped artifact must name models
+    every install can load: embedded: presets or Hub ids)."""
+    source, target = Path(source), Path(target)
+    config = load_artifact_config(source)
+    train_config = source / "train_config.json"
+    scope_base = json.loads(train_config.read_text())["scope"]["encoder"] if train_config.exists() else None
+    if not scope_base or not (source / SCOPE_DIR).is_dir() or not (source / ADAPTER_DIR).is_dir():
+        raise ConfigError(f"{source} is not a complete `serac train` LoRA artifact (it needs {SCOPE_DIR}/, "
+                          f"{ADAPTER_DIR}/ and train_config.json); train one with `serac train --output DIR`")
+    if portable and _local(scope_base):
+        raise ConfigError(f"the scope encoder was trained from the local path {scope_base!r}; the compact form stores "
+                          "differences from its base, so train from an embedded: encoder or a Hub id (or pass "
+                          "portable=False to compact for this machine only)")
+    staging = target.with_name(target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    scope_bytes, scope_kept = compact_scope(source / SCOPE_DIR, scope_base, staging / SCOPE_DELTA_DIR, scope_rank)
+    adapter_bytes, adapter_kept = compact_adapter(source / ADAPTER_DIR, staging / ADAPTER_DIR, adapter_rank)
+    compact = SeracConfig.from_dict(config.to_dict())
+    compact.scope.encoder = SCOPE_DELTA_DIR
+    compact.counterfactual.adapter = ADAPTER_DIR
+    for part in (compact.base, compact.counterfactual):
+        if portable and _local(part.model):
+            raise ConfigError(f"the artifact names a local model {part.model}; a shipped artifact may name only "
+                              "embedded: models or Hub ids")
+    if compact.scope.cross_encoder:
+        raise ConfigError("the artifact has a cross-encoder; compacting one is not supported yet")
+    compact.save(staging / CONFIG_FILE)
+    report = CompactReport(scope_rank, adapter_rank, scope_bytes, adapter_bytes, scope_kept, adapter_kept)
+    (staging / "compact_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return report
+
+
+def _local(spec: str) -> bool:
+    return not spec.startswith(EMBEDDED_PREFIX) and Path(spec).exists()
+
+
+def _size(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
