@@ -40,10 +40,11 @@ class Part:
     dd_sample: int
 
 
-_ALL = ("serac", "serac-untrained", "ft", "lu", "icl", "grace")
+_ALL = ("serac", "serac-untrained", "ft", "lu", "icl", "mend", "grace")
 # Sizes: about an hour on a shared 2-core CPU. ft is capped at 10 edits (MethodOptions.ft_max_edits):
 # it fine-tunes per batch. lu is capped at 1,000 CounterFact edits: its keys cost a base-model forward
-# pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). grace is
+# pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). mend is
+# capped at 1,000 CounterFact edits likewise: each apply call is a forward and backward pass. grace is
 # capped at 1,000 CounterFact edits: each new key's value is optimised (~0.7 s of CPU per edit, see
 # serac/eval/README.md). The drawdown sets are prefixes of one seeded NQ-open order, so the base model's
 # answers to them are computed once for all parts.
@@ -54,8 +55,8 @@ STANDARD_PARTS: tuple[Part, ...] = (
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1037), sample=100, apply_batch=1), _ALL, dd_sample=100),
     Part("counterfact-sequential", "counterfact", "counterfact/counterfact-edit.json",
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1000, 10000), sample=50, apply_batch=10,
-                      method_caps={"lu": 1000, "grace": 1000}),
-         ("serac", "serac-untrained", "ft", "lu", "icl", "grace"), dd_sample=100),
+                      method_caps={"lu": 1000, "mend": 1000, "grace": 1000}),
+         ("serac", "serac-untrained", "ft", "lu", "icl", "mend", "grace"), dd_sample=100),
 )
 
 

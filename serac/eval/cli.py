@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         mode: Literal[MODES] = typer.Option("sequential", "--mode",
                                             help="batch (memory emptied per batch of k) or sequential."),
         methods: str = typer.Option("serac,serac-untrained,ft,lu,icl", "--methods",
-                                    help="Comma-separated: serac, serac-untrained, ft, lu, icl, base."),
+                                    help="Comma-separated: serac, serac-untrained, ft, lu, icl, base, mend."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1,
                                             help="Quick run: load at most LIMIT edits, and score at most LIMIT edits "
                                                  "per checkpoint and LIMIT drawdown questions."),
@@ -105,6 +105,9 @@ def register(app: typer.Typer) -> None:
         scoring: str = typer.Option("generation,teacher_forced", "--scoring", help="generation, teacher_forced or both."),
         artifact: Optional[Path] = typer.Option(None, "--artifact",
                                                 help="'serac': a `serac train` artifact dir (default $SERAC_HOME/trained)."),
+        mend_artifact: Optional[Path] = typer.Option(None, "--mend-artifact",
+                                                     help="'mend': a `serac train --method mend` dir "
+                                                          "(default $SERAC_HOME/mend)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default runs/eval/TASK-MODE-TIME)."),
         max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Answer length cap for generation."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Generation batch size of the base model."),
@@ -149,7 +152,8 @@ def register(app: typer.Typer) -> None:
                     models = _upstream_models(upstream, names, settings.scorings, max_new_tokens, batch_size)
                 else:
                     models = EvalModels.load(max_new_tokens=max_new_tokens, batch_size=batch_size, device=device)
-            options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits)
+            options = MethodOptions(artifact=str(artifact) if artifact else None, ft_max_edits=ft_max_edits,
+                                    mend_artifact=str(mend_artifact) if mend_artifact else None)
             built = build_methods(names, models, options, lambda m: err_console.print(f"[yellow]{m}[/yellow]"))
             if not built:
                 raise ConfigError("no method could be built; see the messages above")

@@ -36,7 +36,7 @@ from serac.baselines.grace import GraceConfig, GraceMethod
 from serac.config import DEFAULT_ENCODER, DEFAULT_LM, SeracConfig
 from serac.counterfactual import LMCounterfactual
 from serac.editor import CONFIG_FILE, DEFAULT_ARTIFACT, EditedModel, load_artifact_config
-from serac.errors import ConfigError, SeracError
+from serac.errors import ConfigError, ModelNotAvailableError, SeracError
 from serac.eval.cache import CachedLM, ProgressHook
 from serac.models import serac_home
 from serac.scope import CrossEncoderReranker, Encoder, ScopeClassifier, SentenceEncoder
@@ -532,6 +532,7 @@ class MethodOptions:
     ft_lr: float = 1e-4
     ft_max_edits: int | None = 10  # FT fine-tunes per edit: run it on at most this many edits
     grace: GraceConfig = field(default_factory=GraceConfig)  # 'grace': block, radius, value optimisation
+    mend_artifact: str | None = None  # 'mend': a `serac train --method mend` directory (default $SERAC_HOME/mend)
 
 
 MethodFactory = Callable[[EvalModels, MethodOptions], EditingMethod]
@@ -545,7 +546,24 @@ METHODS: dict[str, MethodFactory] = {
     "icl": lambda m, o: ICLMethod(m, m.encoder()),
     "base": lambda m, o: BaseMethod(m),
     "grace": lambda m, o: GraceMethod(m, o.grace),
+    "mend": lambda m, o: _mend(m, o),
 }
+
+
+def _mend(models: EvalModels, options: MethodOptions) -> EditingMethod:
+    """A trained MEND editor (serac.baselines.mend; default $SERAC_HOME/mend)."""
+    from serac.baselines.mend.config import CONFIG_FILE as MEND_CONFIG
+    from serac.baselines.mend.method import load_method
+
+    directory = Path(options.mend_artifact) if options.mend_artifact else serac_home() / "mend"
+    if not (directory / MEND_CONFIG).exists():
+        raise MethodUnavailableError(
+            f"method 'mend' needs a trained MEND editor: {directory} has no {MEND_CONFIG}. Run "
+            "`serac train --method mend` (it writes $SERAC_HOME/mend) or pass --mend-artifact DIR")
+    try:
+        return load_method(models, directory)
+    except ModelNotAvailableError as exc:
+        raise MethodUnavailableError(str(exc)) from None
 
 
 def build_method(name: str, models: EvalModels, options: MethodOptions | None = None) -> EditingMethod:

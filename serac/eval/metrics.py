@@ -137,3 +137,30 @@ def tf_drawdown(token_accuracies_on_base_answer: Sequence[float]) -> float | Non
     """Teacher-forced DD: ``1 - tf_locality``, the share of the base model's answer tokens lost."""
     value = tf_locality(token_accuracies_on_base_answer)
     return None if value is None else 1.0 - value
+
+
+# -- intervals -------------------------------------------------------------------------------------
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: a two-sided 95% interval
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) for ``successes`` out of ``n`` Bernoulli trials.
+
+    Unlike the normal approximation it stays inside [0, 1] and does not collapse to a point at 0 or
+    n successes (0/100 still leaves room for a few percent), which is where editing rates live."""
+    if n <= 0:
+        raise ValueError(f"wilson(successes, n) needs n >= 1 trials, got n={n}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"wilson(successes, n): successes must be in [0, n={n}], got {successes}")
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * (p * (1 - p) / n + z2 / (4 * n * n)) ** 0.5
+    # clamp rounding noise at the ends (0/n and n/n have an exact bound of 0 and 1)
+    return (0.0 if successes == 0 else max(0.0, centre - half), 1.0 if successes == n else min(1.0, centre + half))
+
+
+def successes_of(rate: float, n: int) -> int:
+    """The success count behind a rate measured on ``n`` binary outcomes (rates are stored as
+    floats; their count is recovered exactly by rounding)."""
+    return int(round(rate * n))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from serac.eval.metrics import successes_of, wilson
 from serac.eval.results import METRICS, RunResult, Score
 
 METRIC_TITLES = {
@@ -20,6 +21,22 @@ METRIC_TITLES = {
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def rate_cell(value: float | None, count: int | None, digits: int = 3) -> str:
+    """A rate with its 95% Wilson interval and the count behind it: ``0.960 [0.90, 0.98] (96/100)``.
+    Without a known count (rows saved before counts were kept) only the value."""
+    if value is None:
+        return "–"
+    if not count:
+        return _fmt(value, digits)
+    successes = successes_of(value, count)
+    low, high = wilson(successes, count)
+    return f"{value:.{digits}f} [{low:.2f}, {high:.2f}] ({successes}/{count})"
+
+
+def _cell(score: Score) -> str:
+    return rate_cell(score.value, score.count) if score.is_rate else _fmt(score.value)
 
 
 def _index(scores: Sequence[Score]) -> dict[tuple[str, int, str, str], Score]:
@@ -50,7 +67,7 @@ def markdown_run(result: RunResult, heading: str = "###") -> str:
             if (method, n) in skipped:
                 lines.append(f"| {method} | {n:,} | {skipped[(method, n)]} |" + " |" * len(METRICS))
                 continue
-            cells = [_fmt(by[(method, n, scoring, m)].value) if (method, n, scoring, m) in by else "–" for m in METRICS]
+            cells = [_cell(by[(method, n, scoring, m)]) if (method, n, scoring, m) in by else "–" for m in METRICS]
             d = details.get((method, n), {})
             sizes = f"{d.get('in_scope_inputs', '?')} / {d.get('locality_inputs', '?')} / {d.get('dd_inputs', '?')}"
             lines.append(f"| {method} | {n:,} | " + " | ".join(cells) + f" | {sizes} |")
@@ -80,9 +97,11 @@ def markdown_run(result: RunResult, heading: str = "###") -> str:
         lines += ["*routing: share of inputs answered from an edit (scope decisions)*", "",
                   f"| method | {size_label} | in-scope inputs | locality inputs | DD inputs |", "|---|---:|---:|---:|---:|"]
         for d in routing:
-            lines.append(f"| {d['method']} | {d['n_edits']:,} | {_fmt(d.get('routed_to_edit_in_scope'))} | "
-                         f"{_fmt(d.get('routed_to_edit_locality'))} | {_fmt(d.get('routed_to_edit_dd'))} |")
+            cells = [rate_cell(d.get(f"routed_to_edit_{kind}"), d.get(f"{kind}_inputs")) for kind in ("in_scope", "locality", "dd")]
+            lines.append(f"| {d['method']} | {d['n_edits']:,} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines.append("Rates from free generation and routing shares: value [95% Wilson interval] (count behind it); "
+                 "teacher-forced scores average token accuracies, so no interval.")
     lines.append(f"Drawdown set: {result.dd_source}. Wall time {result.wall_s / 60:.1f} min.")
     for note in result.notes:
         lines.append(f"- {note}")
@@ -114,12 +133,18 @@ def plot_run(result: RunResult, path: str | Path, scoring: str = "generation") -
             points = [(n, by[(method, n, scoring, metric)].value) for n in ns if (method, n, scoring, metric) in by]
             if points:
                 line, = ax.plot(*zip(*points), label=method, alpha=0.85, **style)
+                bars = [(n, sc.value, sc.interval()) for n in ns if (sc := by.get((method, n, scoring, metric)))]
+                bars = [(n, v, ci) for n, v, ci in bars if ci is not None]
+                if bars:  # 95% Wilson intervals
+                    ax.errorbar([n for n, _, _ in bars], [v for _, v, _ in bars],
+                                yerr=[[v - ci[0] for _, v, ci in bars], [ci[1] - v for _, v, ci in bars]],
+                                fmt="none", ecolor=line.get_color(), alpha=0.5, capsize=3)
                 if metric == "es":
                     aware = [(n, by[(method, n, scoring, "es_conflict_aware")].value) for n in ns
                              if (method, n, scoring, "es_conflict_aware") in by]
                     if aware:
                         ax.plot(*zip(*aware), linestyle="--", color=line.get_color(), alpha=0.6)
-    for ax, title in zip(axes, ("edit success (ES; dashed: conflict-aware)", "drawdown (DD, lower is better)")):
+    for ax, title in zip(axes, ("edit success (ES; dashed: conflict-aware; bars: 95% CI)", "drawdown (DD, lower is better; bars: 95% CI)")):
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(FixedLocator(sorted(all_ns)))
         ax.xaxis.set_minor_locator(NullLocator())

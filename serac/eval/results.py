@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from serac.eval.metrics import successes_of, wilson
+
 QA_TASKS = ("zsre", "counterfact")  # the question-answering benchmarks the runner loads
 MODES = ("batch", "sequential")
 SCORINGS = ("generation", "teacher_forced")
@@ -16,6 +18,9 @@ METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "ge
            "locality")
 COST_METRICS = ("edits_per_s", "latency_ratio_vs_base", "speedup_vs_reencode")
 ROW_KEYS = ("task", "method", "mode", "n_edits", "scoring", "metric", "value")
+# Appended to a row when its count is known: the inputs behind the value and, for a generation
+# rate (a share of binary outcomes), its 95% Wilson interval. Older rows lack them.
+COUNT_KEYS = ("count", "ci95")
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,25 @@ class Score:
     count: int = 0
 
     def row(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in ROW_KEYS}
+        row = {key: getattr(self, key) for key in ROW_KEYS}
+        if self.count:
+            row["count"] = self.count
+            interval = self.interval()
+            if interval is not None:
+                row["ci95"] = [round(interval[0], 4), round(interval[1], 4)]
+        return row
+
+    @property
+    def is_rate(self) -> bool:
+        """A share of binary outcomes (exact-match generation scores), so a Wilson interval applies;
+        teacher-forced scores average token accuracies and cost rows are not shares."""
+        return self.scoring == "generation" and self.metric in METRICS
+
+    def interval(self) -> tuple[float, float] | None:
+        """The 95% Wilson interval of a rate with a known count, else None."""
+        if not (self.is_rate and self.count):
+            return None
+        return wilson(successes_of(self.value, self.count), self.count)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from serac.tasks import TASKS
 from serac.train.config import CF_METHODS
 
 TRAIN_TASKS = ("qa", *TASKS)
+TRAIN_METHODS = ("serac", "mend")
 
 ZSRE_TRAIN = Path("zsre") / "zsre_mend_train-1k.json"
 COUNTERFACT_TRAIN = Path("counterfact") / "counterfact-train.json"
@@ -26,6 +27,13 @@ def _default_data_dir() -> Optional[Path]:
 
 
 def train_command(
+    method: Literal[TRAIN_METHODS] = typer.Option("serac", "--method",
+                                                  help="serac (default): the scope classifier and counterfactual "
+                                                       "model. mend: the MEND baseline's editor networks "
+                                                       "(-> $SERAC_HOME/mend; takes --output, --data-dir, "
+                                                       "--zsre-train, --counterfact-train, --seed, --quick, "
+                                                       "--resume, --overwrite, --progress, --threads)."),
+    mend_steps: Optional[int] = typer.Option(None, "--mend-steps", min=1, help="--method mend: training steps."),
     task: Literal[TRAIN_TASKS] = typer.Option("qa", "--task",
                              help="qa: question answering (zsRE + CounterFact train files; the editor's default "
                                   "artifact). fc: fact-checking on vitaminc_sample. sentiment: sentiment editing "
@@ -65,6 +73,19 @@ def train_command(
     from serac.train.pipeline import run_training
 
     with cli_errors():
+        if method == "mend":
+            others = dict(task=None if task == "qa" else task, config=config_file, scope_steps=scope_steps,
+                          cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method, encoder=encoder,
+                          cross_encoder=cross_encoder or None, keep_checkpoints=keep_checkpoints or None,
+                          device=device)
+            given = [f"--{k.replace('_', '-')}" for k, v in others.items() if v is not None]
+            if given:
+                raise typer.BadParameter(f"{', '.join(given)} do not apply to --method mend")
+            _train_mend(output, data_dir, zsre_train, counterfact_train, seed, mend_steps, quick, resume,
+                        overwrite, progress, threads)
+            return
+        if mend_steps is not None:
+            raise typer.BadParameter("--mend-steps applies to --method mend only")
         if task != "qa":
             qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train, config=config_file,
                            scope_steps=scope_steps, cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method,
@@ -97,6 +118,40 @@ def train_command(
         console.print(f"[green]trained artifact written to {output}[/green] (threshold {report['threshold']:.3f}, "
                       f"{report['total_wall_s'] / 60:.1f} min, peak RSS {report['peak_rss_mb']:.0f} MB)")
         console.print(f"use it: serac ask --model {output} \"...\"   or   EditedModel.from_pretrained({str(output)!r})")
+
+
+def _train_mend(output: Optional[Path], data_dir: Optional[Path], zsre_train: Optional[Path],
+                counterfact_train: Optional[Path], seed: Optional[int], steps: Optional[int], quick: bool,
+                resume: bool, overwrite: bool, progress: bool, threads: int) -> None:
+    """``serac train --method mend``: the MEND editor, artifact in ``output`` (default $SERAC_HOME/mend)."""
+    import torch
+
+    from serac.baselines.mend.config import MendConfig
+    from serac.baselines.mend.train import train_mend
+    from serac.cli_support import console
+    from serac.models import serac_home
+
+    output = output or serac_home() / "mend"
+    config = None
+    if resume:
+        if any(v is not None for v in (data_dir, zsre_train, counterfact_train, seed, steps)) or quick:
+            raise typer.BadParameter("--resume continues with the run's saved config; give no other training options")
+    else:
+        directory = data_dir or (None if (zsre_train or counterfact_train) else _default_data_dir())
+        files = {"zsre_train": zsre_train or (directory / ZSRE_TRAIN if directory else None),
+                 "counterfact_train": counterfact_train or (directory / COUNTERFACT_TRAIN if directory else None)}
+        found = {k: str(Path(v).resolve()) for k, v in files.items() if v is not None and Path(v).exists()}
+        if not found:
+            raise typer.BadParameter("no training data found: pass --data-dir (a folder with "
+                                     "zsre/zsre_mend_train-1k.json and/or counterfact/counterfact-train.json)")
+        changes: dict = {**found, **({"seed": seed} if seed is not None else {}),
+                         **({"steps": steps} if steps is not None else {})}
+        config = MendConfig.quick(**changes) if quick else MendConfig(**changes)
+    torch.set_num_threads(threads)
+    report = train_mend(config, output, resume=resume, overwrite=overwrite, progress=progress,
+                        log=lambda message: console.print(f"[dim]mend[/dim] {message}", highlight=False))
+    console.print(f"[green]MEND editor written to {output}[/green] ({report['wall_s_this_run'] / 60:.1f} min)")
+    console.print("evaluate it: serac eval --methods mend ... (it reads $SERAC_HOME/mend, or --mend-artifact DIR)")
 
 
 def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], seed: Optional[int], overwrite: bool,

@@ -85,6 +85,9 @@ class ScopeTrainConfig(Config):
                                     "encoder) of the other records: edits sharing a subject or relation, the "
                                     "hard in-batch negatives.", check=FRACTION)
     mine_k: int = option(8, "Neighbours mined per edit (keys and out-of-scope queries).", check=POSITIVE_INT)
+    subject_negatives: int = option(0, "Other relations' templates filled with each edit's subject, used as "
+                                    "out-of-scope queries for that edit (against hijacking by subject, issue 14); "
+                                    "0: none.", check=NON_NEGATIVE_INT)
     lr: float = option(3e-5, "Peak learning rate.", check=POSITIVE_NUMBER)
     warmup: float = option(0.1, "Share of steps with a linear learning-rate warm-up.", check=FRACTION)
     weight_decay: float = option(0.01, "AdamW weight decay.", check=NON_NEGATIVE_NUMBER)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import faiss
@@ -36,6 +36,9 @@ class EditRecord:
     group: tuple[str, str]  # fact_key: records sharing it edit the same fact
     subject: str
     source: str
+    # Other relations asked of this record's own subject: out of scope of this key even though they
+    # name its subject (issue 14's hijacking); see add_subject_negatives. Empty unless asked for.
+    subject_negatives: tuple[str, ...] = ()
 
     @property
     def queries(self) -> tuple[str, ...]:
@@ -195,6 +198,11 @@ def sample_batch(
         mined = [int(j) for j in neighbours.negatives[i] if j >= 0]
         if mined:
             negatives.append(neighbours.negative_texts[mined[rng.integers(len(mined))]])
+    # drawn after the rest, so records without subject negatives sample exactly as before
+    own = [(row, r.subject_negatives[rng.integers(len(r.subject_negatives))])
+           for row, r in enumerate(batch) if r.subject_negatives]
+    first_own = len(positives) + len(negatives)
+    negatives += [text for _, text in own]
     queries = positives + negatives
 
     # A negative query that names a batch record's subject may really be in its scope (CounterFact's
@@ -208,6 +216,8 @@ def sample_batch(
         for j, text in enumerate(normalized):
             if subject in text:
                 ignore[i, len(positives) + j] = True
+    for column, (row, _) in enumerate(own, start=first_own):
+        ignore[row, column] = False  # another relation of its own subject: out of scope of that key, for sure
     return ScopeBatch(keys=keys, queries=queries, n_positive=len(positives), ignore=ignore)
 
 
@@ -239,17 +249,12 @@ def same_fact_pairs(
         by_group.setdefault(record.group, []).append(record.key)
     same += [(a, b) for keys in by_group.values() for i, a in enumerate(keys) for b in keys[i + 1:] if a != b]
 
-    # relation templates: the input with its subject taken out, and the answers each one takes
-    answers: dict[str, set[str]] = {}
-    for record in (*records, *reference):
-        template = _template(record)
-        if template is not None:
-            answers.setdefault(template, set()).update({normalize_text(record.target), record.group[1]})
+    answers = template_answers((*records, *reference))
     templates = sorted(t for t, seen in answers.items() if len(seen) >= min_answers)
     rng = random.Random(seed)
     other = []
     for record in records:
-        template = _template(record)
+        template = relation_template(record)
         if template is None or len(answers[template]) < min_answers:
             continue
         unrelated = [t for t in templates if not answers[t] & answers[template]]
@@ -258,7 +263,32 @@ def same_fact_pairs(
     return SameFactPairs(tuple(same), tuple(other))
 
 
-def _template(record: EditRecord) -> str | None:
+def add_subject_negatives(
+    records: Sequence[EditRecord], reference: Sequence[EditRecord] = (), per_record: int = 2, seed: int = 0,
+    min_answers: int = 8,
+) -> list[EditRecord]:
+    """``records`` with ``subject_negatives``: ``per_record`` other relations' templates filled with
+    each record's subject (:func:`same_fact_pairs`' ``other`` pairs), so scope training learns that
+    a question naming an edited subject but asking another relation is out of that edit's scope."""
+    other: dict[str, list[str]] = {}
+    for key, text in same_fact_pairs(records, reference, seed, per_record, min_answers).other:
+        other.setdefault(key, []).append(text)
+    return [replace(r, subject_negatives=tuple(dict.fromkeys(other.get(r.key, ())))) for r in records]
+
+
+def template_answers(records: Sequence[EditRecord]) -> dict[str, set[str]]:
+    """Relation templates (an input with its subject taken out, ``{}`` in its place) and the
+    normalised answers each one was seen with: two templates whose answer sets are disjoint ask
+    different relations (languages vs continents)."""
+    answers: dict[str, set[str]] = {}
+    for record in records:
+        template = relation_template(record)
+        if template is not None:
+            answers.setdefault(template, set()).update({normalize_text(record.target), record.group[1]})
+    return answers
+
+
+def relation_template(record: EditRecord) -> str | None:
     """The record's input with its subject replaced by ``{}``, or None without a subject in it."""
     if not record.subject or record.subject not in record.key:
         return None

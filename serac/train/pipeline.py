@@ -44,6 +44,7 @@ from serac.train.config import TrainConfig
 from serac.train.pairs import (
     EditRecord,
     Neighbours,
+    add_subject_negatives,
     mine_neighbours,
     records_from_examples,
     same_fact_pairs,
@@ -83,6 +84,8 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         train += part_train
         val += part_val
         counts[source] = {"train": len(part_train), "validation": len(part_val)}
+    if config.scope.subject_negatives:
+        train = add_subject_negatives(train, per_record=config.scope.subject_negatives, seed=config.seed)
     return TrainingData(train, val, counts)
 
 

@@ -139,3 +139,47 @@ def test_observations_scores_by_hand():
     assert got[("teacher_forced", "es_conflict_aware")] == (pytest.approx(0.125), 4)
     assert got[("teacher_forced", "locality")] == (pytest.approx(0.75), 2)
     assert got[("teacher_forced", "dd")] == (pytest.approx(0.25), 4)
+
+
+def _wilson_by_quadratic(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson bounds as the roots of (k/n - p)^2 = z^2 p (1 - p) / n, solved for p directly."""
+    ph = k / n
+    a, b, c = 1 + z * z / n, -(2 * ph + z * z / n), ph * ph
+    disc = max(b * b - 4 * a * c, 0.0) ** 0.5
+    return (-b - disc) / (2 * a), (-b + disc) / (2 * a)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (10, 10), (96, 100), (1, 2), (3, 50), (500, 1037)])
+def test_wilson_matches_the_quadratic_roots(k, n):
+    low, high = metrics.wilson(k, n)
+    want_low, want_high = _wilson_by_quadratic(k, n)
+    assert low == pytest.approx(want_low, abs=1e-12) and high == pytest.approx(want_high, abs=1e-12)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_wilson_known_values():
+    # 0/10 and 10/10: one bound is exact, the other z^2 / (n + z^2) from the end
+    assert metrics.wilson(0, 10) == (0.0, pytest.approx(0.27753, abs=1e-5))
+    assert metrics.wilson(10, 10) == (pytest.approx(0.72247, abs=1e-5), 1.0)
+    assert metrics.wilson(96, 100) == (pytest.approx(0.90163, abs=1e-5), pytest.approx(0.98434, abs=1e-5))
+    # more trials, tighter interval around the same rate
+    assert metrics.wilson(960, 1000)[1] - metrics.wilson(960, 1000)[0] < metrics.wilson(96, 100)[1] - metrics.wilson(96, 100)[0]
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 0), (-1, 10), (11, 10)])
+def test_wilson_rejects_impossible_counts(k, n):
+    with pytest.raises(ValueError):
+        metrics.wilson(k, n)
+
+
+def test_rate_cell_shows_interval_and_count_or_just_the_value():
+    from serac.eval.report import rate_cell
+    from serac.eval.results import Score
+
+    assert rate_cell(0.96, 100) == "0.960 [0.90, 0.98] (96/100)"
+    assert rate_cell(0.96, 0) == "0.960"  # a row saved before counts were kept
+    assert rate_cell(None, 10) == "–"
+    old = Score("zsre", "serac", "sequential", 10, "generation", "es", 0.5)  # no count
+    assert old.interval() is None and "ci95" not in old.row() and "count" not in old.row()
+    tf = Score("zsre", "serac", "sequential", 10, "teacher_forced", "es", 0.5, 20)
+    assert tf.interval() is None and tf.row()["count"] == 20

@@ -22,7 +22,7 @@ from serac.eval.methods import (
     build_method,
 )
 from serac.eval.report import write_run
-from serac.eval.results import COST_METRICS, METRICS, ROW_KEYS
+from serac.eval.results import COST_METRICS, COUNT_KEYS, METRICS, ROW_KEYS
 from serac.eval.runner import EvalSettings, Runner, Task, load_task
 from tests.conftest import HashingEncoder
 
@@ -135,7 +135,11 @@ def test_every_builtin_method_end_to_end(data_dir, models, tmp_path, mode):
     result = Runner(task_of(data_dir), models, settings).run(methods)
 
     rows = result.rows()
-    assert rows and all(tuple(row) == ROW_KEYS for row in rows)
+    assert rows and all(tuple(row)[:len(ROW_KEYS)] == ROW_KEYS and set(row) <= {*ROW_KEYS, *COUNT_KEYS} for row in rows)
+    rates = [r for r in rows if r["scoring"] == "generation"]
+    assert rates and all(r["count"] > 0 for r in rates)
+    assert all(r["ci95"][0] <= r["value"] <= r["ci95"][1] for r in rates)  # Wilson interval holds its rate
+    assert not any("ci95" in r for r in rows if r["scoring"] != "generation")  # token accuracies: no interval
     assert {r["metric"] for r in rows} <= set(METRICS) | set(COST_METRICS)
     assert {r["scoring"] for r in rows} == {"generation", "teacher_forced", "cost"}
     assert all(isinstance(r["value"], float) for r in rows)
@@ -280,11 +284,12 @@ def test_bench_quick_rewrites_the_report(data_dir, models, tmp_path):
     (out / "extra" / "server.md").write_text("## Server load test\n\n42 requests/s\n")
     run_bench(data_dir, out, doc, quick=True, models=models, artifact=str(tmp_path / "missing"))
     rows = json.loads((out / "results.json").read_text())
-    assert rows and all(tuple(r) == ROW_KEYS for r in rows)
+    assert rows and all(tuple(r)[:len(ROW_KEYS)] == ROW_KEYS for r in rows)
     assert {r["task"] for r in rows} == {"zsre", "counterfact"} and {r["mode"] for r in rows} == {"batch", "sequential"}
     text = doc.read_text()
     for needle in ("# Benchmarks", "Machine:", "UTC", "## Parts", "zsre, sequential", "counterfact, sequential",
-                   "42 requests/s", "Not run: serac", "![zsre batch: ES and DD](benchmarks/zsre_batch.png)"):
+                   "42 requests/s", "Not run: serac", "![zsre batch: ES and DD](benchmarks/zsre_batch.png)",
+                   "95% Wilson interval"):
         assert needle in text
     for png in ("zsre_batch.png", "zsre_sequential.png", "counterfact_sequential.png"):
         assert (out / png).stat().st_size > 0

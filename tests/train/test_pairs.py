@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from serac.train.calibrate import (
 from serac.train.checkpoint import step_rng
 from serac.train.pairs import (
     EditRecord,
+    add_subject_negatives,
     mine_neighbours,
     records_from_examples,
     same_fact_pairs,
@@ -139,3 +142,48 @@ def test_same_fact_threshold_allows_at_most_the_given_share_of_false_merges():
     assert report["same_fact_merged"] == 0.5 and report["other_relation_merged"] == 0.01
     with pytest.raises(ValueError, match="other-relation"):
         choose_same_fact_threshold(same, np.array([]))
+
+
+def _language_continent_records():
+    countries = [f"Country{i}" for i in range(8)]
+    records = [record(f"The official language of {c} is", c, LANGUAGES[i], LANGUAGES[-1 - i]) for i, c in enumerate(countries)]
+    records += [record(f"{c} is located in the continent of", c, CONTINENTS[i], CONTINENTS[-1 - i]) for i, c in enumerate(countries)]
+    return records
+
+
+def test_subject_negatives_are_other_relations_of_the_records_own_subject():
+    records = add_subject_negatives(_language_continent_records(), per_record=1, seed=0)
+    assert all(len(r.subject_negatives) == 1 for r in records)
+    for r in records:
+        negative = r.subject_negatives[0]
+        assert r.subject in negative and negative != r.key
+        assert ("language" in r.key) != ("language" in negative)
+    # off by default: plain records carry none
+    assert all(not r.subject_negatives for r in _language_continent_records())
+
+
+def test_a_subject_negative_is_a_negative_for_its_own_key_while_other_subject_mentions_stay_ignored():
+    plain = [replace(r, negatives=(f"The capital of {r.subject} is",)) for r in _language_continent_records()]
+    records = add_subject_negatives(plain, per_record=1, seed=0)
+    neighbours = mine_neighbours(records, HashingEncoder().encode, k=2)
+    batch = sample_batch(records, neighbours, 4, 0.0, step_rng(0, 1))
+    keys = {key: row for row, key in enumerate(batch.keys)}
+    own = 0
+    for row, key in enumerate(batch.keys):
+        record_ = next(r for r in records if r.key == key)
+        column = batch.queries.index(record_.subject_negatives[0])
+        assert not batch.ignore[row, column]  # learnt as out of scope of its own edit
+        own += 1
+        for other, other_row in keys.items():
+            if other != key and record_.subject in other:  # the same subject's other edit: may be its relation
+                assert batch.ignore[other_row, column]
+    assert own == len(batch.keys)
+    # the plain negative naming a batch record's subject is still left out of that record's loss
+    for row, key in enumerate(batch.keys):
+        subject = next(r for r in records if r.key == key).subject
+        column = batch.queries.index(f"The capital of {subject} is")
+        assert batch.ignore[row, column]
+    # records without subject negatives sample exactly as before (no extra random draws)
+    before = sample_batch(plain, neighbours, 4, 0.0, step_rng(0, 1))
+    assert before.keys == batch.keys and before.queries == batch.queries[:len(before.queries)]
+    assert len(batch.queries) == len(before.queries) + len(batch.keys)
