@@ -22,6 +22,7 @@ from typing import Any
 from serac.config import ScopeConfig
 from serac.errors import ConfigError
 from serac.eval.methods import METHODS, EvalModels, MethodOptions, build_methods
+from serac.eval.merge import merge_runs
 from serac.eval.report import machine, markdown_run, plot_run
 from serac.eval.results import RunResult
 from serac.eval.runner import EvalSettings, Runner, load_task, progress_bar
@@ -42,13 +43,14 @@ class Part:
 OWN_ARTIFACT_TASKS = ("fc", "sentiment")  # edited through their own `serac train --task` artifact and base model
 
 
-_ALL = ("serac", "serac-untrained", "ft", "lu", "icl", "mend")
+_ALL = ("serac", "serac-untrained", "ft", "lu", "icl", "mend", "grace")
 # Sizes: about an hour on a shared 2-core CPU. ft is capped at 10 edits (MethodOptions.ft_max_edits):
 # it fine-tunes per batch. lu is capped at 1,000 CounterFact edits: its keys cost a base-model forward
 # pass each (~0.07 s per key measured here: 10,000 keys alone would take ~12 min of the hour). mend is
-# capped at 1,000 CounterFact edits likewise: each apply call is a forward and backward pass. The
-# drawdown sets are prefixes of one seeded NQ-open order, so the base model's answers to them are
-# computed once for all parts.
+# capped at 1,000 CounterFact edits likewise: each apply call is a forward and backward pass. grace is
+# capped at 1,000 CounterFact edits: each new key's value is optimised (~0.7 s of CPU per edit, see
+# serac/eval/README.md). The drawdown sets are prefixes of one seeded NQ-open order, so the base model's
+# answers to them are computed once for all parts.
 STANDARD_PARTS: tuple[Part, ...] = (
     Part("zsre-batch", "zsre", "zsre/zsre_mend_eval_portability_gpt4.json",
          EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75)), _ALL, dd_sample=50),
@@ -56,8 +58,8 @@ STANDARD_PARTS: tuple[Part, ...] = (
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1037), sample=100, apply_batch=1), _ALL, dd_sample=100),
     Part("counterfact-sequential", "counterfact", "counterfact/counterfact-edit.json",
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1000, 10000), sample=50, apply_batch=10,
-                      method_caps={"lu": 1000, "mend": 1000}),
-         ("serac", "serac-untrained", "lu", "icl", "mend"), dd_sample=100),
+                      method_caps={"lu": 1000, "mend": 1000, "grace": 1000}),
+         ("serac", "serac-untrained", "ft", "lu", "icl", "mend", "grace"), dd_sample=100),
     # fc: 75 VitaminC test evidence are the edits, the claims of the other 25 the drawdown set
     Part("fc-batch", "fc", "vitaminc_sample",
          EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75), scorings=("generation",)),
@@ -75,14 +77,35 @@ STANDARD_PARTS: tuple[Part, ...] = (
 )
 
 
-def resized_parts(parts: Sequence[Part], sample: int | None, dd_sample: int | None) -> list[Part]:
-    """Override the scored-edit sample (sequential parts) and the drawdown-set size of every part."""
+def resized_parts(parts: Sequence[Part], sample: int | None, dd_sample: int | None,
+                  checkpoints: Sequence[int] | None = None, batch_sizes: Sequence[int] | None = None) -> list[Part]:
+    """Override the scored-edit sample and the N values (sequential parts), the k values (batch
+    parts) and the drawdown-set size of every part."""
     out = []
     for part in parts:
         settings = part.settings
-        if sample is not None and settings.mode == "sequential":
-            settings = replace(settings, sample=sample)
+        if settings.mode == "batch" and batch_sizes:
+            settings = replace(settings, batch_sizes=tuple(batch_sizes))
+        if settings.mode == "sequential":
+            if sample is not None:
+                settings = replace(settings, sample=sample)
+            if checkpoints:
+                settings = replace(settings, checkpoints=tuple(checkpoints))
         out.append(replace(part, settings=settings, dd_sample=(dd_sample or part.dd_sample) if part.dd_sample else 0))
+    return out
+
+
+def only_methods(parts: Sequence[Part], methods: Sequence[str]) -> list[Part]:
+    """The parts with only ``methods`` among their own (same settings and samples); parts left with
+    none are dropped."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+    out = [replace(p, methods=tuple(m for m in p.methods if m in methods)) for p in parts]
+    out = [p for p in out if p.methods]
+    if not out:
+        raise ConfigError(f"no chosen part runs {', '.join(methods)}; parts and their methods: "
+                          + "; ".join(f"{p.name}: {', '.join(p.methods)}" for p in parts))
     return out
 
 
@@ -105,9 +128,12 @@ def run_bench(
     doc: Path,
     *,
     parts: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
     quick: bool = False,
     sample: int | None = None,
     dd_sample: int | None = None,
+    checkpoints: Sequence[int] | None = None,
+    batch_sizes: Sequence[int] | None = None,
     artifact: str | None = None,
     console: Any = None,
     err_console: Any = None,
@@ -119,10 +145,12 @@ def run_bench(
         if unknown:
             raise ConfigError(f"unknown bench part(s) {unknown}; valid: {', '.join(p.name for p in STANDARD_PARTS)}")
         chosen = [p for p in chosen if p.name in parts]
+    if methods:
+        chosen = only_methods(chosen, methods)
     if quick:
         chosen = quick_parts(chosen)
-    if sample or dd_sample:
-        chosen = resized_parts(chosen, sample, dd_sample)
+    if sample or dd_sample or checkpoints or batch_sizes:
+        chosen = resized_parts(chosen, sample, dd_sample, checkpoints, batch_sizes)
     for part in chosen:
         if part.file and not (data_dir / part.file).exists():
             raise ConfigError(f"{data_dir / part.file} not found; pass --data-dir (or SERAC_DATA) pointing at the "
@@ -162,20 +190,21 @@ def run_bench(
         task = load_task(part.task, (data_dir / part.file) if part.file else None, limit=limit,
                          dd_path=None if own else data_dir / NQ_FILE, dd_sample=part.dd_sample or None,
                          seed=part.settings.seed)
-        methods = [built[(_group(part), n)] for n in part.methods if (_group(part), n) in built]
+        to_run = [built[(_group(part), n)] for n in part.methods if (_group(part), n) in built]
         runner = Runner(task, models, part.settings)
-        bar = progress_bar(runner.steps(methods), part.name)
+        bar = progress_bar(runner.steps(to_run), part.name)
         runner.progress = bar
         models.progress = lambda what, done, total, bar=bar: bar.set_postfix_str(f"{what} {done}/{total}", refresh=True)
         try:
-            result = runner.run(methods)
+            result = runner.run(to_run)
         finally:
             bar.close()
             models.progress = None
         results.append(result)
         part_times.append((part, result.wall_s))
         write_outputs(results, part_times, out, doc, started=started, command=command, wall_s=time.perf_counter() - began,
-                      load_s=load_s, skipped=skipped, finished=len(results) == len(chosen), quick=quick, options=options)
+                      load_s=load_s, skipped=skipped, finished=len(results) == len(chosen), quick=quick, options=options,
+                      merge=bool(methods))
         say(f"{part.name}: {result.wall_s / 60:.1f} min")
     say(f"wrote {doc}, {out / 'results.json'} in {(time.perf_counter() - began) / 60:.1f} min")
     return results
@@ -214,32 +243,69 @@ def write_outputs(
     finished: bool,
     quick: bool,
     options: MethodOptions | None = None,
+    merge: bool = False,
 ) -> None:
-    options = options or MethodOptions()
-    rows = [row for r in results for row in r.rows()]
-    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (out / "details.json").write_text(json.dumps([r.to_json() for r in results], indent=1) + "\n")
+    """Save a run's ``results.json``, ``details.json`` and ``run.json`` in ``out`` and render ``doc``.
+    ``merge``: the run's rows replace those of the same part and method in the saved files and the
+    other rows stay (a run of some methods: ``serac bench --methods``; see :mod:`serac.eval.merge`)."""
     run = {"started": started.isoformat(), "command": command, "wall_s": round(wall_s, 1), "load_s": round(load_s, 1),
            "skipped": list(skipped), "finished": finished, "quick": quick, "machine": machine(),
            "parts": [{"name": p.name, "task": p.task, "file": p.file, "methods": list(p.methods),
                       "dd_sample": p.dd_sample, "settings": asdict(p.settings), "wall_s": round(t, 1)}
                      for p, t in part_times]}
-    (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
-    render(results, part_times, out, doc, run, options)
+    saved: tuple[dict[str, Any], list[RunResult]] = (run, list(results))
+    if merge and (out / "run.json").exists():
+        saved = merge_runs(load_saved(out), saved)
+    save_and_render(*saved, out, doc, options or MethodOptions())
 
 
-def render_saved(out: Path, doc: Path) -> None:
-    """Rewrite ``doc`` from a finished bench's saved files (``results`` details and ``run.json``), e.g.
-    after a fragment in ``benchmarks/extra/`` changed; no model is loaded and nothing is re-measured."""
+def load_saved(out: Path) -> tuple[dict[str, Any], list[RunResult]]:
+    """A bench's saved ``run.json`` and its parts' results (``details.json``)."""
     try:
         run = json.loads((out / "run.json").read_text())
         results = [RunResult.from_json(r) for r in json.loads((out / "details.json").read_text())]
     except FileNotFoundError as exc:
         raise ConfigError(f"{exc.filename} not found: run `serac bench` first (it writes run.json and "
                           "details.json)") from None
-    part_times = [(Part(p["name"], p["task"], p["file"], EvalSettings(**p["settings"]), tuple(p["methods"]),
-                        p["dd_sample"]), p["wall_s"]) for p in run["parts"]]
-    render(results, part_times, out, doc, run, MethodOptions())
+    if len(results) != len(run["parts"]):
+        raise ConfigError(f"{out}: run.json lists {len(run['parts'])} parts but details.json holds {len(results)} "
+                          "results; re-run `serac bench` to rewrite both")
+    return run, results
+
+
+def save_and_render(run: dict[str, Any], results: Sequence[RunResult], out: Path, doc: Path,
+                    options: MethodOptions) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [row for r in results for row in r.rows()]
+    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / "details.json").write_text(json.dumps([r.to_json() for r in results], indent=1) + "\n")
+    (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    render(results, _part_times(run), out, doc, run, options)
+
+
+def run_part(run: dict[str, Any], name: str) -> dict[str, Any]:
+    """The saved description of part ``name`` in ``run`` ({} if absent)."""
+    return next((p for p in run.get("parts", []) if p["name"] == name), {})
+
+
+def _part_times(run: dict[str, Any]) -> list[tuple[Part, float]]:
+    return [(Part(p["name"], p["task"], p["file"], EvalSettings(**p["settings"]), tuple(p["methods"]),
+                  p["dd_sample"]), p["wall_s"]) for p in run["parts"]]
+
+
+def render_saved(out: Path, doc: Path) -> None:
+    """Rewrite ``doc`` from a finished bench's saved files (``results`` details and ``run.json``), e.g.
+    after a fragment in ``benchmarks/extra/`` changed; no model is loaded and nothing is re-measured."""
+    run, results = load_saved(out)
+    render(results, _part_times(run), out, doc, run, MethodOptions())
+
+
+def merge_saved(source: Path, out: Path, doc: Path) -> None:
+    """Merge the saved results of a bench run in ``source`` (e.g. ``serac bench --methods grace --out
+    DIR``, run elsewhere or in parallel) into those in ``out``, and re-render ``doc``."""
+    new = load_saved(source)
+    merged = merge_runs(load_saved(out), new) if (out / "run.json").exists() else new
+    save_and_render(*merged, out, doc, MethodOptions())
 
 
 def render(
@@ -278,7 +344,10 @@ def render(
         f"of the base model on the edits, AdamW lr {options.ft_lr:g}, up to {options.ft_steps} steps), `lu` (lookup "
         f"cache on the base model's mean last hidden state, cosine >= {options.lu_threshold:.2f}, returns the edit's "
         "target verbatim), `icl` (nearest edit by MiniLM prepended to every prompt as `New fact: {input} {target}`, "
-        "no scope decision). Details: `serac/eval/README.md`.",
+        "no scope decision), `grace` (GRACE: a codebook at decoder block "
+        f"{'24 of 30 (4/5 of the depth)' if options.grace.layer is None else options.grace.layer} of the base model, "
+        f"initial deferral radius {options.grace.epsilon:g}, each new value optimised by up to {options.grace.steps} "
+        f"Adam steps at lr {options.grace.lr:g}). Details: `serac/eval/README.md`.",
         "- **Generation scores** (the headline): exact match of the normalised first line of the answer with the "
         "normalised target (NFKC, case-folded, dashes and `/` to spaces, other punctuation deleted, articles "
         "a/an/the dropped, whitespace collapsed). The instruct base model often answers in full sentences, which "
@@ -335,6 +404,24 @@ def render(
         lines.append(f"| {part.name} | {', '.join(m for m in part.methods if m in METHODS and m not in skipped)} | {what} "
                      f"| {seconds / 60:.1f} min |")
     lines += ["", f"Model loading: {load_s:.0f} s.", ""]
+    later = [(part.name, method, source) for part, _ in part_times
+             for method, source in run_part(run, part.name).get("sources", {}).items()]
+    if later:
+        lines += ["Rows from later runs (`serac bench --methods ...`, merged into this run's files; the other rows "
+                  "are from the command above):", ""]
+        for name, method, source in later:
+            sizes = ", ".join(f"{label} {source[key]}" for key, label in
+                              (("sample", "edits scored per N"), ("dd_sample", "DD questions")) if source.get(key))
+            sequential = run_part(run, name).get("settings", {}).get("mode") == "sequential"
+            label, points = ("N", source.get("checkpoints")) if sequential else ("k", source.get("batch_sizes"))
+            if points:
+                sizes = f"{label} in {{{', '.join(f'{n:,}' for n in points)}}}" + (f", {sizes}" if sizes else "")
+            lines.append(f"- {name} / `{method}`: `{source['command']}`, started "
+                         f"{datetime.fromisoformat(source['started']).strftime('%Y-%m-%d %H:%M')} UTC, "
+                         f"{source['wall_s'] / 60:.1f} min" + (f"; {sizes}" if sizes else "")
+                         + (f"; machine: {other.get('cpu')}, {other.get('cores')} cores"
+                            if (other := source.get("machine", {})) and other.get("cpu") != info.get("cpu") else ""))
+        lines.append("")
     for result, plot in zip(results, plots):
         link = Path(os.path.relpath(plot, doc.resolve().parent if plot.is_absolute() else doc.parent)).as_posix()
         lines += [markdown_run(result, "##"), f"![{result.task} {result.mode}: ES and DD]({link})", ""]

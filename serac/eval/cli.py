@@ -199,25 +199,42 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("benchmarks"), "--out", help="Where results.json and the plots go."),
         doc: Path = typer.Option(Path("BENCHMARKS.md"), "--doc", help="The markdown report to rewrite."),
         parts: Optional[str] = typer.Option(None, "--parts", help="Comma-separated subset of the standard parts."),
+        methods: Optional[str] = typer.Option(
+            None, "--methods",
+            help="Comma-separated: run only these methods (same parts, settings and samples) and merge their rows "
+                 "into the saved results in --out, replacing the rows of the same part and method."),
         quick: bool = typer.Option(False, "--quick", help="Tiny sizes: a smoke test of the whole pipeline."),
         sample: Optional[int] = typer.Option(None, "--sample", min=1,
                                              help="Override the edits scored per N in the sequential parts."),
         dd_sample: Optional[int] = typer.Option(None, "--dd-sample", min=1, help="Override the drawdown-set sizes."),
+        checkpoints: Optional[str] = typer.Option(None, "--checkpoints",
+                                                  help="Override the sequential parts' N values, e.g. 10,100,400."),
+        batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Override the batch parts' k values, e.g. 25,75."),
         artifact: Optional[Path] = typer.Option(None, "--artifact", help="Trained serac artifact (default $SERAC_HOME/trained)."),
         render: bool = typer.Option(False, "--render",
                                     help="Only rewrite BENCHMARKS.md from the last run's saved results (e.g. after "
                                          "a fragment in benchmarks/extra/ changed); measures nothing."),
+        merge_from: Optional[Path] = typer.Option(
+            None, "--merge-from",
+            help="Only merge the saved results of a bench run in DIR (e.g. `serac bench --methods grace --out DIR`, "
+                 "run elsewhere) into --out, replacing rows of the same part and method, and rewrite BENCHMARKS.md."),
         threads: int = ThreadsOption,
     ) -> None:
         """Run the standard benchmark set and rewrite BENCHMARKS.md and benchmarks/results.json."""
-        from serac.eval.bench import render_saved, run_bench
+        from serac.eval.bench import merge_saved, render_saved, run_bench
 
         with cli_errors():
+            if merge_from is not None:
+                merge_saved(merge_from, out, doc)
+                console.print(f"merged {merge_from} into {out}; wrote {doc}")
+                return
             if render:
                 render_saved(out, doc)
                 console.print(f"wrote {doc} from {out / 'run.json'} and {out / 'details.json'}")
                 return
             _set_threads(threads)
-            run_bench(data_dir, out, doc, parts=_split(parts) if parts else None, quick=quick, sample=sample,
-                      dd_sample=dd_sample,
+            run_bench(data_dir, out, doc, parts=_split(parts) if parts else None,
+                      methods=_split(methods) if methods else None, quick=quick, sample=sample,
+                      dd_sample=dd_sample, checkpoints=_split(checkpoints, int) if checkpoints else None,
+                      batch_sizes=_split(batch_sizes, int) if batch_sizes else None,
                       artifact=str(artifact) if artifact else None, console=console, err_console=err_console)

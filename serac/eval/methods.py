@@ -14,6 +14,7 @@ Built in, all on the same base model (loaded once, shared through :class:`EvalMo
 - ``ft``: fine-tune a copy of the base model on the edits (the SERAC paper's FT baseline);
 - ``lu``: a lookup cache on the base model's hidden states (the paper's LU baseline);
 - ``icl``: retrieval in context: the nearest edit is prepended to every prompt, with no scope decision;
+- ``grace``: a GRACE codebook at one block of the base model (:mod:`serac.baselines.grace`);
 - ``base``: the unedited base model (a reference: ES without editing, DD 0 by construction).
 """
 
@@ -23,7 +24,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from serac.base import GenerationOptions, HFCausalLM, HFTextModel, SequenceClassifier, load_text_model
+from serac.baselines.grace import GraceConfig, GraceMethod
 from serac.config import DEFAULT_ENCODER, DEFAULT_LM, SeracConfig
 from serac.counterfactual import CounterfactualModel, LMCounterfactual, load_counterfactual
 from serac.editor import CONFIG_FILE, DEFAULT_ARTIFACT, EditedModel, load_artifact_config
@@ -582,6 +584,7 @@ class MethodOptions:
     ft_max_edits: int | None = 10  # FT fine-tunes per edit: run it on at most this many edits
     classifier_ft_lr: float = 5e-5  # 'ft' on a classifier base (the fc task)
     counterfactual: str | None = None  # 'serac' (and a classifier's 'icl'): replaces the artifact's counterfactual
+    grace: GraceConfig = field(default_factory=GraceConfig)  # 'grace': block, radius, value optimisation
     mend_artifact: str | None = None  # 'mend': a `serac train --method mend` directory (default $SERAC_HOME/mend)
 
 
@@ -596,6 +599,7 @@ METHODS: dict[str, MethodFactory] = {
     "lu": lambda m, o: LookupCacheMethod(m, o.lu_threshold),
     "icl": icl,
     "base": lambda m, o: BaseMethod(m),
+    "grace": lambda m, o: GraceMethod(m, o.grace),
     "mend": lambda m, o: _mend(m, o),
 }
 
