@@ -29,7 +29,7 @@ SeracConfig(base=BaseModelConfig(model='base', batch_size=32), scope=ScopeConfig
 cd $out
 S="nice -n 5 timeout 600 python -m serac.cli eval --no-cost --batch-size 8"
 $S --task sentiment --data sentiment-data --artifact sentiment-art --methods serac --mode sequential --checkpoints 1,5,20 --out after-sentiment-seq
-$S --task sentiment --data sentiment-data --artifact sentiment-art --methods serac --mode batch --batch-sizes 1,5 --out after-sentiment-batch-warm
+$S --task sentiment --data sentiment-data --artifact sentiment-art --methods serac --mode batch --batch-sizes 1,5 --out after4-sentiment-batch
 $S --task fc --data $shared/vitaminc_sample --artifact fc-art-serac --methods serac --mode batch --batch-sizes 1,5,25,75 --out after-fc-batch
 $S --task fc --data $shared/vitaminc_sample --artifact fc-art-serac --methods serac --mode sequential --checkpoints 1,5,25,75,100 --out after-fc-seq
 $S --task fc --data $shared/vitaminc_sample --artifact fc-art-serac --methods serac,icl,ft,base --limit 75 --mode batch --batch-sizes 1,5,25,75 --out after-fc-batch75
