@@ -31,7 +31,9 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -q
 
-# Standard benchmark set: rewrites BENCHMARKS.md and benchmarks/results.json (about an hour here).
+# Standard benchmark set: rewrites BENCHMARKS.md and benchmarks/results.json. About an hour here for serac
+# and the paper's baselines; grace and mend (issue 17) add about two hours more: `serac bench --methods ...`
+# runs a subset and merges its rows into the saved results.
 bench: install
 	$(BIN)/serac bench --data-dir ../shared/data
 
