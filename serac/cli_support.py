@@ -36,7 +36,7 @@ StoreOption = typer.Option(None, "--store", envvar="SERAC_STORE",
                                 "between servers. Default: $SERAC_HOME/edits.db")
 ModelOption = typer.Option(None, "--model", envvar="SERAC_MODEL",
                            help="Artifact directory from `serac train`. Default: trained artifacts in "
-                                "$SERAC_HOME/trained when present, else the embedded models.")
+                                "$SERAC_HOME/trained when present, else the trained defaults shipped with serac.")
 
 
 def store_path(store: Optional[str]) -> str | Path:

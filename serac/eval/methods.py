@@ -24,7 +24,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -287,7 +287,7 @@ def serac_untrained(models: EvalModels, options: MethodOptions) -> SeracMethod:
 def serac_shipped(models: EvalModels, options: MethodOptions) -> SeracMethod:
     """The trained defaults shipped in the package (serac/defaults: compact form of a ``serac train``
     artifact), evaluated beside a fresh artifact's ``serac`` rows."""
-    return serac_trained(models, MethodOptions(**{**vars(options), "artifact": str(DEFAULT_ARTIFACT)}),
+    return serac_trained(models, replace(options, artifact=str(DEFAULT_ARTIFACT)),
                          name="serac-shipped", cache_label="counterfactual-shipped")
 
 

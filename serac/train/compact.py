@@ -70,7 +70,8 @@ def compact_scope(trained: Path, base_spec: str, target: Path, rank: int) -> tup
     """Write ``target`` (a delta directory) and return its size in bytes and the energy kept."""
     from safetensors.torch import save_file
 
-    base = _sentence_weights(Path(resolve_model(base_spec)))
+    base_dir = Path(resolve_model(base_spec))
+    base = _sentence_weights(base_dir)
     tuned = _sentence_weights(trained)
     missing = sorted(set(tuned) - set(base))
     if missing:
@@ -93,7 +94,6 @@ def compact_scope(trained: Path, base_spec: str, target: Path, rank: int) -> tup
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     save_file(tensors, str(target / DELTA_WEIGHTS))
-    base_dir = Path(resolve_model(base_spec))
     for extra in trained.iterdir():  # sentence-transformers module files: small, copied as is
         if extra.name == "model.safetensors" or (extra.is_file() and (base_dir / extra.name).is_file()
                                                  and (base_dir / extra.name).read_bytes() == extra.read_bytes()):
