@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from serac.baselines.grace import COUNTERFACT_EPSILON
 from serac.config import ScopeConfig
 from serac.errors import ConfigError
 from serac.eval.methods import METHODS, EvalModels, MethodOptions, build_methods
@@ -40,6 +41,7 @@ class Part:
     settings: EvalSettings
     methods: tuple[str, ...]
     dd_sample: int  # NQ-open drawdown questions; 0 for fc and sentiment, which bring their own drawdown sets
+    grace_epsilon: float | None = None  # grace's deferral radius on this dataset (None: GraceConfig's default)
 
 
 OWN_ARTIFACT_TASKS = ("fc", "sentiment")  # edited through their own `serac train --task` artifact and base model
@@ -62,7 +64,8 @@ STANDARD_PARTS: tuple[Part, ...] = (
     Part("counterfact-sequential", "counterfact", "counterfact/counterfact-edit.json",
          EvalSettings(mode="sequential", checkpoints=(10, 100, 1000, 10000), sample=50, apply_batch=10,
                       method_caps={"lu": 1000, "mend": 1000, "grace": 1000}),
-         ("serac", "serac-shipped", "serac-untrained", "ft", "lu", "icl", "mend", "grace"), dd_sample=100),
+         ("serac", "serac-shipped", "serac-untrained", "ft", "lu", "icl", "mend", "grace"), dd_sample=100,
+         grace_epsilon=COUNTERFACT_EPSILON),
     # fc: 75 VitaminC test evidence are the edits, the claims of the other 25 the drawdown set
     Part("fc-batch", "fc", "vitaminc_sample",
          EvalSettings(mode="batch", n_edits=75, batch_sizes=(1, 5, 25, 75), scorings=("generation",)),
@@ -194,6 +197,9 @@ def run_bench(
                          dd_path=None if own else data_dir / NQ_FILE, dd_sample=part.dd_sample or None,
                          seed=part.settings.seed)
         to_run = [built[(_group(part), n)] for n in part.methods if (_group(part), n) in built]
+        own_methods = [part_method(m, part, models, groups[_group(part)][1]) for m in to_run]
+        fresh = [m for m, o in zip(to_run, own_methods) if m is not o]
+        to_run = own_methods
         runner = Runner(task, models, part.settings)
         bar = progress_bar(runner.steps(to_run), part.name)
         runner.progress = bar
@@ -203,6 +209,8 @@ def run_bench(
         finally:
             bar.close()
             models.progress = None
+            for method in fresh:
+                method.close()
         results.append(result)
         part_times.append((part, result.wall_s))
         write_outputs(results, part_times, out, doc, started=started, command=command, wall_s=time.perf_counter() - began,
@@ -211,6 +219,14 @@ def run_bench(
         say(f"{part.name}: {result.wall_s / 60:.1f} min")
     say(f"wrote {doc}, {out / 'results.json'} in {(time.perf_counter() - began) / 60:.1f} min")
     return results
+
+
+def part_method(method: Any, part: Part, models: EvalModels, options: MethodOptions) -> Any:
+    """``method`` as ``part`` runs it: a grace with the part's own deferral radius when the part sets
+    one (a new method on the same base model; the caller closes it after the part), else ``method``."""
+    if method.name != "grace" or part.grace_epsilon is None or part.grace_epsilon == options.grace.epsilon:
+        return method
+    return METHODS["grace"](models, replace(options, grace=replace(options.grace, epsilon=part.grace_epsilon)))
 
 
 def _group(part: Part) -> str:
@@ -254,7 +270,9 @@ def write_outputs(
     run = {"started": started.isoformat(), "command": command, "wall_s": round(wall_s, 1), "load_s": round(load_s, 1),
            "skipped": list(skipped), "finished": finished, "quick": quick, "machine": machine(),
            "parts": [{"name": p.name, "task": p.task, "file": p.file, "methods": list(p.methods),
-                      "dd_sample": p.dd_sample, "settings": asdict(p.settings), "wall_s": round(t, 1)}
+                      "dd_sample": p.dd_sample, "settings": asdict(p.settings), "wall_s": round(t, 1),
+                      **({"grace_epsilon": p.grace_epsilon} if p.grace_epsilon is not None and "grace" in p.methods
+                         else {})}
                      for p, t in part_times]}
     saved: tuple[dict[str, Any], list[RunResult]] = (run, list(results))
     if merge and (out / "run.json").exists():
@@ -293,7 +311,7 @@ def run_part(run: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _part_times(run: dict[str, Any]) -> list[tuple[Part, float]]:
     return [(Part(p["name"], p["task"], p["file"], EvalSettings(**p["settings"]), tuple(p["methods"]),
-                  p["dd_sample"]), p["wall_s"]) for p in run["parts"]]
+                  p["dd_sample"], p.get("grace_epsilon")), p["wall_s"]) for p in run["parts"]]
 
 
 def render_saved(out: Path, doc: Path) -> None:
@@ -350,7 +368,8 @@ def render(
         "target verbatim), `icl` (nearest edit by MiniLM prepended to every prompt as `New fact: {input} {target}`, "
         "no scope decision), `grace` (GRACE: a codebook at decoder block "
         f"{'24 of 30 (4/5 of the depth)' if options.grace.layer is None else options.grace.layer} of the base model, "
-        f"initial deferral radius {options.grace.epsilon:g}, each new value optimised by up to {options.grace.steps} "
+        f"initial deferral radius {options.grace.epsilon:g} (a per-dataset hyper-parameter: a part with its own "
+        f"radius says so in the table of parts), each new value optimised by up to {options.grace.steps} "
         f"Adam steps at lr {options.grace.lr:g}). Details: `serac/eval/README.md`.",
         "- **Generation scores** (the headline): exact match of the normalised first line of the answer with the "
         "normalised target (NFKC, case-folded, dashes and `/` to spaces, other punctuation deleted, articles "
@@ -405,6 +424,8 @@ def render(
                 **s.method_caps}
         if caps:
             what += "; cost caps: " + ", ".join(f"{m} at most {c:,} edits" for m, c in caps.items())
+        if part.grace_epsilon is not None and "grace" in part.methods:
+            what += f"; grace deferral radius {part.grace_epsilon:g} (calibrated on this dataset's training file)"
         lines.append(f"| {part.name} | {', '.join(m for m in part.methods if m in METHODS and m not in skipped)} | {what} "
                      f"| {seconds / 60:.1f} min |")
     lines += ["", f"Model loading: {load_s:.0f} s.", ""]
@@ -414,8 +435,10 @@ def render(
         lines += ["Rows from later runs (`serac bench --methods ...`, merged into this run's files; the other rows "
                   "are from the command above):", ""]
         for name, method, source in later:
-            sizes = ", ".join(f"{label} {source[key]}" for key, label in
-                              (("sample", "edits scored per N"), ("dd_sample", "DD questions")) if source.get(key))
+            sizes = ", ".join(f"{label} {source[key]:g}" for key, label in
+                              (("sample", "edits scored per N"), ("dd_sample", "DD questions"),
+                               ("grace_epsilon", "grace deferral radius")) if source.get(key) and
+                              (key != "grace_epsilon" or method == "grace"))
             sequential = run_part(run, name).get("settings", {}).get("mode") == "sequential"
             label, points = ("N", source.get("checkpoints")) if sequential else ("k", source.get("batch_sizes"))
             if points:

@@ -21,12 +21,14 @@ from serac.eval.results import RunResult
 Saved = tuple[dict[str, Any], list[RunResult]]  # (run.json, the parts' results in the same order)
 
 
-def _source(run: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
-    """Where a part's rows come from: the run's command and start, and the part's sizes."""
+def _source(run: dict[str, Any], part: dict[str, Any], method: str) -> dict[str, Any]:
+    """Where a part's rows of ``method`` come from: the run's command and start, and the part's sizes
+    (and grace's deferral radius there)."""
     settings = part["settings"]
     return {"command": run["command"], "started": run["started"], "wall_s": part["wall_s"],
             "machine": run.get("machine", {}), "sample": settings.get("sample"), "dd_sample": part["dd_sample"],
-            "checkpoints": settings.get("checkpoints"), "batch_sizes": settings.get("batch_sizes")}
+            "checkpoints": settings.get("checkpoints"), "batch_sizes": settings.get("batch_sizes"),
+            **({"grace_epsilon": part["grace_epsilon"]} if method == "grace" and "grace_epsilon" in part else {})}
 
 
 def _keep_order(items: Sequence[Any], method_of: Any, order: Sequence[str]) -> list[Any]:
@@ -55,6 +57,10 @@ def _merge_part(old_part: dict[str, Any], old: RunResult, part: dict[str, Any], 
             **{m: c for m, c in part["settings"].get("method_caps", {}).items() if m in replaced}}
     merged_part = {**old_part, "methods": methods, "settings": {**old_part["settings"], "method_caps": caps},
                    "sources": {**old_part.get("sources", {}), **{m: sources[m] for m in part["methods"]}}}
+    if "grace" in replaced:  # the part's grace radius is the new run's
+        merged_part.pop("grace_epsilon", None)
+        if "grace_epsilon" in part:
+            merged_part["grace_epsilon"] = part["grace_epsilon"]
     return merged_part, merged
 
 
@@ -65,8 +71,7 @@ def merge_runs(saved: Saved, new: Saved) -> Saved:
     new_run, new_results = new
     index = {p["name"]: i for i, p in enumerate(run["parts"])}
     for part, result in zip(new_run["parts"], new_results):
-        default = _source(new_run, part)
-        sources = {m: part.get("sources", {}).get(m, default) for m in part["methods"]}
+        sources = {m: part.get("sources", {}).get(m) or _source(new_run, part, m) for m in part["methods"]}
         if part["name"] in index:
             i = index[part["name"]]
             run["parts"][i], results[i] = _merge_part(run["parts"][i], results[i], part, result, sources)

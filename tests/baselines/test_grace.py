@@ -4,13 +4,17 @@ for a same-target edit, splits for a conflicting one; removal removes the key.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from serac.base import load_text_model
 from serac.baselines.grace import Codebook, GraceAdaptor, GraceConfig, GraceMethod, decoder_blocks
 from serac.errors import ConfigError
+from serac.eval.bench import Part, part_method
 from serac.eval.methods import METHODS, EvalModels, MethodOptions, build_method
+from serac.eval.runner import EvalSettings
 from tests.conftest import HashingEncoder
 
 # Enough steps for the tiny random model to learn a short target at block 0 of 2; its prompts' last-token
@@ -227,3 +231,22 @@ def test_sequential_edits_accumulate(models):
     method.apply([(second, second_target)])
     assert len(method.adaptor.codebook) == 2
     assert method.predict([EDITED, second]) == [first_target, second_target]
+
+
+def test_a_bench_part_with_its_own_radius_runs_a_grace_with_that_radius(models):
+    options = MethodOptions(grace=TINY)
+    shared = build_method("grace", models, options)
+    settings = EvalSettings(mode="sequential", checkpoints=(1,))
+    default_part = Part("zsre-sequential", "zsre", "f.json", settings, ("grace",), dd_sample=1)
+    own_part = replace(default_part, name="counterfact-sequential", grace_epsilon=TINY.epsilon / 4)
+    assert part_method(shared, default_part, models, options) is shared
+    assert part_method(shared, replace(default_part, grace_epsilon=TINY.epsilon), models, options) is shared
+    own = part_method(shared, own_part, models, options)
+    assert own is not shared and own.config.epsilon == TINY.epsilon / 4
+    assert (own.config.layer, own.config.steps, own.config.lr) == (TINY.layer, TINY.steps, TINY.lr)
+    (target,) = one_token_targets(models, EDITED, 1)
+    own.apply([(EDITED, target)])
+    assert [e.radius for e in own.adaptor.codebook.entries] == [TINY.epsilon / 4]
+    hooks = len(own.adaptor.block._forward_hooks)
+    own.close()  # the bench closes it after the part: its hook leaves the shared base model
+    assert len(own.adaptor.block._forward_hooks) == hooks - 1

@@ -4,12 +4,13 @@ other rows, and records which run produced which rows (on small saved fixtures, 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from serac.baselines.grace import COUNTERFACT_EPSILON, GraceConfig
 from serac.errors import ConfigError
 from serac.eval.bench import STANDARD_PARTS, Part, load_saved, merge_saved, only_methods, write_outputs
 from serac.eval.merge import merge_runs
@@ -169,3 +170,29 @@ def test_cli_merge_from(tmp_path):
     outcome = CliRunner().invoke(app, ["bench", "--merge-from", str(elsewhere), "--out", str(out), "--doc", str(doc)])
     assert outcome.exit_code == 0, outcome.output
     assert values_of(load_saved(out)[1]) == values_of(merge_runs(FULL, NEW)[1])
+
+
+def test_a_parts_grace_radius_is_saved_merged_and_reported(tmp_path):
+    out, doc = tmp_path / "benchmarks", tmp_path / "BENCHMARKS.md"
+    save(out, FULL)
+    new_run, new_results = NEW
+    two = replace(part("two", ("ft", "grace"), sample=25), grace_epsilon=70.0)
+    write_outputs(new_results, [(two, 60.0)], out, doc, started=datetime(2026, 12, 1, 1, 0, tzinfo=UTC),
+                  command=new_run["command"], wall_s=120.0, load_s=3.0, skipped=[], finished=True, quick=False, merge=True)
+    saved_run, _ = load_saved(out)
+    merged = saved_run["parts"][1]
+    assert merged["grace_epsilon"] == 70.0 and "grace_epsilon" not in saved_run["parts"][0]
+    assert merged["sources"]["grace"]["grace_epsilon"] == 70.0 and "grace_epsilon" not in merged["sources"]["ft"]
+    text = doc.read_text()
+    assert "edits scored per N 25, DD questions 100, grace deferral radius 70" in text
+    assert "grace deferral radius 70 (calibrated on this dataset's training file)" in text
+    # a later grace run without a radius of its own takes the part back to the default
+    again = (run("serac bench --methods grace", "2026-12-01T04:00:00+00:00", [part("two", ("grace",))]),
+             [result("two", {"grace": 0.6})])
+    assert "grace_epsilon" not in merge_runs(load_saved(out), again)[0]["parts"][1]
+
+
+def test_only_the_counterfact_part_sets_its_own_grace_radius():
+    radii = {p.name: p.grace_epsilon for p in STANDARD_PARTS if "grace" in p.methods}
+    assert radii == {"zsre-batch": None, "zsre-sequential": None, "counterfact-sequential": COUNTERFACT_EPSILON}
+    assert COUNTERFACT_EPSILON != GraceConfig().epsilon
