@@ -141,6 +141,7 @@ def run_bench(
     checkpoints: Sequence[int] | None = None,
     batch_sizes: Sequence[int] | None = None,
     artifact: str | None = None,
+    grace_epsilon: float | None = None,
     console: Any = None,
     err_console: Any = None,
     models: EvalModels | None = None,
@@ -157,6 +158,8 @@ def run_bench(
         chosen = quick_parts(chosen)
     if sample or dd_sample or checkpoints or batch_sizes:
         chosen = resized_parts(chosen, sample, dd_sample, checkpoints, batch_sizes)
+    if grace_epsilon is not None:  # one radius for every part (e.g. zsRE's on CounterFact, for comparison)
+        chosen = [replace(p, grace_epsilon=grace_epsilon) if "grace" in p.methods else p for p in chosen]
     for part in chosen:
         if part.file and not (data_dir / part.file).exists():
             raise ConfigError(f"{data_dir / part.file} not found; pass --data-dir (or SERAC_DATA) pointing at the "

@@ -211,6 +211,10 @@ def register(app: typer.Typer) -> None:
                                                   help="Override the sequential parts' N values, e.g. 10,100,400."),
         batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Override the batch parts' k values, e.g. 25,75."),
         artifact: Optional[Path] = typer.Option(None, "--artifact", help="Trained serac artifact (default $SERAC_HOME/trained)."),
+        grace_radius: Optional[float] = typer.Option(
+            None, "--grace-radius", min=1e-6,
+            help="Override grace's deferral radius in every part (default: each part's own, calibrated on its "
+                 "dataset's training file; see serac/eval/README.md)."),
         render: bool = typer.Option(False, "--render",
                                     help="Only rewrite BENCHMARKS.md from the last run's saved results (e.g. after "
                                          "a fragment in benchmarks/extra/ changed); measures nothing."),
@@ -237,4 +241,5 @@ def register(app: typer.Typer) -> None:
                       methods=_split(methods) if methods else None, quick=quick, sample=sample,
                       dd_sample=dd_sample, checkpoints=_split(checkpoints, int) if checkpoints else None,
                       batch_sizes=_split(batch_sizes, int) if batch_sizes else None,
-                      artifact=str(artifact) if artifact else None, console=console, err_console=err_console)
+                      artifact=str(artifact) if artifact else None, grace_epsilon=grace_radius, console=console,
+                      err_console=err_console)

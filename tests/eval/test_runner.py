@@ -314,3 +314,18 @@ def test_bench_quick_rewrites_the_report(data_dir, models, tmp_path, fc_artifact
     assert doc.read_text() == text.replace("42 requests/s", "43 requests/s")
     with pytest.raises(ConfigError, match="run `serac bench` first"):
         render_saved(tmp_path / "nothing", doc)
+
+
+def test_bench_records_each_parts_grace_radius_and_the_override(data_dir, models, tmp_path):
+    from serac.baselines.grace import COUNTERFACT_EPSILON
+    from serac.eval.bench import run_bench
+
+    def radii(out: Path, **kwargs) -> dict:
+        run_bench(data_dir, out, out / "B.md", quick=True, models=models, methods=["grace"],
+                  parts=["zsre-sequential", "counterfact-sequential"], **kwargs)
+        run = json.loads((out / "run.json").read_text())
+        assert {r["method"] for r in json.loads((out / "results.json").read_text())} == {"grace"}
+        return {p["name"]: p.get("grace_epsilon") for p in run["parts"]}
+
+    assert radii(tmp_path / "own") == {"zsre-sequential": None, "counterfact-sequential": COUNTERFACT_EPSILON}
+    assert radii(tmp_path / "one", grace_epsilon=80.0) == {"zsre-sequential": 80.0, "counterfact-sequential": 80.0}
