@@ -16,7 +16,7 @@ PARTS = {"zsre-batch": ("zsre", "batch"), "zsre-sequential": ("zsre", "sequentia
 METRICS = [("generation", "es"), ("generation", "reliability"), ("generation", "generalization"),
            ("generation", "locality"), ("generation", "dd"), ("teacher_forced", "es"),
            ("teacher_forced", "locality"), ("cost", "edits_per_s"), ("cost", "latency_ratio_vs_base")]
-METHODS = ("mend", "serac", "serac-untrained", "ft", "lu", "icl")
+METHODS = ("mend", "serac", "serac-untrained", "ft", "lu", "icl", "grace")
 
 
 def main(runs: Path, results: Path, out: Path) -> None:
