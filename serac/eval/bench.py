@@ -428,7 +428,7 @@ def render(
         if caps:
             what += "; cost caps: " + ", ".join(f"{m} at most {c:,} edits" for m, c in caps.items())
         if part.grace_epsilon is not None and "grace" in part.methods:
-            what += f"; grace deferral radius {part.grace_epsilon:g} (calibrated on this dataset's training file)"
+            what += f"; grace deferral radius {part.grace_epsilon:g}"
         lines.append(f"| {part.name} | {', '.join(m for m in part.methods if m in METHODS and m not in skipped)} | {what} "
                      f"| {seconds / 60:.1f} min |")
     lines += ["", f"Model loading: {load_s:.0f} s.", ""]

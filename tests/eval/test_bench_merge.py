@@ -185,7 +185,7 @@ def test_a_parts_grace_radius_is_saved_merged_and_reported(tmp_path):
     assert merged["sources"]["grace"]["grace_epsilon"] == 70.0 and "grace_epsilon" not in merged["sources"]["ft"]
     text = doc.read_text()
     assert "edits scored per N 25, DD questions 100, grace deferral radius 70" in text
-    assert "grace deferral radius 70 (calibrated on this dataset's training file)" in text
+    assert "; grace deferral radius 70 |" in text
     # a later grace run without a radius of its own takes the part back to the default
     again = (run("serac bench --methods grace", "2026-12-01T04:00:00+00:00", [part("two", ("grace",))]),
              [result("two", {"grace": 0.6})])
