@@ -160,8 +160,19 @@ class FixedEncoder:
 def _classifier(args, encoder_id: str, index: str = "auto"):
     from serac.scope import ScopeClassifier
 
+    # conflicts "best": routing by the index's scores alone (the "newest" policy's same-fact judge would
+    # need the edits' texts through MiniLM; it only runs when two candidates clear the threshold)
     return ScopeClassifier(FixedEncoder(encoder_id), threshold=THRESHOLD, top_k=TOP_K, index=index,
-                           approximate_above=args.approximate_above)
+                           approximate_above=args.approximate_above, ann=args.ann, conflicts="best")
+
+
+def _breadth(index) -> tuple[str, tuple[int, ...], Any, Any]:
+    """(name, values to sweep, getter, setter) of an approximate index's search breadth."""
+    if index.kind == "ivf":
+        auto = index.probes_now()
+        return "lists probed", (auto // 2, auto, 2 * auto), index.probes_now, lambda v: setattr(index, "probes", v)
+    graph = index._index
+    return "HNSW ef", (32, 64, 128), lambda: graph.expansion_search, lambda v: setattr(graph, "expansion_search", v)
 
 
 def phase_cold(args: argparse.Namespace, n: int) -> dict[str, Any]:
@@ -299,12 +310,13 @@ def phase_agree(args: argparse.Namespace, n: int) -> dict[str, Any]:
     queries = np.concatenate([real[name] for name in names])
     groups = {"in_scope": slice(0, len(real["in_scope"])), "out_of_scope": slice(len(real["in_scope"]), None)}
     e_dec = exact.decide(["q"] * len(queries), queries)
-    graph = approx.index._index
-    default = int(graph.expansion_search)
-    out: dict[str, Any] = {"approximate_kind": approx.index.kind, "expansion_search_default": default}
+    name, values, get, put = _breadth(approx.index)
+    default = int(get())
+    out: dict[str, Any] = {"approximate_kind": approx.index.kind, "breadth_name": name, "breadth_default": default,
+                           "lists": getattr(approx.index, "lists", None)}
     sweep = {}
-    for ef in (32, 64, 128):
-        graph.expansion_search = ef
+    for ef in values:
+        put(ef)
         a_dec = approx.decide(["q"] * len(queries), queries)
         same = np.array([(a.in_scope, a.edit and a.edit.id) == (e.in_scope, e.edit and e.edit.id)
                          for a, e in zip(a_dec, e_dec)])
@@ -325,8 +337,8 @@ def phase_agree(args: argparse.Namespace, n: int) -> dict[str, Any]:
                              "routing_agreement": float(same[g].mean()),
                              "exact_in_scope_rate": float(np.mean([e.in_scope for e in e_dec[g]])),
                              "top1_score_max_abs_diff": float(max(diffs))}
-    graph.expansion_search = default
-    out["expansion_search_sweep"] = sweep
+    put(default)
+    out["breadth_sweep"] = sweep
     return out
 
 
@@ -478,6 +490,7 @@ def run_phase(args: argparse.Namespace, phase: str, n: int) -> dict[str, Any]:
 def _forwarded(args: argparse.Namespace) -> list[str]:
     return ["--workdir", str(args.workdir), "--cache", str(args.cache), "--queries", str(args.queries),
             "--scope-queries", str(args.scope_queries), "--approximate-above", str(args.approximate_above),
+            "--ann", args.ann,
             "--baseline-code", str(args.baseline_code), "--phase-timeout", str(args.phase_timeout)]
 
 
@@ -504,8 +517,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="queries timed per search measurement")
     parser.add_argument("--scope-queries", type=int, default=200, help="queries timed through MiniLM")
     parser.add_argument("--approximate-above", type=int, default=50_000)
+    parser.add_argument("--ann", choices=("ivf", "hnsw"), default="ivf", help="the approximate index (scope.ann)")
     parser.add_argument("--phase-timeout", type=int, default=900)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/extra/scale")
+    parser.add_argument("--keep-stores", action="store_true", help="keep the 1M store (2-3 GB) for later phases")
     parser.add_argument("--merge", action="store_true", help="add to an existing scale.json instead of replacing it")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -528,8 +543,10 @@ def main() -> None:
     runs = report.setdefault("runs", [{"command": report["command"], "date": report["date"]}] if "command" in report else [])
     runs.append({"command": command, "date": date})
     report.update(command=command, date=date, machine=machine(),
-                  threshold=THRESHOLD, top_k=TOP_K, approximate_above=args.approximate_above,
-                  baseline_commit=_commit(args.baseline_code), commit=_commit(REPO))
+                  threshold=THRESHOLD, top_k=TOP_K, approximate_above=args.approximate_above, ann=args.ann,
+                  commit=_commit(REPO))
+    if "baseline" in phases:  # the rows merged from earlier runs keep the commit they were measured against
+        report["baseline_commit"] = _commit(args.baseline_code)
     sizes = report.setdefault("sizes", {})
     for n in [int(s) for s in args.sizes.split(",") if s]:
         row = sizes.setdefault(str(n), {})
@@ -539,7 +556,7 @@ def main() -> None:
         if "baseline" in phases and str(n) in args.baseline_sizes.split(","):
             row["baseline"] = run_phase(args, "baseline", n)
         json_path.write_text(json.dumps(report, indent=2) + "\n")
-        if n >= 1_000_000:
+        if n >= 1_000_000 and not args.keep_stores:
             shutil.rmtree(args.workdir / str(n), ignore_errors=True)  # 2-3 GB
     if "compare" in phases:
         report["compare"] = run_phase(args, "compare", args.compare_size)
@@ -565,7 +582,7 @@ ROWS = [  # (label, phase, key, format)
     ("search p50, ms/query (index, incl. exact re-scoring)", "open", "search_ms_p50", "{:.3f}"),
     ("search p50, CPU ms/query", "open", "search_cpu_ms_p50", "{:.3f}"),
     ("search p95, ms/query", "open", "search_ms_p95", "{:.3f}"),
-    ("decide p50 (search + rows by id + policy), ms/query", "open", "decide_ms_p50", "{:.3f}"),
+    ("decide p50 (search + rows by id, policy 'best'), ms/query", "open", "decide_ms_p50", "{:.3f}"),
     ("whole scope p50 (MiniLM pass + decide), ms/query", "open", "whole_scope_ms_p50", "{:.1f}"),
     ("catch-up of one edit by another process, ms", "open", "catch_up_one_ms", "{:.2f}"),
     ("remove one edit (store + index), ms", "open", "remove_one_ms", "{:.2f}"),
@@ -604,15 +621,16 @@ def render(report: dict[str, Any]) -> str:
     big = report["sizes"].get("1000000", {})
     if "open" in big and "agree" in big:
         o, a = big["open"], big["agree"]
-        ef = str(a["expansion_search_default"])
-        routing = a["expansion_search_sweep"][ef]["routing_agreement"]
+        ef, sweep = str(a["breadth_default"]), a["breadth_sweep"]
+        routing = sweep[ef]["routing_agreement"]
+        wider = max(sweep, key=int)
         checks = [
             ("open <= 3 s", f"{o['open_s']:.2f} s wall, {o['open_cpu_s']:.2f} s CPU", o["open_s"] <= 3),
             ("steady RSS of the index side <= 1 GB", f"{o['steady_rss_added_mb']:.0f} MB", o["steady_rss_added_mb"] <= 1024),
             ("search p50 <= 1 ms", f"{o['search_ms_p50']:.2f} ms wall, {o['search_cpu_ms_p50']:.2f} ms CPU",
              o["search_ms_p50"] <= 1),
-            ("routing as exact search for >= 99% of real queries", f"{routing:.2%} (ef {ef}; ef 128: "
-             f"{a['expansion_search_sweep']['128']['routing_agreement']:.2%})", routing >= 0.99),
+            ("routing as exact search for >= 99% of real queries", f"{routing:.2%} ({a['breadth_name']} {ef}; "
+             f"{wider}: {sweep[wider]['routing_agreement']:.2%})", routing >= 0.99),
             ("remove one edit <= 10 ms", f"{o['remove_one_ms']:.2f} ms", o["remove_one_ms"] <= 10),
             ("rollback of one edit <= 10 ms", f"{o['rollback_one_ms']:.2f} ms", o["rollback_one_ms"] <= 10),
         ]
@@ -646,16 +664,20 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"| {int(n):,} | {i['queries']} + {o['queries']} | {i['recall_at_k']:.4f} | "
                          f"{i['routing_agreement']:.4f} | {o['recall_at_k']:.4f} | {o['routing_agreement']:.4f} | "
                          f"{i['exact_in_scope_rate']:.3f} / {o['exact_in_scope_rate']:.3f} |")
-    sweeps = [n for n in agree if "expansion_search_sweep" in report["sizes"][n]["agree"]]
+    sweeps = [n for n in agree if "breadth_sweep" in report["sizes"][n]["agree"]]
     if sweeps:
-        lines += ["", "#### Search breadth (HNSW ef) of the approximate index, all real queries", "",
-                  "| N | ef | recall@k | routing agreement | search p50 ms |", "|---|---|---|---|---|"]
+        first = report["sizes"][sweeps[0]]["agree"]
+        lines += ["", f"#### Search breadth ({first['breadth_name']}) of the {first['approximate_kind']} index, all "
+                  "real queries", "",
+                  "| N | lists | breadth | recall@k | routing agreement | search p50 ms |", "|---|---|---|---|---|---|"]
         for n in sweeps:
             a = report["sizes"][n]["agree"]
-            for ef, r in a["expansion_search_sweep"].items():
-                mark = " (default)" if int(ef) == a.get("expansion_search_default") else ""
-                lines.append(f"| {int(n):,} | {ef}{mark} | {r['recall_at_k']:.4f} | {r['routing_agreement']:.4f} | "
-                             f"{r['search_ms_p50']:.3f} |")
+            for ef, r in a["breadth_sweep"].items():
+                mark = " (default)" if int(ef) == a.get("breadth_default") else ""
+                lines.append(f"| {int(n):,} | {a.get('lists') or '-'} | {ef}{mark} | {r['recall_at_k']:.4f} | "
+                             f"{r['routing_agreement']:.4f} | {r['search_ms_p50']:.3f} |")
+    if "hnsw_run" in report and report.get("ann") == "ivf":
+        lines += _ann_comparison(report)
     if "compare" in report:
         c = report["compare"]
         lines += ["", f"### Choosing the ANN index: {c['n']:,} vectors (real keys + filler), {c['queries']} real "
@@ -669,6 +691,43 @@ def render(report: dict[str, Any]) -> str:
                              f"{r['recall_at_k_after_rescoring_32']:.4f} |")
     lines += ["", NOTES]
     return "\n".join(lines) + "\n"
+
+
+ANN_ROWS = [  # (label, phase, key, format) compared between the two approximate indexes
+    ("first open (index built from the store), s", "cold", "cold_open_s", "{:.1f}"),
+    ("open with the persisted index, s", "open", "open_s", "{:.2f}"),
+    ("steady RSS added by open, MB", "open", "steady_rss_added_mb", "{:.0f}"),
+    ("disk: persisted index, bytes/edit", "cold", "index_file_bytes_per_edit", "{:.0f}"),
+    ("search p50, ms/query", "open", "search_ms_p50", "{:.3f}"),
+    ("search p50, CPU ms/query", "open", "search_cpu_ms_p50", "{:.3f}"),
+    ("remove one edit, ms", "open", "remove_one_ms", "{:.2f}"),
+    ("rollback undoing one add, ms", "open", "rollback_one_ms", "{:.2f}"),
+]
+
+
+def _ann_comparison(report: dict[str, Any]) -> list[str]:
+    """IVF (this run) beside HNSW (the earlier run's rows, same stores' recipe, same machine)."""
+    old = report["hnsw_run"]
+    sizes = [n for n in sorted(old["sizes"], key=int)
+             if n in report["sizes"] and int(n) > report["approximate_above"]]
+    if not sizes:
+        return []
+    lines = ["", f"### IVF (this run) against HNSW (the run of {old['date']}), same recipe and machine", "",
+             "| | " + " | ".join(f"{int(n):,}: HNSW | IVF" for n in sizes) + " |", "|---|" + "---|---|" * len(sizes)]
+    for label, phase, key, fmt in ANN_ROWS:
+        cells = [f"{_cell(old['sizes'][n], phase, key, fmt)} | {_cell(report['sizes'][n], phase, key, fmt)}"
+                 for n in sizes]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    cells = []
+    for n in sizes:
+        pair = []
+        for row in (old["sizes"][n], report["sizes"][n]):
+            a = row.get("agree", {})
+            r = a.get("breadth_sweep", {}).get(str(a.get("breadth_default")))
+            pair.append(f"{r['routing_agreement']:.4f}" if r else "-")
+        cells.append(" | ".join(pair))
+    lines.append("| routing as exact search, real queries (default breadth) | " + " | ".join(cells) + " |")
+    return lines
 
 
 NOTES = """### Notes
