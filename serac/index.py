@@ -88,6 +88,15 @@ class VectorIndex(Protocol):
     def to_bytes(self) -> bytes: ...
 
 
+def _ties_by_id(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows best first, equal scores (stored copies of one key) by lower id: every index kind
+    breaks ties alike, so routing does not depend on the index's internal order."""
+    for row in range(len(scores)):
+        order = np.lexsort((ids[row], -scores[row]))
+        scores[row], ids[row] = scores[row][order], ids[row][order]
+    return scores, ids
+
+
 def _empty_result(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
 
@@ -162,7 +171,7 @@ class ExactIndex:
             return _empty_result(len(queries))
         _set_threads(threads)
         scores, rows = faiss.knn(queries, self._vectors[: self._n], k, metric=faiss.METRIC_INNER_PRODUCT)
-        return scores, self._ids[rows]
+        return _ties_by_id(scores, self._ids[rows])
 
     def to_bytes(self) -> bytes:
         return self._ids[: self._n].tobytes() + self._vectors[: self._n].tobytes()
@@ -197,7 +206,7 @@ def _rescore(queries: np.ndarray, proposed: Sequence[np.ndarray], k: int,
         if not len(ids):
             continue
         row_scores = np.stack([exact[int(i)] for i in ids]) @ queries[row]
-        order = np.argsort(-row_scores, kind="stable")[:k]
+        order = np.lexsort((ids, -row_scores))[:k]  # equal scores (copies of one key): lower id first
         scores[row, : len(order)], out[row, : len(order)] = row_scores[order], ids[order]
     return scores, out
 

@@ -232,3 +232,17 @@ def test_ivf_removal_is_a_tombstone_filtered_from_searches_and_rebuilt_away():
     assert found[:, 0].tolist() == [5, 2000] and len(set(found[1].tolist())) == 2  # no duplicate of 2000
     index.remove([6, 2001])
     assert index.outgrown  # 1,003 stale codes: past max(1000, live / 4)
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
+def test_copies_of_one_key_come_back_lower_id_first_in_every_index_kind(kind):
+    rng = np.random.default_rng(9)
+    vectors = unit_rows(rng, 800)
+    vectors[[700, 300, 500]] = vectors[100]  # three later edits share edit 100's key
+    table = dict(zip(range(800), vectors))
+    index = IvfIndex(32, lambda w: {i: table[i] for i in w}, lists=4) if kind == "ivf" else new_index(
+        kind, 32, lambda w: {i: table[i] for i in w})
+    order = rng.permutation(800)  # inserted in no particular order
+    index.add(order, vectors[order])
+    _, ids = index.search(vectors[100:101], 4)
+    assert ids[0].tolist() == [100, 300, 500, 700]
