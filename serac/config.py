@@ -302,9 +302,13 @@ class ScopeConfig(Config):
         "pretrained MiniLM.",
         check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
     index: Literal["auto", "exact", "approximate"] = option(
-        "auto", "'exact': a flat scan; 'approximate': an HNSW graph (int8 keys) whose candidates are re-scored "
-        "exactly; 'auto': exact up to approximate_above live edits, approximate above (benchmarks/extra/scale.md: "
-        "a flat scan costs ~1 ms per 10k edits on one core).", check=one_of(("auto", "exact", "approximate")))
+        "auto", "'exact': a flat scan; 'approximate': the `ann` index, whose candidates are re-scored exactly; "
+        "'auto': exact up to approximate_above live edits, approximate above (benchmarks/extra/scale.md: a flat "
+        "scan costs ~1 ms per 10k edits on one core).", check=one_of(("auto", "exact", "approximate")))
+    ann: Literal["ivf", "hnsw"] = option(
+        "ivf", "The approximate index: 'ivf' (faiss, int8 keys in ~8 sqrt(N) clusters; at 1M edits 99.5% of real "
+        "queries routed as by exact search, built in minutes) or 'hnsw' (usearch graph; 94% at 1M, an hour to "
+        "build there). Both re-score their candidates with the exact keys.", check=one_of(("ivf", "hnsw")))
     approximate_above: int = option(50_000, "Live edits above which 'auto' uses the approximate index.",
                                     check=POSITIVE_INT)
     search_threads: int = option(

@@ -1,16 +1,21 @@
 """Vector indexes over edit keys, and their persisted form beside the store.
 
-Two kinds, one interface (``VectorIndex``):
+Three kinds, one interface (``VectorIndex``):
 
 - ``ExactIndex``: every live key as float32 rows, searched by a flat inner-product scan (faiss).
   Removal swaps the last row into the hole, so it is O(1) (faiss ``IndexIDMap2.remove_ids``
   compacts the whole array on every call). Exact, and fast enough below ~50k edits.
-- ``ApproximateIndex``: a usearch HNSW graph over int8-quantised keys (a quarter of float32's
-  memory, native removal by key). Quantisation moves cosines by a few hundredths, which would
-  move routing decisions at a threshold, so the graph only proposes candidates: they are re-scored
-  with the exact float32 keys read from the store (``exact_vectors``), and only exact scores leave
-  the index. Chosen over faiss HNSW (no removal: tombstones filtered at search time, and a rebuild
-  to reclaim them) by ``scripts/scale_bench.py``, see benchmarks/extra/scale.md.
+- ``IvfIndex`` (the default approximate index): faiss IVF, keys clustered into ~8 sqrt(N) lists
+  of 4-bit product-quantised codes (24 bytes per 384-d key, scanned with SIMD table lookups); a query
+  scans the lists of its nearest centroids (about ``SCAN_KEYS`` keys). Removal is a tombstone.
+- ``HnswIndex``: a usearch HNSW graph over int8 keys, native removal by key.
+
+Both approximate kinds only *propose* candidates: quantisation moves cosines by a few hundredths,
+which would move routing decisions at a threshold, so the candidates are re-scored with the exact
+float32 keys read from the store (``exact_vectors``), and only exact scores leave the index. IVF
+is the default because at 1M real-key edits it routed 99.5% of real queries as exact search did
+(HNSW as built here: 94%) and builds in minutes instead of the graph's hour
+(``scripts/scale_bench.py``, benchmarks/extra/scale.md).
 
 An index is a cache of the store: ``save`` writes it to one file tagged with the store's id, the
 store version it reflects and the encoder id, with a CRC of the payload; ``load`` returns None for
@@ -23,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import mmap
 import os
 import struct
@@ -36,7 +42,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-FILE_FORMAT = 1
+FILE_FORMAT = 2  # 2: the kind names the structure ("ivf", "hnsw"), not just "approximate"
 _MAGIC = b"SERACIX1"
 # Candidates the approximate index proposes per query (at least this many, and twice k) before
 # exact re-scoring; more than 2k did not raise recall at 100k real-key edits (benchmarks/extra/scale.md).
@@ -44,6 +50,23 @@ ANN_CANDIDATES = 16
 # The graph's search breadth (HNSW ef): at 100k edits 64 routed 4,000 real queries exactly as exact
 # search did, 32 and 48 missed a few; the sweep per size is in benchmarks/extra/scale.md.
 EXPANSION_SEARCH = 64
+# IVF lists scanned per query: enough lists to cover about SCAN_KEYS keys, and at least PROBES. So the
+# cost of a query stays about constant as N grows, and smaller stores are searched more widely. At 1M
+# edits (8,192 lists, 33 probed) 99.7% of 4,000 real queries routed as by exact search
+# (benchmarks/extra/scale.md).
+PROBES = 32
+SCAN_KEYS = 4096
+# k-means wants ~40 points per centroid; the lists are trained once that many keys are held.
+TRAIN_POINTS_PER_LIST = 40
+MIN_LISTS = 16
+# From this many lists the centroids are found through a small HNSW graph instead of a flat scan:
+# at 8,192 lists a flat scan took 0.21 ms of a 1.1 ms search, the graph (ef 96) 0.11 ms, finding
+# 98% of the 32 nearest centroids (benchmarks/extra/scale.md).
+GRAPH_QUANTIZER_FROM = 1024
+QUANTIZER_EF = 96
+# An IVF index sized for N serves up to this many times N; beyond, its lists are long and it is
+# rebuilt for the new size (like a hash table's doubling: O(1) amortised per edit).
+GROWTH = 4
 
 VectorSource = Callable[[Sequence[int]], Mapping[int, np.ndarray]]
 
@@ -63,6 +86,15 @@ class VectorIndex(Protocol):
     def vectors(self, ids: Sequence[int]) -> np.ndarray: ...
     def search(self, queries: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]: ...
     def to_bytes(self) -> bytes: ...
+
+
+def _ties_by_id(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows best first, equal scores (stored copies of one key) by lower id: every index kind
+    breaks ties alike, so routing does not depend on the index's internal order."""
+    for row in range(len(scores)):
+        order = np.lexsort((ids[row], -scores[row]))
+        scores[row], ids[row] = scores[row][order], ids[row][order]
+    return scores, ids
 
 
 def _empty_result(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +169,9 @@ class ExactIndex:
         k = min(k, self._n)
         if k == 0:
             return _empty_result(len(queries))
-        faiss.omp_set_num_threads(threads)  # process-wide in faiss: set for every search
+        _set_threads(threads)
         scores, rows = faiss.knn(queries, self._vectors[: self._n], k, metric=faiss.METRIC_INNER_PRODUCT)
-        return scores, self._ids[rows]
+        return _ties_by_id(scores, self._ids[rows])
 
     def to_bytes(self) -> bytes:
         return self._ids[: self._n].tobytes() + self._vectors[: self._n].tobytes()
@@ -153,10 +185,211 @@ class ExactIndex:
         return index
 
 
-class ApproximateIndex:
+def _set_threads(threads: int) -> None:
+    """faiss's OpenMP thread count is process-wide: set it for every call. 0: every core."""
+    faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+
+
+def _candidates(k: int) -> int:
+    return max(2 * k, ANN_CANDIDATES)
+
+
+def _rescore(queries: np.ndarray, proposed: Sequence[np.ndarray], k: int,
+             exact_vectors: VectorSource) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of each query's proposed ids by their exact float32 cosine; -inf / -1 pad rows
+    with fewer. Ids the store no longer has (removed since) are dropped."""
+    exact = exact_vectors(sorted({int(i) for ids in proposed for i in ids}))
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    out = np.full((len(queries), k), -1, dtype=np.int64)
+    for row, ids in enumerate(proposed):
+        ids = np.asarray([i for i in ids if int(i) in exact], dtype=np.int64)
+        if not len(ids):
+            continue
+        row_scores = np.stack([exact[int(i)] for i in ids]) @ queries[row]
+        order = np.lexsort((ids, -row_scores))[:k]  # equal scores (copies of one key): lower id first
+        scores[row, : len(order)], out[row, : len(order)] = row_scores[order], ids[order]
+    return scores, out
+
+
+def lists_for(n: int) -> int:
+    """About 8 sqrt(n) lists (a power of two), and no more than n keys can train."""
+    lists = 2 ** round(math.log2(8 * math.sqrt(max(n, 1))))
+    while lists > MIN_LISTS and lists * TRAIN_POINTS_PER_LIST > n:
+        lists //= 2
+    return max(lists, MIN_LISTS)
+
+
+def pq_subvectors(dim: int) -> int:
+    """Product-quantiser sub-vectors: 8 dimensions each for sentence-encoder sizes (24 bytes per
+    384-d key), 2 each for small keys, where 8 dimensions in 4 bits would lose too much."""
+    per = 8 if dim >= 128 else 2
+    return next(m for m in (dim // per, dim // 4, dim // 2, dim) if m and dim % m == 0)
+
+
+class IvfIndex:
+    """faiss IVF with 4-bit product-quantised keys (fast-scan SIMD lookups) proposing candidates;
+    exact float32 re-scoring of them.
+
+    The lists are trained on the first ``TRAIN_POINTS_PER_LIST * lists`` keys it is given; until
+    then keys are held in an ``ExactIndex`` and searched exactly (a small store never clusters).
+    faiss's fast-scan lists cannot delete in place, so a removal is a tombstone: the id is marked
+    absent and filtered out of every search, its code stays until the index is rebuilt (``outgrown``
+    once tombstones reach a quarter of the live keys: O(1) amortised per removal)."""
+
+    kind = "ivf"
+
+    def __init__(self, dim: int, exact_vectors: VectorSource, lists: int | None = None, sized_for: int = 0) -> None:
+        self.dim = dim
+        self.exact_vectors = exact_vectors
+        self.lists = lists or lists_for(sized_for)
+        self.sized_for = max(sized_for, self.lists * TRAIN_POINTS_PER_LIST)
+        self.params = {"lists": self.lists, "sized_for": self.sized_for}
+        self._pending = ExactIndex(dim)  # keys not yet clustered (before training)
+        self._ivf: faiss.IndexIVFPQFastScan | None = None
+        self._present = np.zeros(0, dtype=bool)  # edit id -> live; ids are dense and grow
+        self._n = 0
+        self.probes: int | None = None  # lists scanned per query; None: from SCAN_KEYS
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, edit_id: int) -> bool:
+        return 0 <= edit_id < len(self._present) and bool(self._present[edit_id])
+
+    @property
+    def trained(self) -> bool:
+        return self._ivf is not None
+
+    @property
+    def stale(self) -> int:
+        """Codes of removed or replaced keys still in the lists."""
+        return 0 if self._ivf is None else self._ivf.ntotal - self._n
+
+    @property
+    def outgrown(self) -> bool:
+        """Lists too long for its size, or too many tombstones: rebuild it for today's N."""
+        return self.trained and (self._n > GROWTH * self.sized_for or self.stale > max(self._n // 4, 1000))
+
+    def probes_now(self) -> int:
+        if self.probes:
+            return min(self.probes, self.lists)
+        return min(self.lists, max(PROBES, round(SCAN_KEYS * self.lists / max(self._n, 1))))
+
+    def _mark(self, ids: np.ndarray, present: bool) -> None:
+        if len(ids) and ids.max() >= len(self._present):
+            grown = np.zeros(max(int(ids.max()) + 1, 2 * len(self._present), 1024), dtype=bool)
+            grown[: len(self._present)] = self._present
+            self._present = grown
+        self._present[ids] = present
+
+    def add(self, ids: Sequence[int], vectors: np.ndarray, threads: int = 1) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        self.remove(ids)  # a re-added id's old code becomes a tombstone
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        if self._ivf is None:
+            self._pending.add(ids, vectors)
+        else:
+            _set_threads(threads)
+            self._ivf.add_with_ids(vectors, ids)
+        self._mark(ids, True)
+        self._n += len(ids)
+        if self._ivf is None and len(self._pending) >= self.lists * TRAIN_POINTS_PER_LIST:
+            self._train(threads)
+
+    def _train(self, threads: int) -> None:
+        """Cluster the held keys into lists and move them in: once, O(held keys)."""
+        n = len(self._pending)
+        ids, vectors = self._pending._ids[:n], self._pending._vectors[:n]
+        logger.info("clustering %d edit keys into %d lists", n, self.lists)
+        _set_threads(threads)
+        flat = faiss.IndexFlatIP(self.dim)
+        if self.lists >= GRAPH_QUANTIZER_FROM:
+            quantizer = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            quantizer.hnsw.efConstruction = 80
+            quantizer.hnsw.efSearch = QUANTIZER_EF
+        else:
+            quantizer = flat
+        ivf = faiss.IndexIVFPQFastScan(quantizer, self.dim, self.lists, pq_subvectors(self.dim), 4,
+                                       faiss.METRIC_INNER_PRODUCT)
+        quantizer.this.disown()  # the IVF index owns (and frees) its quantizer
+        ivf.own_fields = True
+        if quantizer is not flat:
+            ivf.clustering_index = flat  # k-means assigns by a flat scan; the centroids then fill the graph
+        ivf.cp.niter = 10  # enough for routing (the candidates are re-scored exactly); 25 is 2.5x slower
+        ivf.train(vectors)
+        ivf.clustering_index = None
+        ivf.add_with_ids(vectors, ids)
+        self._ivf, self._pending = ivf, ExactIndex(self.dim)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        known = ids[(ids >= 0) & (ids < len(self._present))]
+        known = known[self._present[known]]
+        if not len(known):
+            return
+        if self._ivf is None:
+            self._pending.remove(known)
+        self._mark(known, False)
+        self._n -= len(known)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        if self._ivf is None:
+            return self._pending.vectors(ids)
+        found = self.exact_vectors([int(i) for i in ids])
+        return np.stack([found[int(i)] for i in ids])
+
+    def search(self, queries: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        k = min(k, self._n)
+        if k == 0:
+            return _empty_result(len(queries))
+        if self._ivf is None:
+            return self._pending.search(queries, k, threads)
+        _set_threads(threads)
+        self._ivf.nprobe = self.probes_now()
+        wanted = _candidates(k)
+        _, proposed = self._ivf.search(queries, wanted + min(wanted, self.stale))  # room for tombstones
+        live = [np.unique(row[row >= 0]) for row in proposed]
+        return _rescore(queries, [row[self._present[row]] for row in live], k, self.exact_vectors)
+
+    def to_bytes(self) -> bytes:
+        if self._ivf is None:
+            return b"E" + self._pending.to_bytes()
+        live = np.flatnonzero(self._present).astype(np.int64)
+        return b"I" + struct.pack("<Q", len(live)) + live.tobytes() + faiss.serialize_index(self._ivf).tobytes()
+
+    @classmethod
+    def from_bytes(cls, dim: int, count: int, payload: bytes | memoryview, exact_vectors: VectorSource,
+                   params: Mapping[str, int]) -> "IvfIndex":
+        index = cls(dim, exact_vectors, lists=params["lists"], sized_for=params["sized_for"])
+        form, body = bytes(payload[:1]), payload[1:]
+        if form == b"E":
+            index._pending = ExactIndex.from_bytes(dim, count, body)
+            ids = index._pending._ids[:count]
+        elif form == b"I":
+            (live,) = struct.unpack("<Q", body[:8])
+            ids = np.frombuffer(body, dtype=np.int64, count=live, offset=8).copy()
+            codes = np.frombuffer(body, dtype=np.uint8, offset=8 + 8 * live)
+            ivf = faiss.deserialize_index(codes)  # an owning, typed object
+            if not isinstance(ivf, faiss.IndexIVFPQFastScan) or ivf.d != dim or ivf.ntotal < live:
+                raise ValueError("its payload is not an IVF index of this dimension")
+            quantizer = faiss.downcast_index(ivf.quantizer)  # a view; the IVF index owns it
+            if isinstance(quantizer, faiss.IndexHNSWFlat):
+                quantizer.hnsw.efSearch = QUANTIZER_EF
+            index._ivf = ivf
+        else:
+            raise ValueError(f"unknown IVF payload form {form!r}")
+        index._mark(ids, True)
+        index._n = len(ids)
+        return index
+
+
+class HnswIndex:
     """usearch HNSW over int8 keys proposing candidates; exact float32 re-scoring of them."""
 
-    kind = "approximate"
+    kind = "hnsw"
 
     def __init__(self, dim: int, exact_vectors: VectorSource, connectivity: int = 16,
                  expansion_add: int = 64, expansion_search: int = EXPANSION_SEARCH) -> None:
@@ -197,34 +430,32 @@ class ApproximateIndex:
         k = min(k, len(self))
         if k == 0:
             return _empty_result(len(queries))
-        matches = self._index.search(queries, max(2 * k, ANN_CANDIDATES), threads=threads)
+        matches = self._index.search(queries, _candidates(k), threads=threads)
         keys = np.asarray(matches.keys, dtype=np.int64).reshape(len(queries), -1)
         # one query gives a Matches of the hits found; several give BatchMatches padded to k
         counts = np.asarray(getattr(matches, "counts", [keys.shape[1]])).reshape(-1)
-        proposed = [keys[row, : counts[row]] for row in range(len(queries))]
-        exact = self.exact_vectors(sorted({int(i) for ids in proposed for i in ids}))
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        out = np.full((len(queries), k), -1, dtype=np.int64)
-        for row, ids in enumerate(proposed):
-            ids = np.asarray([i for i in ids if int(i) in exact], dtype=np.int64)
-            if not len(ids):
-                continue
-            row_scores = np.stack([exact[int(i)] for i in ids]) @ queries[row]
-            order = np.argsort(-row_scores, kind="stable")[:k]
-            scores[row, : len(order)], out[row, : len(order)] = row_scores[order], ids[order]
-        return scores, out
+        return _rescore(queries, [keys[row, : counts[row]] for row in range(len(queries))], k, self.exact_vectors)
 
     def to_bytes(self) -> bytes:
         return self._index.save()
 
     @classmethod
     def from_bytes(cls, dim: int, payload: bytes | memoryview, exact_vectors: VectorSource,
-                   params: Mapping[str, int]) -> "ApproximateIndex":
+                   params: Mapping[str, int]) -> "HnswIndex":
         # the graph's shape comes from the file; the search breadth is today's setting
         index = cls(dim, exact_vectors, **{**params, "expansion_search": EXPANSION_SEARCH})
         index._index.load(payload)  # copied into the index's own memory
         index._index.expansion_search = EXPANSION_SEARCH
         return index
+
+
+def new_index(kind: str, dim: int, exact_vectors: VectorSource, sized_for: int = 0) -> VectorIndex:
+    """An empty index of ``kind`` ("exact", "ivf" or "hnsw"); ``sized_for``: the edits it is built for."""
+    if kind == "ivf":
+        return IvfIndex(dim, exact_vectors, sized_for=sized_for)
+    if kind == "hnsw":
+        return HnswIndex(dim, exact_vectors)
+    return ExactIndex(dim)
 
 
 @dataclass(frozen=True)
@@ -303,8 +534,10 @@ def _parse(path: Path, data: memoryview, dim: int, store_id: str, encoder: str, 
         if why is None:
             if header["kind"] == "exact":
                 index: VectorIndex = ExactIndex.from_bytes(dim, header["count"], payload)
-            elif header["kind"] == "approximate":
-                index = ApproximateIndex.from_bytes(dim, payload, exact_vectors, header["params"])
+            elif header["kind"] == "ivf":
+                index = IvfIndex.from_bytes(dim, header["count"], payload, exact_vectors, header["params"])
+            elif header["kind"] == "hnsw":
+                index = HnswIndex.from_bytes(dim, payload, exact_vectors, header["params"])
             else:
                 raise ValueError(f"unknown index kind {header['kind']!r}")
             payload.release()

@@ -3,7 +3,7 @@
 A dual encoder embeds each edit's input once, at insert; the vectors live in a vector index
 (serac/index.py), so a query costs one encoder pass plus a top-k search (SERAC's original classifier
 and EasyEdit re-encode every edit for every query). The index is exact up to
-``ScopeConfig.approximate_above`` live edits and approximate (HNSW, exact re-scoring) above it. It
+``ScopeConfig.approximate_above`` live edits and approximate (IVF or HNSW, exact re-scoring) above it. It
 holds only ids and vectors; the top-k edits' rows are read from the store by id for each query. It
 is persisted beside the store, tagged with the store version and encoder id, so opening a store
 applies only the changes after that version.
@@ -22,7 +22,7 @@ import numpy as np
 from serac.config import ScopeConfig
 from serac.edits import Edit, input_key
 from serac.facts import SameFactJudge
-from serac.index import ApproximateIndex, ExactIndex, IndexTag, VectorIndex, index_file, load_index, save_index
+from serac.index import ExactIndex, IndexTag, VectorIndex, index_file, load_index, new_index, save_index
 from serac.models import loadable_model, weight_errors
 from serac.store import EditStoreProtocol
 
@@ -114,6 +114,7 @@ class ScopeClassifier:
         index: str = ScopeConfig.index,
         approximate_above: int = ScopeConfig.approximate_above,
         search_threads: int = ScopeConfig.search_threads,
+        ann: str = ScopeConfig.ann,
         save_every: int = 10_000,
     ) -> None:
         self.encoder = encoder
@@ -124,6 +125,7 @@ class ScopeClassifier:
         self.reranker = reranker
         self.index_kind = index
         self.approximate_above = approximate_above
+        self.ann = ann  # the approximate index's structure: "ivf" or "hnsw"
         self.search_threads = search_threads
         self.save_every = save_every  # changes applied before the persisted index is rewritten
         self.index: VectorIndex = ExactIndex(encoder.dim)
@@ -143,7 +145,8 @@ class ScopeClassifier:
         judge_encoder = SentenceEncoder(judge, device=config.device) if judge and judge != config.encoder else None
         return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts,
                    config.same_fact_threshold, judge_encoder, index=config.index,
-                   approximate_above=config.approximate_above, search_threads=config.search_threads)
+                   approximate_above=config.approximate_above, search_threads=config.search_threads,
+                   ann=config.ann)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:
@@ -157,14 +160,16 @@ class ScopeClassifier:
         if store is not self.store:
             self._attach(store)
         current = store.version  # read first: a write racing the reads below is re-applied next time
-        if current == self.synced_version:
-            return
-        changes = store.changes_since(self.synced_version)
-        self.index.remove(changes.removed)
-        self._add_edits(store, changes.live)
-        self.synced_version = current
-        self._unsaved += len(changes.live) + len(changes.removed)
-        if self._wanted_kind() != self.index.kind:
+        if current != self.synced_version:
+            changes = store.changes_since(self.synced_version)
+            self.index.remove(changes.removed)
+            self._add_edits(store, changes.live)
+            self.synced_version = current
+            self._unsaved += len(changes.live) + len(changes.removed)
+        elif self.index.kind == self._wanted_kind():
+            return  # the common case: nothing changed
+        # a persisted index of another kind than configured is rebuilt even when nothing changed
+        if self._wanted_kind() != self.index.kind or getattr(self.index, "outgrown", False):
             self._rebuild(store)
         elif self._unsaved >= self.save_every:
             self.save()
@@ -184,18 +189,13 @@ class ScopeClassifier:
 
     def _wanted_kind(self) -> str:
         if self.index_kind != "auto":
-            return self.index_kind
+            return self.ann if self.index_kind == "approximate" else self.index_kind
         n = len(self.index)
         if n > self.approximate_above:
-            return "approximate"
+            return self.ann
         if n <= self.approximate_above // 2:  # hysteresis: no flapping around the threshold
             return "exact"
-        return self.index.kind
-
-    def _new_index(self, kind: str) -> VectorIndex:
-        if kind == "approximate":
-            return ApproximateIndex(self.encoder.dim, self._exact_vectors)
-        return ExactIndex(self.encoder.dim)
+        return self.index.kind if self.index.kind == "exact" else self.ann
 
     def _exact_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         assert self.store is not None
@@ -205,10 +205,10 @@ class ScopeClassifier:
         """The whole live set, chunk by chunk: O(N), only when no trusted index exists or the
         index kind changes."""
         version, live = store.version, store.count()
-        kind = self.index_kind if self.index_kind != "auto" else (
-            "approximate" if live > self.approximate_above else "exact")
+        kind = {"exact": "exact", "approximate": self.ann}.get(self.index_kind) or (
+            self.ann if live > self.approximate_above else "exact")
         logger.info("building the %s scope index over %d edits (store version %d)", kind, live, version)
-        self.index = self._new_index(kind)
+        self.index = new_index(kind, self.encoder.dim, self._exact_vectors, sized_for=live)
         for chunk in store.live_chunks(self.encoder.id):
             if len(chunk.ids):
                 # a one-off batch job, unlike a query: every core (0) for the graph build

@@ -128,7 +128,7 @@ def test_auto_index_turns_approximate_above_the_threshold_and_back(tmp_path):
     queries = [f"fact {i} about something" for i in range(80)] + ["fact 3 about", "unrelated"]
     edits = store.add_many([(f"fact {i} about something", f"t{i}") for i in range(60)])
     auto.sync(store)
-    assert auto.index.kind == "approximate"
+    assert auto.index.kind == "ivf"
     assert [d.edit and d.edit.id for d in auto.decide(queries)] == [
         d.edit and d.edit.id for d in (exact.sync(store) or exact.decide(queries))]
     for edit in edits[:45]:
@@ -139,11 +139,11 @@ def test_auto_index_turns_approximate_above_the_threshold_and_back(tmp_path):
     fresh = ScopeClassifier(HashingEncoder(), threshold=0.99, approximate_above=40)
     store.add_many([(f"more {i}", "m") for i in range(50)])
     fresh.sync(EditStore(path))
-    assert fresh.index.kind == "approximate" and len(fresh.index) == 65
+    assert fresh.index.kind == "ivf" and len(fresh.index) == 65
     again = ScopeClassifier(HashingEncoder(), threshold=0.99, approximate_above=40)
     again_store = SpyStore(path)
     again.sync(again_store)
-    assert again_store.full_reads == 0 and again.index.kind == "approximate"
+    assert again_store.full_reads == 0 and again.index.kind == "ivf"
     np.testing.assert_array_equal(
         again.index.search(HashingEncoder().encode(["more 7"]), 3)[1], fresh.index.search(HashingEncoder().encode(["more 7"]), 3)[1]
     )
@@ -161,3 +161,36 @@ def test_close_saves_changes_not_yet_persisted(tmp_path):
     reopened = SpyStore(path)
     assert answers(ScopeClassifier(HashingEncoder(), threshold=0.99), reopened, ["late edit"]) == ["late"]
     assert reopened.full_reads == 0 and reopened.catch_ups == []
+
+
+def test_ivf_index_trains_reloads_and_is_rebuilt_for_its_size_as_the_store_grows(tmp_path):
+    """Forced approximate: 700 edits cluster the IVF (16 lists); past 4x its size it is rebuilt
+    with more lists, routing as exact search throughout."""
+    path = tmp_path / "edits.db"
+    store = SpyStore(path)
+    store.add_many([(text(i), f"answer {i}") for i in range(700)])
+    ivf = ScopeClassifier(HashingEncoder(), threshold=0.99, index="approximate")
+    exact = ScopeClassifier(HashingEncoder(), threshold=0.99, index="exact")
+    exact.save = lambda: None  # the reference must not overwrite the persisted IVF index
+    exact_store = EditStore(path)
+    queries = [text(i) for i in range(0, 3000, 37)] + ["something else entirely"]
+    assert answers(ivf, store, queries) == answers(exact, exact_store, queries)
+    assert ivf.index.kind == "ivf" and ivf.index.trained and ivf.index.lists == 16
+    reopened = SpyStore(path)
+    again = ScopeClassifier(HashingEncoder(), threshold=0.99, index="approximate")
+    assert answers(again, reopened, queries) == answers(exact, exact_store, queries)
+    assert reopened.full_reads == 0 and again.index.trained  # the clustered index was loaded, not rebuilt
+    store.add_many([(text(i), f"answer {i}") for i in range(700, 3000)])
+    reads = store.full_reads
+    assert answers(ivf, store, queries) == answers(exact, exact_store, queries)
+    assert store.full_reads == reads + 1 and ivf.index.lists == 64 and len(ivf.index) == 3000
+
+
+def test_a_persisted_index_of_another_kind_is_rebuilt_even_when_nothing_changed(tmp_path):
+    path = tmp_path / "edits.db"
+    fill(path)
+    ScopeClassifier(HashingEncoder(), threshold=0.99, index="approximate").sync(EditStore(path))
+    exact = ScopeClassifier(HashingEncoder(), threshold=0.99, index="exact")
+    store = SpyStore(path)
+    assert answers(exact, store, QUERIES)[:3] == ["answer 0", "answer 1", "answer 2"]
+    assert exact.index.kind == "exact" and store.full_reads == 1
