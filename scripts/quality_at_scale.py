@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=16, help="greedy answer length (the benchmark's)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/serac_quality_at_scale"),
                         help="stores and the cached distractor vectors")
+    parser.add_argument("--relation-first", action="store_true",
+                        help="scope.relation_first: of several edits in scope, the one asking the query's relation")
     parser.add_argument("--encode-only", action="store_true", help="build and encode the distractors, then stop")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the .md and .json go")
     return parser.parse_args(argv)
@@ -300,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
 
     editor = EditedModel.from_pretrained(None, store=fresh_store(args.workdir / "a.db"))
     config = editor.config
+    if args.relation_first:
+        config = replace(config, scope=replace(config.scope, relation_first=True))
+        editor.scope.relation_first = True
     editor.base.batch_size = 8  # the benchmark's (EvalModels.load); answers are memoised, so a/b/before agree
     models = EvalModels(editor.base, encoder=editor.scope.encoder, max_new_tokens=args.max_new_tokens,
                         base_spec=config.base.model)

@@ -54,6 +54,8 @@ def policies(config) -> dict[str, dict]:
     for name, (encoder, threshold) in JUDGES.items():
         out[f"newest, same-fact decision: {name}"] = dict(
             conflicts="newest", same_fact_threshold=threshold, same_fact_encoder=encoder)
+        out[f"newest, same-fact decision: {name}, relation_first"] = dict(
+            conflicts="newest", same_fact_threshold=threshold, same_fact_encoder=encoder, relation_first=True)
     return out
 
 
@@ -92,6 +94,9 @@ def main() -> None:
     encoder = SentenceEncoder(config.scope.encoder, device="cpu")
     started = time.time()
     JUDGES["scope encoder"] = (None, config.scope.same_fact_threshold)
+    if config.scope.same_fact_encoder and config.scope.same_fact_encoder != config.scope.encoder:  # what ships
+        JUDGES[config.scope.same_fact_encoder] = (SentenceEncoder(config.scope.same_fact_encoder, device="cpu"),
+                                                  config.scope.same_fact_threshold)
     for spec in args.judge:
         name, threshold = spec.rsplit("=", 1)
         JUDGES[f"{name} at {threshold}"] = (SentenceEncoder(name, device="cpu"), float(threshold))

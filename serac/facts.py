@@ -82,6 +82,13 @@ class SameFactJudge:
             self._remember((anchor.id, edit.id), known[edit.id])
         return [known[e.id] for e in others]
 
+    def query_similarities(self, query: str, edits: list[Edit]) -> list[float]:
+        """Subject-masked cosine between a query and each edit's input: does it ask their relation?
+        Not cached (queries vary): one encoder call for the pairs."""
+        pairs = [mask_shared_span(query, e.input) for e in edits]
+        vectors = self.encoder.encode([text for pair in pairs for text in pair])
+        return np.sum(vectors[0::2] * vectors[1::2], axis=1).tolist()
+
     def same_fact(self, anchor: Edit, others: list[Edit]) -> list[bool]:
         return [value >= self.threshold for value in self.similarities(anchor, others)]
 

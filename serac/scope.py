@@ -115,6 +115,7 @@ class ScopeClassifier:
         approximate_above: int = ScopeConfig.approximate_above,
         search_threads: int = ScopeConfig.search_threads,
         ann: str = ScopeConfig.ann,
+        relation_first: bool = ScopeConfig.relation_first,
         save_every: int = 10_000,
     ) -> None:
         self.encoder = encoder
@@ -126,6 +127,7 @@ class ScopeClassifier:
         self.index_kind = index
         self.approximate_above = approximate_above
         self.ann = ann  # the approximate index's structure: "ivf" or "hnsw"
+        self.relation_first = relation_first
         self.search_threads = search_threads
         self.save_every = save_every  # changes applied before the persisted index is rewritten
         self.index: VectorIndex = ExactIndex(encoder.dim)
@@ -146,7 +148,7 @@ class ScopeClassifier:
         return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts,
                    config.same_fact_threshold, judge_encoder, index=config.index,
                    approximate_above=config.approximate_above, search_threads=config.search_threads,
-                   ann=config.ann)
+                   ann=config.ann, relation_first=config.relation_first)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:
@@ -269,12 +271,31 @@ class ScopeClassifier:
                 threshold = self.threshold
             best = candidates[0].score if candidates else None
             in_scope = best is not None and best >= threshold
+            if in_scope and self.relation_first:
+                candidates = self._same_relation_first(query, candidates, threshold)
             if in_scope:
                 candidates = _exact_input_first(query, candidates)
             if in_scope and self.conflicts == "newest":
                 candidates = self._newest_first(candidates, threshold)
             decisions.append(ScopeDecision(in_scope=in_scope, candidates=tuple(candidates), score=best))
         return decisions
+
+    def _same_relation_first(self, query: str, candidates: list[Candidate], threshold: float) -> list[Candidate]:
+        """Of the candidates in scope, the one whose input asks the query's relation first.
+
+        The scope encoder scores a question about a subject nearly as high against an edit of any
+        relation of that subject (0.98-0.99 with the trained encoder), so with many facts about one
+        subject in memory a rephrasing's nearest edit is often another relation's. The relation is
+        compared as the same-fact judge does, with the shared subject masked out."""
+        rivals = [c for c in candidates if c.score >= threshold]
+        if len(rivals) < 2:
+            return candidates
+        similarity = self.same_fact.query_similarities(query, [c.edit for c in rivals])
+        best = max(range(len(rivals)), key=lambda i: (similarity[i], rivals[i].score))
+        if best == 0:
+            return candidates
+        winner = rivals[best]
+        return [winner] + [c for c in candidates if c is not winner]
 
     def _newest_first(self, candidates: list[Candidate], threshold: float) -> list[Candidate]:
         """Move the newest edit of the best match's fact to the front.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import HashingEncoder
+from serac.facts import mask_shared_span
 from serac.scope import ScopeClassifier, ScopeIndex
 from serac.store import EditStore
 
@@ -349,3 +350,23 @@ def test_exact_input_goes_first_even_when_another_edit_scores_as_high():
     for edit in (a, b):
         decision = scope.decide([edit.input.upper()])[0]  # case-folded exact match
         assert decision.edit == edit
+
+
+@pytest.mark.parametrize("relation_first", [False, True])
+def test_relation_first_answers_from_the_edit_asking_the_querys_relation(relation_first):
+    """Two facts about one subject, both in scope of a rephrasing that sits nearer the wrong one (the
+    subject dominates the keys); with relation_first the subject-masked comparison picks the right one."""
+    language, continent = "The official language of Australia is", "Australia is located in the continent of"
+    query = "Australia is in which continent?"
+    q_lang, lang_masked = mask_shared_span(query, language)
+    q_cont, cont_masked = mask_shared_span(query, continent)
+    assert "Australia" not in q_lang + lang_masked + q_cont + cont_masked
+    table = {language: [1, 0.2, 0], continent: [1, 0, 0.3], query: [1, 0.25, 0.05],
+             lang_masked: [0, 1, 0], cont_masked: [0, 0, 1], q_lang: [0, 0.1, 1], "it": [0, 1, 1]}
+    store = EditStore()
+    lang_edit, cont_edit = store.add_many([(language, "Arabic"), (continent, "South America")])
+    scope = ScopeClassifier(TableEncoder(table), threshold=0.8, top_k=5, conflicts="best", relation_first=relation_first)
+    scope.sync(store)
+    decision = scope.decide([query])[0]
+    assert decision.in_scope and [c.edit for c in decision.candidates][0] == (cont_edit if relation_first else lang_edit)
+    assert scope.decide([language])[0].edit == lang_edit  # an exact input still answers from its own edit
