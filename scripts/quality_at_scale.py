@@ -64,8 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=16, help="greedy answer length (the benchmark's)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/serac_quality_at_scale"),
                         help="stores and the cached distractor vectors")
-    parser.add_argument("--relation-first", action="store_true",
-                        help="scope.relation_first: of several edits in scope, the one asking the query's relation")
+    parser.add_argument("--relation-first", action=argparse.BooleanOptionalAction, default=None,
+                        help="scope.relation_first on or off (default: the artifact's setting)")
     parser.add_argument("--encode-only", action="store_true", help="build and encode the distractors, then stop")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the .md and .json go")
     return parser.parse_args(argv)
@@ -303,9 +303,9 @@ def main(argv: list[str] | None = None) -> None:
 
     editor = EditedModel.from_pretrained(None, store=fresh_store(args.workdir / "a.db"))
     config = editor.config
-    if args.relation_first:
-        config = replace(config, scope=replace(config.scope, relation_first=True))
-        editor.scope.relation_first = True
+    if args.relation_first is not None:
+        config = replace(config, scope=replace(config.scope, relation_first=args.relation_first))
+        editor.scope.relation_first = args.relation_first
     editor.base.batch_size = 8  # the benchmark's (EvalModels.load); answers are memoised, so a/b/before agree
     models = EvalModels(editor.base, encoder=editor.scope.encoder, max_new_tokens=args.max_new_tokens,
                         base_spec=config.base.model)
@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_edits": len(examples), "scored": len(scored), "distractors": len(distractors),
         "distractors_about_scored_subjects": about_scored, "dd_questions": len(dd_probes), "seed": args.seed,
         "distractor_insert_s": insert_s, "scope_threshold": config.scope.threshold,
+        "relation_first": config.scope.relation_first,
         "approximate_above": config.scope.approximate_above, "examples_of_distractors": [
             {"input": d.input, "target": d.target, "relation": d.relation} for d in distractors[:5]],
         "conditions": {r["name"]: {**{k: v for k, v in r.items() if k not in ("obs", "name")},
@@ -401,7 +402,8 @@ def render(report: dict[str, Any]) -> str:
         f"wall {report['wall_s'] / 60:.1f} min.",
         "",
         f"Editor: `EditedModel.from_pretrained(None)` (the shipped trained defaults: scope threshold "
-        f"{report['scope_threshold']:.4f}, conflicts newest-wins), one on-disk `EditStore` per condition, the "
+        f"{report['scope_threshold']:.4f}, conflicts newest-wins, relation_first "
+        f"{report.get('relation_first', 'off')}), one on-disk `EditStore` per condition, the "
         f"same base and counterfactual models. {report['n_edits']:,} CounterFact edits (the first of "
         f"counterfact-edit.json) in memory in every condition; {report['scored']} of them scored (a seeded "
         "sample): their prompts and rephrasings (ES), their neighbourhood prompts (locality); DD on "
