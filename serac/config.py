@@ -313,8 +313,8 @@ class ScopeConfig(Config):
         "'auto': exact up to approximate_above live edits, approximate above (benchmarks/extra/scale.md: a flat "
         "scan costs ~1 ms per 10k edits on one core).", check=one_of(("auto", "exact", "approximate")))
     ann: Literal["ivf", "hnsw"] = option(
-        "ivf", "The approximate index: 'ivf' (faiss, int8 keys in ~8 sqrt(N) clusters; at 1M edits 99.5% of real "
-        "queries routed as by exact search, built in minutes) or 'hnsw' (usearch graph; 94% at 1M, an hour to "
+        "ivf", "The approximate index: 'ivf' (faiss, 4-bit product-quantised keys in ~8 sqrt(N) clusters; at 1M "
+        "edits 99.4% of real queries routed as by exact search, 64 MB, built in minutes) or 'hnsw' (usearch graph; 94% at 1M, an hour to "
         "build there). Both re-score their candidates with the exact keys.", check=one_of(("ivf", "hnsw")))
     approximate_above: int = option(50_000, "Live edits above which 'auto' uses the approximate index.",
                                     check=POSITIVE_INT)
