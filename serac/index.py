@@ -91,10 +91,8 @@ class VectorIndex(Protocol):
 def _ties_by_id(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows best first, equal scores (stored copies of one key) by lower id: every index kind
     breaks ties alike, so routing does not depend on the index's internal order."""
-    for row in range(len(scores)):
-        order = np.lexsort((ids[row], -scores[row]))
-        scores[row], ids[row] = scores[row][order], ids[row][order]
-    return scores, ids
+    order = np.lexsort((ids, -scores), axis=-1)
+    return np.take_along_axis(scores, order, -1), np.take_along_axis(ids, order, -1)
 
 
 def _empty_result(n: int) -> tuple[np.ndarray, np.ndarray]:

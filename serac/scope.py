@@ -162,15 +162,14 @@ class ScopeClassifier:
         if store is not self.store:
             self._attach(store)
         current = store.version  # read first: a write racing the reads below is re-applied next time
+        if current == self.synced_version and self.index.kind == self._wanted_kind():
+            return  # the common case; a loaded index of another kind than configured goes on to a rebuild
         if current != self.synced_version:
             changes = store.changes_since(self.synced_version)
             self.index.remove(changes.removed)
             self._add_edits(store, changes.live)
             self.synced_version = current
             self._unsaved += len(changes.live) + len(changes.removed)
-        elif self.index.kind == self._wanted_kind():
-            return  # the common case: nothing changed
-        # a persisted index of another kind than configured is rebuilt even when nothing changed
         if self._wanted_kind() != self.index.kind or getattr(self.index, "outgrown", False):
             self._rebuild(store)
         elif self._unsaved >= self.save_every:
