@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--generate", type=int, default=300, help="at most this many routed hijack queries generated")
     parser.add_argument("--es-edits", type=int, default=60, help="edits whose inputs and rephrasings are generated (ES)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--held-out", action="store_true",
+                        help="edits only from the artifact's validation split (never seen by its scope or verifier "
+                             "in training; read from its train_config.json)")
     parser.add_argument("--routing-only", action="store_true", help="skip generation (routing shares only)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--markdown", default=None, help="write the benchmarks/extra fragment here")
@@ -121,14 +124,21 @@ def main() -> None:
     data = Path(args.data_dir)
     counterfact = load_counterfact(data / "counterfact" / "counterfact-train.json", skip_malformed=True)
     zsre = load_zsre(data / "zsre" / "zsre_mend_train-1k.json", skip_malformed=True)
-    hijack = build_hijack_set(counterfact, zsre, args.n_counterfact, args.n_zsre, seed=args.seed)
+    held_out = None
+    if args.held_out:
+        from serac.train.config import TrainConfig
+        from serac.train.pipeline import load_training_data
+
+        held_out = {r.key for r in load_training_data(TrainConfig.load(Path(args.model) / "train_config.json")).val}
+    hijack = build_hijack_set(counterfact, zsre, args.n_counterfact, args.n_zsre, seed=args.seed, edit_inputs=held_out)
 
     model = EditedModel.from_pretrained(args.model)
     stored = model.add_many([(e.edit_input, e.edit_target) for e in hijack.edits])
     edit_ids = [e.id for e in stored]
     result: dict = {
         "command": "python scripts/hijack_check.py --model " + args.model + "".join(
-            f" --{k.replace('_', '-')} {getattr(args, k)}" for k in ("n_counterfact", "n_zsre", "generate", "es_edits", "seed")),
+            f" --{k.replace('_', '-')} {getattr(args, k)}" for k in ("n_counterfact", "n_zsre", "generate", "es_edits", "seed"))
+            + (" --held-out" if args.held_out else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}; 2-core CPU shared with other jobs",
         "model": args.model, "counterfactual": model.config.counterfactual.prompt if model.config else None,

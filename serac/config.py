@@ -321,9 +321,18 @@ class ScopeConfig(Config):
     search_threads: int = option(
         1, "Threads one index search may use. 1: a single query is fastest alone, and concurrent requests don't "
         "oversubscribe the cores (faiss's OpenMP default takes every core for each query).", check=POSITIVE_INT)
-    cross_encoder: str | None = option(None, "Optional re-ranker of the top-k (a `serac train --cross-encoder` "
-                                       "output).", check=optional(MODEL_NAME))
-    cross_encoder_threshold: float = option(0.5, "Re-ranker probability at or above which an edit is in scope.")
+    cross_encoder: str | None = option(
+        None, "Optional scope verifier: a cross-encoder that reads (edit input, query) together and decides "
+        "scope instead of the cosine (a `serac train --cross-encoder` or `--add-cross-encoder` output). It tells "
+        "a question about an edited subject's *other* relations from the edited one, which the dual encoder "
+        "cannot (benchmarks/extra/scope_verifier.md).", check=optional(MODEL_NAME))
+    cross_encoder_threshold: float = option(
+        0.5, "Verifier probability at or above which an edit is in scope.",
+        check=number_in(0.0, 1.0, "{name} is a probability in [{low}, {high}], got {value}"))
+    cross_encoder_floor: float = option(
+        0.6, "Cosine a candidate needs before the verifier reads it: cheaper candidates are out of scope "
+        "without a cross-encoder pass, so most out-of-scope queries cost nothing extra.",
+        check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
     device: str = option("auto", "Where the encoders run: auto, cpu, cuda, cuda:N, mps.", check=DEVICE)
     trust_remote_code: bool = option(False, "Allow the encoder's own modelling code from the Hub.",
                                      check=BOOLEAN)

@@ -138,7 +138,8 @@ class ScopeClassifier:
     @classmethod
     def from_config(cls, config: ScopeConfig) -> "ScopeClassifier":
         reranker = (
-            CrossEncoderReranker(config.cross_encoder, config.cross_encoder_threshold, config.device)
+            CrossEncoderReranker(config.cross_encoder, config.cross_encoder_threshold, config.device,
+                                 floor=config.cross_encoder_floor)
             if config.cross_encoder
             else None
         )
@@ -258,16 +259,14 @@ class ScopeClassifier:
         scores, ids = self.index.search(vectors, self.top_k, self.search_threads)
         assert self.store is not None  # a non-empty index was filled by sync(store)
         edits = self.store.get_many(sorted({int(i) for i in ids.reshape(-1) if i >= 0}))
+        rows = [[Candidate(edits[int(i)], float(s)) for s, i in zip(scores[row], ids[row]) if int(i) in edits]
+                for row in range(len(queries))]
+        threshold = self.threshold
+        if self.reranker is not None:
+            rows = self.reranker.verify(queries, rows)
+            threshold = self.reranker.threshold
         decisions = []
-        for row, query in enumerate(queries):
-            candidates = [
-                Candidate(edits[int(i)], float(s)) for s, i in zip(scores[row], ids[row]) if int(i) in edits
-            ]
-            if self.reranker is not None and candidates:
-                candidates = self.reranker.rerank(query, candidates)
-                threshold = self.reranker.threshold
-            else:
-                threshold = self.threshold
+        for query, candidates in zip(queries, rows):
             best = candidates[0].score if candidates else None
             in_scope = best is not None and best >= threshold
             if in_scope and self.relation_first:
@@ -333,20 +332,38 @@ def _exact_input_first(query: str, candidates: list[Candidate]) -> list[Candidat
 
 
 class CrossEncoderReranker:
-    """Re-scores the dual encoder's top-k with a cross-encoder that reads (edit input, query)
-    together: slower per candidate, sharper on near-misses such as same-relation questions."""
+    """The scope verifier: a cross-encoder that reads (edit input, query) together and scores "is
+    this query in the edit's scope?". The dual encoder cannot tell "The capital of X is" from "The
+    official language of X is" (the subject dominates both vectors); read together, the relation
+    words decide. It scores only the candidates whose cosine reaches ``floor``, all queries of a
+    batch in one pass, so a query with no near edit costs nothing extra."""
 
-    def __init__(self, spec: str, threshold: float = 0.5, device: str = "cpu") -> None:
+    def __init__(self, spec: str, threshold: float = 0.5, device: str = "cpu", floor: float = -1.0) -> None:
         from sentence_transformers import CrossEncoder
 
         from serac.base import resolve_device
 
         path = loadable_model(spec)
-        self.model = CrossEncoder(path, device=str(resolve_device(device)))
+        with weight_errors(spec, path):
+            self.model = CrossEncoder(path, device=str(resolve_device(device)))
         self.threshold = threshold
+        self.floor = floor
+
+    def verify(self, queries: Sequence[str], rows: Sequence[list[Candidate]]) -> list[list[Candidate]]:
+        """Each query's candidates at or above the floor, re-scored by the cross-encoder, best first
+        (ties keep the dual encoder's order); candidates below the floor are dropped. An edit whose
+        input is the query itself scores 1 unread: an edit's own input always reaches it."""
+        kept = [[c for c in row if c.score >= self.floor] for row in rows]
+        keys = [input_key(query) for query in queries]
+        pairs = [(c.edit.input, query) for query, key, row in zip(queries, keys, kept) for c in row
+                 if input_key(c.edit.input) != key]
+        scores = iter(np.asarray(self.model.predict(pairs, convert_to_numpy=True, show_progress_bar=False),
+                                 dtype=np.float32).reshape(len(pairs), -1)[:, -1] if pairs else ())
+        out = []
+        for key, row in zip(keys, kept):
+            scored = [Candidate(c.edit, 1.0 if input_key(c.edit.input) == key else float(next(scores))) for c in row]
+            out.append(sorted(scored, key=lambda c: -c.score))
+        return out
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
-        scores = self.model.predict([(c.edit.input, query) for c in candidates], convert_to_numpy=True)
-        scores = np.asarray(scores, dtype=np.float32).reshape(len(candidates), -1)[:, -1]
-        ranked = sorted(zip(candidates, scores), key=lambda pair: -float(pair[1]))
-        return [Candidate(c.edit, float(s)) for c, s in ranked]
+        return self.verify([query], [candidates])[0]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import HashingEncoder
 from serac.facts import mask_shared_span
-from serac.scope import ScopeClassifier, ScopeIndex
+from serac.scope import CrossEncoderReranker, ScopeClassifier, ScopeIndex
 from serac.store import EditStore
 
 
@@ -370,3 +370,67 @@ def test_relation_first_answers_from_the_edit_asking_the_querys_relation(relatio
     decision = scope.decide([query])[0]
     assert decision.in_scope and [c.edit for c in decision.candidates][0] == (cont_edit if relation_first else lang_edit)
     assert scope.decide([language])[0].edit == lang_edit  # an exact input still answers from its own edit
+
+
+class WordVerifier:
+    """A stand-in cross-encoder: in scope (0.9) when the query holds every word of the edit input
+    but its first (the relation word in these tests), else 0.1. Records each predict call."""
+
+    def __init__(self):
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def predict(self, pairs, **_):
+        self.calls.append(list(pairs))
+        return np.array([0.9 if a.split()[0] in b.split() else 0.1 for a, b in pairs], dtype=np.float32)
+
+
+def verifier(floor: float, threshold: float = 0.5) -> tuple[CrossEncoderReranker, WordVerifier]:
+    model = WordVerifier()
+    reranker = CrossEncoderReranker.__new__(CrossEncoderReranker)
+    reranker.model, reranker.threshold, reranker.floor = model, threshold, floor
+    return reranker, model
+
+
+def test_the_verifier_decides_scope_and_rejects_another_relation_of_the_subject():
+    """The dual encoder finds both facts about the subject near (cosine well above its threshold);
+    the verifier keeps only the one whose relation the query asks."""
+    store = EditStore()
+    capital, language = store.add_many([("capital Zembla", "Oslo"), ("language Zembla", "Dutch")])
+    reranker, model = verifier(floor=0.3)
+    scope = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3, reranker=reranker)
+    scope.sync(store)
+    decisions = scope.decide(["what is the capital of Zembla", "which anthem does Zembla have"])
+    assert decisions[0].in_scope and decisions[0].edit == capital
+    assert decisions[0].score == pytest.approx(0.9)
+    assert not decisions[1].in_scope  # names the subject, asks neither relation
+    assert len(model.calls) == 1  # one cross-encoder pass for the whole batch
+    without = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3)
+    without.sync(store)
+    assert without.decide(["which anthem does Zembla have"])[0].in_scope  # the dual encoder alone is hijacked
+
+
+def test_candidates_below_the_floor_cost_no_verifier_pass():
+    store = EditStore()
+    store.add_many([("capital Zembla", "Oslo"), ("language Zembla", "Dutch")])
+    reranker, model = verifier(floor=0.99)
+    scope = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3, reranker=reranker)
+    scope.sync(store)
+    decision = scope.decide(["what is the capital of Zembla"])[0]
+    assert not decision.in_scope and decision.candidates == ()
+    assert model.calls == []  # nothing reached the floor: no cross-encoder call at all
+    reranker.floor = -1.0
+    decision = scope.decide(["what is the capital of Zembla"])[0]
+    assert decision.in_scope and len(model.calls[0]) == 2  # both candidates read once the floor allows
+
+
+def test_an_exact_input_reaches_its_own_edit_whatever_the_verifier_says():
+    store = EditStore()
+    first, second = store.add_many([("capital Zembla", "Oslo"), ("capital Zembla city", "Bergen")])
+    reranker, model = verifier(floor=-1.0, threshold=0.95)  # the stand-in never reaches 0.95
+    scope = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3, reranker=reranker, conflicts="best")
+    scope.sync(store)
+    for edit, other in ((first, second), (second, first)):
+        decision = scope.decide([edit.input.upper()])[0]
+        assert decision.in_scope and decision.edit == edit and decision.score == 1.0
+        assert model.calls[-1] == [(other.input, edit.input.upper())]  # only the other edit was read
+    assert not scope.decide(["capital of Zembla please"])[0].in_scope

@@ -19,7 +19,7 @@ routed to some edit and the share answered with that edit's target.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from serac.data.chains import CHAIN_DESCRIPTIONS, SECOND_HOPS, chain_question
@@ -53,11 +53,14 @@ def build_hijack_set(
     seed: int = 0,
     per_edit: int = 2,
     min_answers: int = 8,
+    edit_inputs: Collection[str] | None = None,
 ) -> HijackSet:
     """Pick ``n_counterfact`` CounterFact edits (one per subject; subjects with a record of another
     relation first) and ``n_zsre`` zsRE edits, and the hijack queries about their subjects:
     every sibling record, ``per_edit`` other-relation templates and ``per_edit`` chain questions
-    per edit. Deterministic for a seed."""
+    per edit. Deterministic for a seed. ``edit_inputs``: only records with these inputs may be the
+    edits (e.g. a trained artifact's validation split, which its scope never trained on); siblings
+    and relation templates still come from every record."""
     rng = random.Random(seed)
     cf = records_from_examples(counterfact, "counterfact")
     zs = records_from_examples(zsre, "zsre")
@@ -80,13 +83,16 @@ def build_hijack_set(
     picks: list[tuple[int, list[int]]] = []  # (edit record, its other-relation siblings)
     for subject in subjects:
         members = by_subject[subject]
-        edit = rng.choice(members)
+        eligible = members if edit_inputs is None else [j for j in members if cf[j].key in edit_inputs]
+        if not eligible:
+            continue
+        edit = rng.choice(eligible)
         siblings = [j for j in members if other_relation(cf[edit], cf[j])]
         picks.append((edit, siblings))
     picks.sort(key=lambda pick: not pick[1])  # stable: subjects with siblings first, in shuffled order
     picks = picks[:n_counterfact]
 
-    zsre_ids = [i for i, r in enumerate(zs) if known(r) is not None]
+    zsre_ids = [i for i, r in enumerate(zs) if known(r) is not None and (edit_inputs is None or r.key in edit_inputs)]
     zsre_ids = sorted(rng.sample(zsre_ids, min(n_zsre, len(zsre_ids))))
 
     edits = [counterfact[i] for i, _ in picks] + [zsre[i] for i in zsre_ids]

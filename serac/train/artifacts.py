@@ -42,6 +42,7 @@ def build_serac_config(
     config: TrainConfig, threshold: float, cross_encoder_threshold: float | None = None,
     same_fact_threshold: float | None = None,
     num_edits: int | None = None,
+    cross_encoder_floor: float | None = None,
 ) -> SeracConfig:
     """``num_edits``: how many retrieved edits the counterfactual reads (chosen on validation; default
     the training maximum)."""
@@ -55,6 +56,8 @@ def build_serac_config(
     if cross_encoder_threshold is not None:
         serac.scope.cross_encoder = CROSS_ENCODER_DIR
         serac.scope.cross_encoder_threshold = float(cross_encoder_threshold)
+        if cross_encoder_floor is not None:
+            serac.scope.cross_encoder_floor = float(cross_encoder_floor)
     cf = config.counterfactual
     if cf.method == "lora":
         serac.counterfactual.model = _portable(cf.model)

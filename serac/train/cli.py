@@ -53,7 +53,12 @@ def train_command(
     cf_model: Optional[str] = typer.Option(None, "--cf-model", help="Counterfactual base model (causal or seq2seq)."),
     cf_method: Optional[Literal[CF_METHODS]] = typer.Option(None, "--cf-method", help="lora (default) or full."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Pretrained sentence-transformers model to start from."),
-    cross_encoder: bool = typer.Option(False, "--cross-encoder", help="Also train a cross-encoder re-ranker."),
+    cross_encoder: bool = typer.Option(False, "--cross-encoder", help="Also train the scope verifier (a "
+                                       "cross-encoder over (edit input, query); ~12 min on 2 CPU cores)."),
+    add_cross_encoder: Optional[Path] = typer.Option(
+        None, "--add-cross-encoder", help="Train only the scope verifier for this finished artifact (its scope "
+        "encoder, training files and validation split) and switch the artifact to it; takes --progress, "
+        "--threads and --device."),
     counterfactual: Optional[Path] = typer.Option(
         None, "--counterfactual", help="--task fc: use this trained (evidence, claim) sequence classifier (a "
         "save_pretrained directory with supports/refutes labels) as the counterfactual model instead of training one."),
@@ -90,6 +95,22 @@ def train_command(
             return
         if mend_steps is not None:
             raise typer.BadParameter("--mend-steps applies to --method mend only")
+        if add_cross_encoder is not None:
+            others = dict(output=output, data_dir=data_dir, zsre_train=zsre_train, counterfact_train=counterfact_train,
+                          config=config_file, seed=seed, scope_steps=scope_steps, cf_steps=cf_steps,
+                          cf_model=cf_model, cf_method=cf_method, encoder=encoder, cross_encoder=cross_encoder or None,
+                          quick=quick or None, resume=resume or None, overwrite=overwrite or None,
+                          task=None if task == "qa" else task)
+            given = [f"--{k.replace('_', '-')}" for k, v in others.items() if v is not None]
+            if given:
+                raise typer.BadParameter(f"{', '.join(given)} do not apply to --add-cross-encoder")
+            from serac.train.pipeline import add_verifier
+
+            result = add_verifier(add_cross_encoder, progress=progress, threads=threads, device=device,
+                                  log=lambda message: console.print(f"[dim]train[/dim] {message}", highlight=False))
+            console.print(f"[green]{add_cross_encoder} now uses its scope verifier[/green] (threshold "
+                          f"{result['threshold']:.3f}, {result['wall_s'] / 60:.1f} min)")
+            return
         if task != "qa":
             qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train, config=config_file,
                            scope_steps=scope_steps, cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method,

@@ -1,10 +1,13 @@
-"""Optional cross-encoder re-ranker: reads (edit input, query) together and scores "in scope?".
+"""Optional scope verifier: a cross-encoder that reads (edit input, query) together and scores "in scope?".
 
-It is trained after the dual encoder, on the dual encoder's own mistakes: positives are (key, its
-in-scope query); negatives are the other keys the trained dual encoder retrieves for an in-scope
-query, and the keys it retrieves for out-of-scope queries. At inference it re-ranks the top-k
-and its (sigmoid) score is thresholded instead of the cosine; the threshold is calibrated on the
-same validation split as the dual encoder's.
+It is trained after the dual encoder, on the mistakes a dual encoder makes: positives are (key, its
+in-scope query) and some (key, key); negatives are the other keys the trained dual encoder retrieves
+for an in-scope query, the keys it retrieves for out-of-scope queries, and questions that name an
+edit's subject but ask something else (other relations' templates filled with the subject, and
+questions asked through the edited fact, serac.data.chains), which the dual encoder routes to the
+edit almost always (issue 14's hijacking). At inference it reads the dual encoder's candidates whose
+cosine reaches a floor, and its (sigmoid) score is thresholded instead of the cosine; the threshold
+is calibrated on the same validation split as the dual encoder's, with the same kinds of negatives.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from tqdm.auto import tqdm
 from serac.train.calibrate import MISSED, SourceScores
 from serac.train.checkpoint import linear_schedule, load_checkpoint, save_checkpoint, step_rng
 from serac.train.config import CrossEncoderTrainConfig
-from serac.train.pairs import EditRecord
+from serac.data.chains import SECOND_HOPS, chain_question
+from serac.train.pairs import EditRecord, relation_template
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,27 @@ def mine_pairs(embed: Embed, records: Sequence[EditRecord], candidates: int) -> 
     return positives, negatives
 
 
+def hijack_questions(record: EditRecord, chains: bool = True) -> list[str]:
+    """Questions that name ``record``'s subject but are out of its scope: its ``subject_negatives``
+    (other relations' templates, :func:`serac.train.pairs.add_subject_negatives`) and, with
+    ``chains``, questions asked through its fact."""
+    questions = list(record.subject_negatives)
+    template = relation_template(record)
+    if chains and template is not None:
+        questions += [q for hop in SECOND_HOPS if (q := chain_question(template, record.subject, hop))]
+    return questions
+
+
+def verifier_pairs(embed: Embed, records: Sequence[EditRecord], candidates: int,
+                   chains: bool = True) -> tuple[list[Pair], list[Pair]]:
+    """All training pairs: :func:`mine_pairs`' plus every fourth record's (key, key) as a positive
+    (an edit's own input must pass) and each record's :func:`hijack_questions` as negatives."""
+    positives, negatives = mine_pairs(embed, records, candidates)
+    positives += [(r.key, r.key) for r in records[::4]]
+    negatives += [(r.key, q) for r in records for q in hijack_questions(r, chains)]
+    return positives, negatives
+
+
 def train_cross_encoder(
     model: Any,
     positives: Sequence[Pair],
@@ -79,6 +104,10 @@ def train_cross_encoder(
     if not positives or not negatives:
         raise ValueError("cross-encoder training needs both positive and negative pairs")
     torch.manual_seed(seed)
+    if config.freeze_embeddings:
+        from serac.train.scope import freeze_embeddings
+
+        freeze_embeddings(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     scheduler = linear_schedule(optimizer, config.steps, config.warmup)
@@ -118,34 +147,42 @@ def train_cross_encoder(
 
 
 def score_validation_reranked(
-    embed: Embed, model: Any, records: Sequence[EditRecord], top_k: int
+    embed: Embed, model: Any, records: Sequence[EditRecord], top_k: int, floor: float = -1.0, chains: bool = True
 ) -> dict[str, SourceScores]:
-    """Like ``calibrate.score_validation``, but each query's best score is the cross-encoder's
-    best over the dual encoder's top-k, as ``serac.scope.CrossEncoderReranker`` decides."""
+    """Like ``calibrate.score_validation``, but each query's best score is the verifier's best over
+    the dual encoder's top-k candidates whose cosine reaches ``floor`` (0 when none does), as
+    ``serac.scope.CrossEncoderReranker`` decides. The records' :func:`hijack_questions` are scored as
+    out-of-scope queries of their own dataset, ``same_subject``, so the threshold weighs them as much
+    as each dataset's ordinary negatives."""
     keys = embed([r.key for r in records])
     index = faiss.IndexFlatIP(keys.shape[1])
     index.add(np.ascontiguousarray(keys, dtype=np.float32))
     depth = min(top_k, len(records))
+    queries = {
+        "positive": [(i, q, records[i].source) for i, r in enumerate(records) for q in r.positives],
+        "negative": [(i, q, records[i].source) for i, r in enumerate(records) for q in r.negatives]
+                    + [(i, q, "same_subject") for i, r in enumerate(records) for q in hijack_questions(r, chains)],
+    }
     out: dict[str, SourceScores] = {}
-    for kind in ("positive", "negative"):
-        rows = [(i, q) for i, r in enumerate(records) for q in (r.positives if kind == "positive" else r.negatives)]
+    for kind, rows in queries.items():
         if not rows:
             continue
-        _, ids = index.search(embed([q for _, q in rows]), depth)
-        pairs = [(records[j].key, q) for (_, q), row in zip(rows, ids) for j in row if j >= 0]
-        scores = np.asarray(model.predict(pairs, convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        cosines, ids = index.search(embed([q for _, q, _ in rows]), depth)
+        near = [[j for c, j in zip(row_cos, row) if j >= 0 and c >= floor] for row_cos, row in zip(cosines, ids)]
+        pairs = [(records[j].key, q) for (_, q, _), row in zip(rows, near) for j in row]
+        scores = (np.asarray(model.predict(pairs, convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+                  if pairs else np.zeros(0, dtype=np.float32))
         cursor = 0
-        for (i, _), row in zip(rows, ids):
-            valid = [j for j in row if j >= 0]
-            row_scores = scores[cursor : cursor + len(valid)]
-            cursor += len(valid)
-            part = out.setdefault(records[i].source, SourceScores())
-            best = int(np.argmax(row_scores))
+        for (i, _, source), row in zip(rows, near):
+            row_scores = scores[cursor : cursor + len(row)]
+            cursor += len(row)
+            part = out.setdefault(source, SourceScores())
+            best = float(row_scores.max()) if len(row) else 0.0
             if kind == "positive":
-                part.positive.append(float(row_scores[best]))
-                order = [valid[k] for k in np.argsort(-row_scores)]
+                part.positive.append(best)
+                order = [row[k] for k in np.argsort(-row_scores, kind="stable")]
                 hits = [rank for rank, j in enumerate(order) if records[j].group == records[i].group]
                 part.positive_rank.append(hits[0] if hits else MISSED)
             else:
-                part.negative.append(float(row_scores[best]))
+                part.negative.append(best)
     return out

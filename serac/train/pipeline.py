@@ -4,7 +4,8 @@
                     encoder; measure it on the validation split (the "before" numbers)
     scope           contrastive fine-tuning of the dual encoder       -> scope_encoder/
     calibrate       threshold on the validation split; "after" numbers
-    cross_encoder   optional re-ranker and its threshold               -> cross_encoder/
+    cross_encoder   optional scope verifier and its threshold          -> cross_encoder/
+                    (add_verifier trains one for a finished artifact)
     counterfactual  LoRA (or full) fine-tuning; exact match on validation queries with the edits
                     the trained scope encoder retrieves                -> counterfactual_adapter/
     finalize        serac_config.json (last), training_report.json, loss PNGs
@@ -40,7 +41,7 @@ from serac.train.calibrate import (
     score_validation,
     summarize,
 )
-from serac.train.config import TrainConfig
+from serac.train.config import CrossEncoderTrainConfig, TrainConfig
 from serac.train.pairs import (
     EditRecord,
     Neighbours,
@@ -231,34 +232,9 @@ def run_training(
 
     cross_result: dict[str, Any] | None = None
     if config.cross_encoder.enabled:
-        def cross_encoder() -> dict[str, Any]:
-            from serac.train.cross_encoder import (
-                load_cross_encoder,
-                mine_pairs,
-                score_validation_reranked,
-                train_cross_encoder,
-            )
-            from serac.train.scope import encode, load_sentence_encoder
-
-            dual = load_sentence_encoder(str(output / artifacts.SCOPE_DIR), config.device)
-            embed = lambda t: encode(dual, t)  # noqa: E731
-            positives, negatives = mine_pairs(embed, data.train, config.cross_encoder.candidates)
-            model = load_cross_encoder(config.cross_encoder.model, config.seed, config.device)
-            history = train_cross_encoder(model, positives, negatives, config.cross_encoder, config.seed,
-                                          checkpoint=ckpt / "cross_encoder.pt", progress=progress)
-            model.save(str(output / artifacts.CROSS_ENCODER_DIR), create_model_card=False)
-            scores = score_validation_reranked(embed, model, data.val, config.scope.top_k)
-            result: dict[str, Any] = {"steps": config.cross_encoder.steps, "losses": history,
-                                      "pairs": {"positive": len(positives), "negative": len(negatives)}}
-            if scores:
-                threshold, objective = choose_threshold(scores)
-                result.update(threshold=threshold, objective=round(objective, 4),
-                              validation=summarize(scores, threshold, len(data.val)))
-            else:
-                result["threshold"] = 0.5
-            return result
-
-        cross_result = phase("cross_encoder", cross_encoder)
+        cross_result = phase("cross_encoder", lambda: train_verifier(
+            config, data, output / artifacts.SCOPE_DIR, output / artifacts.CROSS_ENCODER_DIR,
+            ckpt / "cross_encoder.pt", progress))
 
     def counterfactual() -> dict[str, Any]:
         from serac.train.counterfactual import (
@@ -293,6 +269,7 @@ def run_training(
                               {"binary cross-entropy": cross_result["losses"]["loss"]})
     serac_config = artifacts.build_serac_config(
         config, calibration["threshold"], cross_result["threshold"] if cross_result is not None else None,
+        cross_encoder_floor=config.cross_encoder.floor,
         num_edits=cf_result.get("num_edits"), same_fact_threshold=calibration.get("same_fact_threshold"),
     )
     phases = {name: {k: v for k, v in result.items() if k != "losses"} for name, result in state.done.items()}
@@ -317,6 +294,97 @@ def run_training(
         shutil.rmtree(ckpt, ignore_errors=True)
     say(f"finished: {output} (total {report['total_wall_s']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB)")
     return report
+
+
+def train_verifier(config: TrainConfig, data: TrainingData, scope_dir: Path, target: Path, checkpoint: Path,
+                   progress: bool = True) -> dict[str, Any]:
+    """Train the scope verifier (cross-encoder) against the trained dual encoder in ``scope_dir``,
+    save it in ``target`` and calibrate its threshold on the validation split."""
+    from serac.train.cross_encoder import (
+        load_cross_encoder,
+        score_validation_reranked,
+        train_cross_encoder,
+        verifier_pairs,
+    )
+    from serac.train.scope import encode, load_sentence_encoder
+
+    options = config.cross_encoder
+    train, val = data.train, data.val
+    if options.subject_negatives:
+        train = add_subject_negatives(train, per_record=options.subject_negatives, seed=config.seed)
+        val = add_subject_negatives(val, reference=data.train, per_record=options.subject_negatives, seed=config.seed)
+    dual = load_sentence_encoder(str(scope_dir), config.device)
+    embed = lambda t: encode(dual, t)  # noqa: E731
+    positives, negatives = verifier_pairs(embed, train, options.candidates, options.chain_negatives)
+    model = load_cross_encoder(options.model, config.seed, config.device)
+    history = train_cross_encoder(model, positives, negatives, options, config.seed, checkpoint=checkpoint,
+                                  progress=progress)
+    model.save(str(target), create_model_card=False)
+    scores = score_validation_reranked(embed, model, val, config.scope.top_k, options.floor, options.chain_negatives)
+    result: dict[str, Any] = {"steps": options.steps, "losses": history,
+                              "pairs": {"positive": len(positives), "negative": len(negatives)}}
+    if scores:
+        threshold, objective = choose_threshold(scores)
+        result.update(threshold=threshold, objective=round(objective, 4),
+                      validation=summarize(scores, threshold, len(val)))
+    else:
+        result["threshold"] = 0.5
+    return result
+
+
+def add_verifier(artifact: Path, options: CrossEncoderTrainConfig | None = None, progress: bool = True,
+                 log: Callable[[str], None] | None = None, threads: int | None = None,
+                 device: str | None = None) -> dict[str, Any]:
+    """Train a scope verifier for a finished `serac train` artifact (its scope encoder, its training
+    files and validation split, from its train_config.json) and switch the artifact to it: the
+    verifier is written to ``cross_encoder/``, then ``serac_config.json`` is rewritten to use it.
+    Nothing else is retrained. ``options``: the verifier's training (default: this version's
+    defaults, not the artifact's saved ones). An interrupted run resumes from its checkpoint."""
+    from serac.config import SeracConfig
+
+    say = log or logger.info
+    artifact = Path(artifact)
+    config_file = artifact / artifacts.TRAIN_CONFIG_FILE
+    if not (artifact / CONFIG_FILE).is_file() or not config_file.is_file() or not (artifact / artifacts.SCOPE_DIR).is_dir():
+        raise ConfigError(f"{artifact} is not a finished `serac train` artifact (it needs {CONFIG_FILE}, "
+                          f"{artifacts.TRAIN_CONFIG_FILE} and {artifacts.SCOPE_DIR}/); train one with `serac train`")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    config = TrainConfig.load(config_file)
+    if device is not None:
+        config = config.replace(device=device)
+    config.cross_encoder = options or CrossEncoderTrainConfig()
+    config.cross_encoder.enabled = True
+    data = load_training_data(config)
+    say(f"verifier: training on {len(data.train)} edits, calibrating on {len(data.val)}")
+    ckpt = artifact / CHECKPOINT_DIR
+    ckpt.mkdir(exist_ok=True)
+    staging = artifact / (artifacts.CROSS_ENCODER_DIR + ".tmp")
+    t0 = time.perf_counter()
+    result = train_verifier(config, data, artifact / artifacts.SCOPE_DIR, staging, ckpt / "cross_encoder.pt", progress)
+    result.update(wall_s=round(time.perf_counter() - t0, 1), peak_rss_mb=_peak_rss_mb())
+    shutil.rmtree(artifact / artifacts.CROSS_ENCODER_DIR, ignore_errors=True)
+    staging.rename(artifact / artifacts.CROSS_ENCODER_DIR)
+    artifacts.plot_losses(artifact / "loss_cross_encoder.png", "scope verifier (cross-encoder)",
+                          {"binary cross-entropy": result["losses"]["loss"]})
+    report_file = artifact / artifacts.REPORT_FILE
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    report.setdefault("phases", {})["cross_encoder"] = {k: v for k, v in result.items() if k != "losses"}
+    report.setdefault("losses", {})["cross_encoder"] = result["losses"]
+    report.setdefault("plots", {})["cross_encoder"] = "loss_cross_encoder.png"
+    report["train_config"] = config.to_dict()
+    artifacts.write_json(report_file, report)
+    config.save(config_file)
+    serac_config = SeracConfig.load(artifact / CONFIG_FILE)
+    serac_config.scope.cross_encoder = artifacts.CROSS_ENCODER_DIR
+    serac_config.scope.cross_encoder_threshold = float(result["threshold"])
+    serac_config.scope.cross_encoder_floor = float(config.cross_encoder.floor)
+    artifacts.write_serac_config(artifact, serac_config)  # last: the artifact uses the verifier from here on
+    shutil.rmtree(ckpt, ignore_errors=True)
+    say(f"verifier: done in {result['wall_s']:.0f} s, threshold {result['threshold']:.3f}")
+    return result
 
 
 def _prepare_fresh(output: Path, overwrite: bool) -> None:

@@ -77,3 +77,12 @@ def test_chain_question_needs_a_place_valued_relation():
         "The place where Oslo Fjord is located is located in the continent of"
     assert chain_question("The mother tongue of {} is", "Ann Lee", "The capital of {} is") is None
     assert all("{}" in template for template in CHAIN_DESCRIPTIONS)
+
+
+def test_edits_can_be_limited_to_held_out_inputs_while_siblings_come_from_every_record():
+    held_out = {f"{person} was born in" for person in PEOPLE[:3]}
+    hijack = build_hijack_set(corpus(), n_counterfact=5, n_zsre=0, seed=0, per_edit=1, min_answers=3,
+                              edit_inputs=held_out)
+    assert {e.edit_input for e in hijack.edits} == held_out  # subjects without a held-out record are skipped
+    siblings = {q.text for q in hijack.of_kind("sibling")}
+    assert "The mother tongue of Ann Lee is" in siblings  # a record outside the held-out set, as a query

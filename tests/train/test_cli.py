@@ -85,6 +85,7 @@ def test_train_task_sentiment_builds_missing_data_from_the_train_files(shared, c
         (["--task", "fc", "--scope-steps", "5"], "--scope-steps apply to --task qa only"),
         (["--task", "fc", "--quick"], "--quick apply to --task qa only"),
         (["--task", "sentiment", "--counterfactual", "x"], "--counterfactual applies to --task fc only"),
+        (["--add-cross-encoder", "x", "--seed", "1"], "--seed do not apply to --add-cross-encoder"),
     ],
 )
 def test_train_task_errors(shared, calls, args, message):

@@ -10,8 +10,8 @@ from serac.editor import EditedModel
 from serac.errors import ConfigError
 from serac.scope import CrossEncoderReranker
 from serac.train import counterfactual as cf_module
-from serac.train.config import TrainConfig
-from serac.train.pipeline import run_training
+from serac.train.config import CrossEncoderTrainConfig, TrainConfig
+from serac.train.pipeline import add_verifier, run_training
 from serac.train.scope import encode, load_sentence_encoder
 
 
@@ -115,11 +115,39 @@ def test_cross_encoder_is_trained_calibrated_and_loaded(tiny_train_config, tiny_
     saved = json.loads((out / "serac_config.json").read_text())
     assert saved["scope"]["cross_encoder"] == "cross_encoder"
     assert saved["scope"]["cross_encoder_threshold"] == report["phases"]["cross_encoder"]["threshold"]
+    assert saved["scope"]["cross_encoder_floor"] == tiny_train_config.cross_encoder.floor
     editor = EditedModel.from_pretrained(out)
     assert isinstance(editor.scope.reranker, CrossEncoderReranker)
     editor.add("what is the capital of alpha ?", "rome")
     decision = editor.route(["what is the capital of alpha ?"])[0]
     assert decision.candidates and 0.0 <= decision.score <= 1.0
+
+
+def test_a_verifier_is_added_to_a_finished_artifact(tiny_train_config, tiny_bert_dir, tmp_path):
+    tiny_train_config.counterfactual.eval_examples = 0
+    out = tmp_path / "trained"
+    run_training(tiny_train_config, out, progress=False)
+    before = {name: (out / name).read_bytes() for name in ("scope_encoder/model.safetensors",
+                                                          "counterfactual_adapter/adapter_model.safetensors")}
+    options = CrossEncoderTrainConfig(model=str(tiny_bert_dir), steps=4, batch_pairs=8, lr=1e-3, floor=0.1)
+    result = add_verifier(out, options, progress=False)
+    saved = json.loads((out / "serac_config.json").read_text())
+    assert saved["scope"]["cross_encoder"] == "cross_encoder"
+    assert saved["scope"]["cross_encoder_threshold"] == result["threshold"]
+    assert saved["scope"]["cross_encoder_floor"] == 0.1
+    assert json.loads((out / "train_config.json").read_text())["cross_encoder"]["enabled"] is True
+    report = json.loads((out / "training_report.json").read_text())
+    assert report["phases"]["cross_encoder"]["pairs"]["negative"] > 0 and "cross_encoder" in report["losses"]
+    assert not (out / "checkpoints").exists() and not (out / "cross_encoder.tmp").exists()
+    assert all((out / name).read_bytes() == data for name, data in before.items())  # nothing else retrained
+    tuned = load_file(str(out / "cross_encoder" / "model.safetensors"))
+    base = load_file(str(tiny_bert_dir / "model.safetensors"))
+    table = next(name for name in tuned if name.endswith("word_embeddings.weight"))
+    assert torch.equal(tuned[table], base[table.split(".", 1)[1] if table not in base else table])  # frozen
+    editor = EditedModel.from_pretrained(out)
+    assert isinstance(editor.scope.reranker, CrossEncoderReranker) and editor.scope.reranker.floor == 0.1
+    with pytest.raises(ConfigError, match="not a finished `serac train` artifact"):
+        add_verifier(tmp_path / "nothing", options, progress=False)
 
 
 def test_cli_train_and_its_errors(tiny_train_config, data_files, tmp_path):
