@@ -5,7 +5,7 @@ pairs, side by side in one run.
 Pairs: per zsRE train-1k edit, (edit input, its rephrasing) and (edit input, the next edit's
 input); per CounterFact edit, (edit prompt, a paraphrase) and (edit prompt, a neighbourhood prompt).
 Scores are ``CrossEncoder.predict``'s (sigmoid) probabilities; agreement is of the decision at
-``--threshold``.
+``--threshold``; ``worst`` lists the pairs whose score moved most (full, compact).
 
     python scripts/compact_ce_check.py --cross-encoder DIR [--base embedded:all-minilm-l6-v2]
         [--rank 8 --rank 16] [--pairs 500] [--out FILE.json]
@@ -69,7 +69,10 @@ def main() -> None:
             agree = float(((scores >= args.threshold) == (full >= args.threshold)).mean())
             result["ranks"][rank] = {"bytes": size, "energy_kept": round(kept, 4),  # type: ignore[index]
                                      "max_abs_diff": round(float(diff.max()), 4),
-                                     "mean_abs_diff": round(float(diff.mean()), 4), "decision_agreement": agree}
+                                     "mean_abs_diff": round(float(diff.mean()), 4), "decision_agreement": agree,
+                                     "pairs_over_0.1": int((diff > 0.1).sum()), "pairs_over_0.5": int((diff > 0.5).sum()),
+                                     "worst": [[*rows[i], round(float(full[i]), 3), round(float(scores[i]), 3)]
+                                               for i in np.argsort(-diff)[:3]]}
             print(rank, result["ranks"][rank], flush=True)  # type: ignore[index]
     text = json.dumps(result, indent=2)
     print(text)

@@ -57,12 +57,56 @@ class CompactReport:
 
 def _low_rank(delta: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
     """``delta ~= up @ down`` with ``rank`` columns; also the kept and total squared norms."""
-    u, s, vh = torch.linalg.svd(delta.double(), full_matrices=False)
+    return _truncate(torch.linalg.svd(delta.double(), full_matrices=False), rank)
+
+
+def _truncate(svd: tuple[torch.Tensor, torch.Tensor, torch.Tensor], rank: int
+              ) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    u, s, vh = svd
     r = min(rank, s.numel())
     root = s[:r].sqrt()
     up = (u[:, :r] * root).float().contiguous()
     down = (root[:, None] * vh[:r]).float().contiguous()
     return up, down, float((s[:r] ** 2).sum()), float((s**2).sum())
+
+
+def _spread_ranks(spectra: dict[str, tuple[torch.Tensor, int]], rank: int) -> dict[str, int]:
+    """Per-matrix ranks that spend the bytes of ``rank`` for every matrix where they keep the most:
+    singular values taken in order of squared value per stored number (``rows + columns``), so a
+    matrix whose change is nearly low rank (or tiny) gives its bytes to one whose change is not."""
+    names = list(spectra)
+    gain = torch.cat([s**2 / width for s, width in spectra.values()])
+    cost = torch.cat([torch.full((s.numel(),), float(width), dtype=torch.float64) for s, width in spectra.values()])
+    owner = torch.cat([torch.full((s.numel(),), i) for i, (s, _) in enumerate(spectra.values())])
+    order = torch.argsort(gain, descending=True, stable=True)
+    taken = order[torch.cumsum(cost[order], 0) <= rank * sum(width for _, width in spectra.values())]
+    counts = torch.bincount(owner[taken], minlength=len(names))
+    return {name: int(count) for name, count in zip(names, counts)}
+
+
+def _encode_deltas(changes: Iterable[tuple[str, torch.Tensor]], rank: int, spread: bool = False
+                   ) -> tuple[dict[str, torch.Tensor], float]:
+    """Each nonzero change as fp16 ``NAME::up`` / ``NAME::down`` (a matrix whose rank-``rank`` factors
+    are smaller than it) or ``NAME::full``; also the share of the changes' squared norm kept.
+    ``spread``: the factored matrices share the bytes of ``rank`` each (:func:`_spread_ranks`)."""
+    changes = [(name, delta) for name, delta in changes if torch.any(delta)]
+    svds = {name: torch.linalg.svd(delta.double(), full_matrices=False) for name, delta in changes
+            if delta.dim() == 2 and rank * sum(delta.shape) < delta.numel()}
+    ranks = (_spread_ranks({name: (svd[1], svd[0].shape[0] + svd[2].shape[1]) for name, svd in svds.items()},
+                           rank) if spread else dict.fromkeys(svds, rank))
+    tensors: dict[str, torch.Tensor] = {}
+    kept = total = 0.0
+    for name, delta in changes:
+        if name in svds:
+            up, down, k, t = _truncate(svds[name], ranks[name])
+            if ranks[name]:
+                tensors[f"{name}::up"], tensors[f"{name}::down"] = up.half(), down.half()
+            kept, total = kept + k, total + t
+        else:
+            tensors[f"{name}::full"] = delta.half()
+            norm = float((delta.double() ** 2).sum())
+            kept, total = kept + norm, total + norm
+    return tensors, kept / total if total else 1.0
 
 
 def _sentence_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -72,25 +116,6 @@ def _sentence_weights(directory: Path) -> dict[str, torch.Tensor]:
     if not file.exists():
         raise ConfigError(f"{directory} has no model.safetensors; compact a scope encoder saved by `serac train`")
     return load_file(str(file))
-
-
-def _encode_deltas(changes: Iterable[tuple[str, torch.Tensor]], rank: int) -> tuple[dict[str, torch.Tensor], float]:
-    """Each nonzero change as fp16 ``NAME::up`` / ``NAME::down`` (a matrix whose rank-``rank`` factors
-    are smaller than it) or ``NAME::full``; also the share of the changes' squared norm kept."""
-    tensors: dict[str, torch.Tensor] = {}
-    kept = total = 0.0
-    for name, delta in changes:
-        if not torch.any(delta):
-            continue
-        if delta.dim() == 2 and rank * sum(delta.shape) < delta.numel():
-            up, down, k, t = _low_rank(delta, rank)
-            tensors[f"{name}::up"], tensors[f"{name}::down"] = up.half(), down.half()
-            kept, total = kept + k, total + t
-        else:
-            tensors[f"{name}::full"] = delta.half()
-            norm = float((delta.double() ** 2).sum())
-            kept, total = kept + norm, total + norm
-    return tensors, kept / total if total else 1.0
 
 
 def compact_scope(trained: Path, base_spec: str, target: Path, rank: int) -> tuple[int, float]:
@@ -174,7 +199,7 @@ def compact_cross_encoder(trained: Path, base_spec: str, target: Path, rank: int
     if not changes:
         raise ConfigError(f"the cross-encoder in {trained} shares no weights with its base {base_spec!r}; compact "
                           "only a cross-encoder fine-tuned from that base")
-    tensors, kept = _encode_deltas(changes, rank)
+    tensors, kept = _encode_deltas(changes, rank, spread=True)
     tensors.update(new)
     shared = {name for name, _ in changes}
     spec: dict[str, object] = {"base": base_spec, "rank": rank, "prefix": prefix,

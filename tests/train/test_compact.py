@@ -18,7 +18,13 @@ from serac.errors import ConfigError
 from serac.models import resolve_model
 from serac.editor import load_artifact_config
 from serac.scope import CrossEncoderReranker, ScopeClassifier, SentenceEncoder
-from serac.train.compact import compact_adapter, compact_artifact, compact_cross_encoder, compact_scope
+from serac.train.compact import (
+    _encode_deltas,
+    compact_adapter,
+    compact_artifact,
+    compact_cross_encoder,
+    compact_scope,
+)
 
 
 def materialize(directory):
@@ -253,3 +259,17 @@ def test_compact_artifact_refuses_a_cross_encoder_outside_it(tiny_encoder_dir, t
     with pytest.raises(ConfigError, match="not a directory inside it"):
         compact_artifact(source, tmp_path / "compact", portable=False)
     assert not (tmp_path / "compact").exists()
+
+
+def test_spread_ranks_give_the_bytes_to_the_matrix_whose_change_needs_them():
+    g = torch.Generator().manual_seed(0)
+    wide = torch.randn(64, 4, generator=g) @ torch.randn(4, 64, generator=g)  # rank 4, large
+    small = 0.01 * torch.randn(64, 1, generator=g) @ torch.randn(1, 64, generator=g)  # rank 1, tiny
+    changes = [("a", wide), ("b", small)]
+    uniform, kept_uniform = _encode_deltas(changes, rank=2)
+    spread, kept_spread = _encode_deltas(changes, rank=2, spread=True)
+    # the tiny change's bytes buy the large change's missing ranks
+    assert uniform["a::up"].shape[1] == uniform["b::up"].shape[1] == 2
+    assert spread["a::up"].shape[1] == 4 and "b::up" not in spread
+    assert sum(t.numel() for t in spread.values()) <= sum(t.numel() for t in uniform.values())
+    assert kept_spread > 0.999 > kept_uniform
