@@ -249,6 +249,15 @@ def test_compact_artifact_compacts_its_cross_encoder(tiny_encoder_dir, tiny_caus
     assert small.model.predict(PAIRS, convert_to_numpy=True) == pytest.approx(
         full.model.predict(PAIRS, convert_to_numpy=True), abs=1e-3)
 
+    from typer.testing import CliRunner
+
+    from serac.cli import app
+
+    done = CliRunner().invoke(app, ["compact", str(source), str(tmp_path / "cli"), "--local", "--cross-encoder-rank", "1"])
+    assert done.exit_code == 0, done.output
+    assert "cross-encoder" in done.output
+    assert json.loads((tmp_path / "cli" / "compact_report.json").read_text())["cross_encoder_rank"] == 1
+
 
 def test_compact_artifact_refuses_a_cross_encoder_outside_it(tiny_encoder_dir, tiny_causal_dir, tmp_path, home):
     source = _artifact_with_cross_encoder(tiny_encoder_dir, tiny_causal_dir, tmp_path / "trained")
