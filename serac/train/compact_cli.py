@@ -13,6 +13,8 @@ def compact_command(
     target: Path = typer.Argument(..., help="Where to write the compact artifact (replaced if present)."),
     scope_rank: int = typer.Option(8, "--scope-rank", min=1, help="Rank of each scope-encoder matrix's change."),
     adapter_rank: int = typer.Option(4, "--adapter-rank", min=1, help="Rank the LoRA adapter is re-factored to."),
+    cross_encoder_rank: int = typer.Option(8, "--cross-encoder-rank", min=1,
+                                           help="Rank of each cross-encoder matrix's change (if the artifact has one)."),
     portable: bool = typer.Option(True, "--portable/--local",
                                   help="Refuse artifacts built on local model paths (--local: for this machine only)."),
 ) -> None:
@@ -22,10 +24,13 @@ def compact_command(
 
     with cli_errors():
         report = compact_artifact(source, target, scope_rank=scope_rank, adapter_rank=adapter_rank,
-                                  portable=portable)
+                                  portable=portable, cross_encoder_rank=cross_encoder_rank)
     console.print(f"[green]compact artifact written to {target}[/green]: scope {report.scope_bytes / 1e6:.2f} MB "
                   f"(rank {scope_rank}, {report.scope_energy_kept:.1%} of the change kept), adapter "
                   f"{report.adapter_bytes / 1e6:.2f} MB (rank {adapter_rank}, {report.adapter_energy_kept:.1%} kept)")
+    if report.cross_encoder_energy_kept is not None:
+        console.print(f"cross-encoder {report.cross_encoder_bytes / 1e6:.2f} MB (rank {cross_encoder_rank}, "
+                      f"{report.cross_encoder_energy_kept:.1%} of the change kept)")
     console.print("measure what it costs: python scripts/compact_check.py --full SOURCE --compact TARGET")
 
 
