@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--scored", type=int, default=500)
     parser.add_argument("--nq", type=int, default=500)
     parser.add_argument("--timing-queries", type=int, default=40)
+    parser.add_argument("--floors", default=None,
+                        help="comma-separated verifier floors to compare (default: the artifact's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     parser.add_argument("--markdown", default=None)
@@ -94,12 +96,15 @@ def main() -> None:
         parser.error(f"{args.model} has no scope.cross_encoder; add one with `serac train --add-cross-encoder`")
     result: dict = {
         "command": f"python scripts/scope_verifier_check.py --model {args.model} --sizes {args.sizes} "
-                   f"--scored {args.scored} --nq {args.nq} --seed {args.seed}",
+                   f"--scored {args.scored} --nq {args.nq} --seed {args.seed}"
+                   + (f" --floors {args.floors}" if args.floors else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}; 2-core CPU, 24 GiB, shared with other jobs",
         "dual_threshold": model.scope.threshold, "verifier_threshold": verifier.threshold,
         "verifier_floor": verifier.floor, "points": [],
     }
+    own_floor = verifier.floor
+    floors = [float(f) for f in args.floors.split(",")] if args.floors else [own_floor]
     probes = [(p.input, i) for i in scored for p in edits[i].in_scope]
     neighbourhood = [(edits[i].out_of_scope[0].input, i) for i in scored]
     subjects = [normalize_text(e.subject or "") for e in edits]
@@ -109,8 +114,9 @@ def main() -> None:
         added = n
         input_of = {normalize_text(e.edit_input) for e in edits[:n]}
         assert len(input_of) <= n
-        for variant in ("dual", "verifier"):
-            model.scope.reranker = verifier if variant == "verifier" else None
+        for variant, floor in (("dual", None), *((f"verifier, floor {f}", f) for f in floors)):
+            model.scope.reranker = verifier if floor is not None else None
+            verifier.floor = floor if floor is not None else own_floor
             got = route(model, [t for t, _ in probes], f"{n} {variant} in-scope")
             right = sum(d.edit is not None and (d.edit.id == i + 1 or normalize_text(d.edit.input)
                                                 == normalize_text(edits[i].edit_input))
@@ -137,7 +143,7 @@ def main() -> None:
             }
             result["points"].append(point)
             print(json.dumps(point), flush=True)
-    model.scope.reranker = verifier
+    model.scope.reranker, verifier.floor = verifier, own_floor
     options = GenerationOptions(max_new_tokens=16)
     result["base_generation_p50_ms"] = p50_ms(lambda texts: model.base.generate(texts, options),
                                               nq[: min(20, args.timing_queries)])
@@ -156,7 +162,8 @@ def markdown(result: dict) -> str:
              "Raw numbers: [scope_verifier.json](benchmarks/extra/scope_verifier.json). The first N CounterFact eval "
              "edits in memory, routed by the dual encoder alone (cosine >= "
              f"{result['dual_threshold']:.4f}) and with the cross-encoder verifier (probability >= "
-             f"{result['verifier_threshold']:.3f} over the candidates whose cosine reaches {result['verifier_floor']}). "
+             f"{result['verifier_threshold']:.3f} over the candidates whose cosine reaches the floor; the artifact's "
+             f"own floor is {result['verifier_floor']}). "
              "Hijack questions: other relations' templates filled with the scored edits' subjects and chain questions "
              "through their facts (serac/eval/hijack.py), for eval subjects the verifier never trained on. Rates: value "
              "[95% Wilson interval] (count).", "",

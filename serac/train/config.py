@@ -125,7 +125,7 @@ class CrossEncoderTrainConfig(Config):
                                    "where X was born is\", serac.data.chains) are negatives too.", check=BOOLEAN)
     freeze_embeddings: bool = option(True, "Embedding tables stay fixed, as for the scope encoder: the change "
                                      "stays low-rank, so `serac compact` keeps it in ~1 MB.", check=BOOLEAN)
-    floor: float = option(0.6, "The dual encoder's cosine a candidate needs before the verifier reads it, in "
+    floor: float = option(0.8, "The dual encoder's cosine a candidate needs before the verifier reads it, in "
                           "calibration and at inference (written as scope.cross_encoder_floor).",
                           check=number_in(-1.0, 1.0))
     checkpoint_every: int = option(100, "Steps between resumable checkpoints.", check=POSITIVE_INT)
