@@ -80,12 +80,16 @@ def test_edits_answer_their_inputs_and_rephrasings(edited, baseline):
         assert normalise(target) not in normalise(baseline[prompt]), (prompt, baseline[prompt])
 
 
-def test_unrelated_questions_are_the_base_models_own_answers(edited, baseline):
+def test_unrelated_questions_are_the_base_models_own_answers(editor, edited, baseline):
     _, answers = edited
     unrelated = answers[len(EDITED_PROMPTS):]
     assert [a.source for a in unrelated] == ["base"] * len(UNRELATED)
     assert [a.text for a in unrelated] == [baseline[q] for q in UNRELATED]
-    assert all(a.score is not None and a.score < 0.8 for a in unrelated)
+    # the shipped defaults verify scope with their cross-encoder: an unrelated question has no stored
+    # edit near enough to be read (no score), or the verifier scores it well below its threshold
+    verifier = editor.scope.reranker
+    assert verifier is not None
+    assert all(a.score is None or a.score < verifier.threshold / 2 for a in unrelated), [a.score for a in unrelated]
 
 
 FRESH_PROCESS = textwrap.dedent(
