@@ -71,8 +71,12 @@ def markdown(result: dict) -> str:
     lines = ["## No hijacking by subject (issue 14, item 4)", "",
              f"Command: `{result['command']}` ({result['date']}, {result['machine']}, {result['wall_s'] / 60:.1f} min). "
              f"Raw numbers: [hijack.json](benchmarks/extra/hijack.json). Model: `{result['model']}` (counterfactual prompt "
-             f"`{result['counterfactual']}`), scope threshold {result['threshold']:.4f}; {result['edits_in_memory']} training "
-             "edits in memory (CounterFact and zsRE training files). Queries (`serac/eval/hijack.py`, training data only): "
+             f"`{result['counterfactual']}`), scope threshold {result['threshold']:.4f}" + (f", verifier threshold "
+             f"{result['verifier_threshold']:.3f} (floor {result['verifier_floor']})" if result.get("verifier_threshold") else "")
+             + f"; {result['edits_in_memory']} training "
+             "edits in memory (CounterFact and zsRE training files" + ("; with --held-out only records of the artifact's "
+             "validation split, which neither its scope encoder nor its verifier trained on" if "--held-out" in result["command"]
+             else "") + "). Queries (`serac/eval/hijack.py`, training data only): "
              "**sibling**: another CounterFact record of an edited subject with another relation; **template**: another "
              "relation's template filled with the subject; **chain**: a relation asked through the edited fact (\"The "
              "official language of the place where <subject> was born is\"). Rates: value [95% Wilson interval] (count).", "",
@@ -94,6 +98,12 @@ def markdown(result: dict) -> str:
               "| rule | hijack queries routed to an edit | in-scope probes routed to their own edit |", "|---|---|---|"]
     for name, entry in result["relation_check_routing_only"].items():
         if isinstance(entry, dict):
+            lines.append(f"| {name} | {cell(entry['hijack_routed'])} | {cell(entry['in_scope_routed_to_own'])} |")
+    if "verifier_threshold_routing_only" in result:
+        lines += ["", "Routing only: the scope verifier's threshold (the cross-encoder's probability):", "",
+                  "| verifier threshold | hijack queries routed to an edit | in-scope probes routed to their own edit |",
+                  "|---|---|---|"]
+        for name, entry in result["verifier_threshold_routing_only"].items():
             lines.append(f"| {name} | {cell(entry['hijack_routed'])} | {cell(entry['in_scope_routed_to_own'])} |")
     return "\n".join(lines) + "\n"
 
@@ -143,6 +153,8 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}; 2-core CPU shared with other jobs",
         "model": args.model, "counterfactual": model.config.counterfactual.prompt if model.config else None,
         "threshold": model.scope.threshold, "edits_in_memory": len(hijack.edits),
+        "verifier_threshold": model.scope.reranker.threshold if model.scope.reranker else None,
+        "verifier_floor": model.scope.reranker.floor if model.scope.reranker else None,
         "queries": {kind: len(hijack.of_kind(kind)) for kind in KINDS},
     }
 
@@ -173,6 +185,19 @@ def main() -> None:
         **{f"masked cosine >= {t}": {"hijack_routed": share(int((hijack_sim >= t).sum()), len(routed)),
                                      "in_scope_routed_to_own": share(int((probe_sim >= t).sum()), len(probes))}
            for t in RELATION_THRESHOLDS}}
+
+    verifier = model.scope.reranker
+    if verifier is not None:  # the verifier's threshold: what a stricter one buys, routing only
+        chosen, sweep = verifier.threshold, {}
+        for threshold in sorted({chosen, 0.5, 0.7, 0.9, 0.95}):
+            verifier.threshold = threshold
+            hijack_routed = sum(d.edit is not None for d in model.route(texts))
+            own_routed = sum(d.edit is not None and d.edit.id == edit_ids[n]
+                             for d, (_, n) in zip(model.route([t for t, _ in probes]), probes))
+            sweep[f"{threshold:.3f}" + (" (the artifact's)" if threshold == chosen else "")] = {
+                "hijack_routed": share(hijack_routed, len(texts)), "in_scope_routed_to_own": share(own_routed, len(probes))}
+        verifier.threshold = chosen
+        result["verifier_threshold_routing_only"] = sweep
 
     def save() -> None:  # after each stage, so a run stopped by its time bound keeps what it measured
         if args.out:
