@@ -136,16 +136,19 @@ class ScopeClassifier:
         self._unsaved = 0
 
     @classmethod
-    def from_config(cls, config: ScopeConfig) -> "ScopeClassifier":
-        reranker = (
-            CrossEncoderReranker(config.cross_encoder, config.cross_encoder_threshold, config.device,
-                                 floor=config.cross_encoder_floor)
-            if config.cross_encoder
-            else None
-        )
-        encoder = SentenceEncoder(config.encoder, device=config.device, trust_remote_code=config.trust_remote_code)
+    def from_config(cls, config: ScopeConfig, encoder: Encoder | None = None,
+                    same_fact_encoder: Encoder | None = None,
+                    reranker: "CrossEncoderReranker | None" = None) -> "ScopeClassifier":
+        """The scope a config describes; ``encoder``, ``same_fact_encoder`` and ``reranker``: already
+        loaded models to use instead of loading the config's (e.g. shared by an evaluation)."""
+        if reranker is None and config.cross_encoder:
+            reranker = CrossEncoderReranker(config.cross_encoder, config.cross_encoder_threshold, config.device,
+                                            floor=config.cross_encoder_floor)
+        encoder = encoder or SentenceEncoder(config.encoder, device=config.device,
+                                             trust_remote_code=config.trust_remote_code)
         judge = config.same_fact_encoder
-        judge_encoder = SentenceEncoder(judge, device=config.device) if judge and judge != config.encoder else None
+        judge_encoder = same_fact_encoder or (
+            SentenceEncoder(judge, device=config.device) if judge and judge != config.encoder else None)
         return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts,
                    config.same_fact_threshold, judge_encoder, index=config.index,
                    approximate_above=config.approximate_above, search_threads=config.search_threads,

@@ -434,3 +434,29 @@ def test_an_exact_input_reaches_its_own_edit_whatever_the_verifier_says():
         assert decision.in_scope and decision.edit == edit and decision.score == 1.0
         assert model.calls[-1] == [(other.input, edit.input.upper())]  # only the other edit was read
     assert not scope.decide(["capital of Zembla please"])[0].in_scope
+
+
+def test_from_config_uses_given_models_and_every_scope_option(monkeypatch):
+    """The evaluation builds the artifact's scope on shared encoders through from_config, so what it
+    measures is what the config describes (the verifier's floor, relation_first, the same-fact judge)."""
+    import serac.scope as scope_module
+    from serac.config import ScopeConfig
+
+    made = []
+
+    class Recorder:
+        def __init__(self, spec, threshold, device, floor):
+            made.append((spec, threshold, floor))
+            self.threshold, self.floor = threshold, floor
+
+    monkeypatch.setattr(scope_module, "CrossEncoderReranker", Recorder)
+    config = ScopeConfig(encoder="not-loaded", threshold=0.7, top_k=4, cross_encoder="ce", cross_encoder_threshold=0.3,
+                         cross_encoder_floor=0.75, relation_first=False, same_fact_threshold=0.6,
+                         same_fact_encoder="judge-not-loaded")
+    encoder, judge = HashingEncoder(), HashingEncoder()
+    scope = ScopeClassifier.from_config(config, encoder, judge)
+    assert made == [("ce", 0.3, 0.75)] and scope.reranker.floor == 0.75
+    assert scope.encoder is encoder and scope.same_fact.encoder is judge
+    assert (scope.threshold, scope.top_k, scope.relation_first) == (0.7, 4, False)
+    given, _ = verifier(floor=0.1)
+    assert ScopeClassifier.from_config(config, encoder, judge, given).reranker is given and len(made) == 1

@@ -315,13 +315,15 @@ def serac_trained(models: EvalModels, options: MethodOptions, name: str = "serac
     counterfactual = load_counterfactual(cf_config, models.base)
     counterfactual.lm = models.cached(counterfactual.lm, cache_label, reuse_prefix=True)
     encoder = models.encoder(config.scope.encoder)
-    reranker = (CrossEncoderReranker(config.scope.cross_encoder, config.scope.cross_encoder_threshold, device)
-                if config.scope.cross_encoder else None)
-    scope = config.scope
-    cutoff = scope.threshold if threshold is None else threshold
-    return SeracMethod(
-        name, models,
-        lambda: ScopeClassifier(encoder, cutoff, scope.top_k, reranker, scope.conflicts), counterfactual,
+    scope = config.scope.replace(device=device)
+    if threshold is not None:
+        scope = scope.replace(threshold=threshold)
+    reranker = (CrossEncoderReranker(scope.cross_encoder, scope.cross_encoder_threshold, device,
+                                     floor=scope.cross_encoder_floor) if scope.cross_encoder else None)
+    judge = (models.encoder(scope.same_fact_encoder)
+             if scope.same_fact_encoder and scope.same_fact_encoder != scope.encoder else None)
+    return SeracMethod(  # the artifact's own scope (ScopeClassifier.from_config), on the shared encoders
+        name, models, lambda: ScopeClassifier.from_config(scope, encoder, judge, reranker), counterfactual,
     )
 
 
