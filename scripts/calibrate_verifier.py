@@ -20,9 +20,7 @@ from serac.editor import CONFIG_FILE
 from serac.models import loadable_model
 from serac.train.calibrate import choose_threshold
 from serac.train.config import TrainConfig
-from serac.train.cross_encoder import score_validation_reranked
-from serac.train.pairs import add_subject_negatives
-from serac.train.pipeline import load_training_data
+from serac.train.pipeline import load_training_data, verifier_validation
 from serac.train.scope import encode, load_sentence_encoder
 
 
@@ -37,13 +35,9 @@ def main() -> None:
 
     config = TrainConfig.load(args.model / "train_config.json")
     serac = SeracConfig.load(args.model / CONFIG_FILE)
-    data = load_training_data(config)
-    val = add_subject_negatives(data.val, reference=data.train, per_record=config.cross_encoder.subject_negatives,
-                                seed=config.seed)
     dual = load_sentence_encoder(str(args.model / serac.scope.encoder))
     verifier = CrossEncoder(loadable_model(args.verifier or str(args.model / serac.scope.cross_encoder)), device="cpu")
-    scores = score_validation_reranked(lambda t: encode(dual, t), verifier, val, serac.scope.top_k, args.floor,
-                                       config.cross_encoder.chain_negatives)
+    scores = verifier_validation(config, load_training_data(config), lambda t: encode(dual, t), verifier, args.floor)
     threshold, objective = choose_threshold(scores)
     table = {}
     for t in sorted({0.3, 0.5, 0.7, 0.9, round(threshold, 4), round(serac.scope.cross_encoder_threshold, 4)}):

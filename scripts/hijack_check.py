@@ -30,16 +30,10 @@ from serac.base import GenerationOptions
 from serac.data import load_counterfact, load_zsre
 from serac.editor import EditedModel
 from serac.eval.hijack import KINDS, build_hijack_set
-from serac.eval.metrics import exact_match, wilson
+from serac.eval.metrics import exact_match, rate_cell, rate_entry
 from serac.facts import mask_shared_span
 
 RELATION_THRESHOLDS = (0.3, 0.4, 0.5, 0.55)
-
-
-def share(k: int, n: int) -> dict:
-    low, high = wilson(k, n) if n else (None, None)
-    return {"k": k, "n": n, "rate": round(k / n, 4) if n else None,
-            "ci95": [round(low, 4), round(high, 4)] if n else None}
 
 
 def generate(model: EditedModel, texts: list[str], desc: str, batch: int = 8, max_new_tokens: int = 16) -> list:
@@ -58,12 +52,6 @@ def relation_similarity(encoder, pairs: list[tuple[str, str]]) -> np.ndarray:
     masked = [mask_shared_span(a, b) for a, b in pairs]
     vectors = encoder.encode([t for pair in masked for t in pair])
     return np.sum(vectors[0::2] * vectors[1::2], axis=1)
-
-
-def cell(entry: dict | None) -> str:
-    if not entry or entry.get("n") in (None, 0):
-        return "–"
-    return f"{entry['rate']:.3f} [{entry['ci95'][0]:.2f}, {entry['ci95'][1]:.2f}] ({entry['k']}/{entry['n']})"
 
 
 def markdown(result: dict) -> str:
@@ -85,26 +73,26 @@ def markdown(result: dict) -> str:
     for kind in (*KINDS, "all"):
         routing = result["routing"][kind]
         gen = result["generation"]["by_kind"][kind]
-        total = cell(gen.get("answered_with_target")) if "answered_with_target" in gen else (
+        total = rate_cell(gen.get("answered_with_target")) if "answered_with_target" in gen else (
             f"~{gen['answered_with_target_estimate']:.3f} (estimate: routed share x sampled rate)"
             if "answered_with_target_estimate" in gen else "–")
-        lines.append(f"| {kind} | {routing['routed_to_an_edit']['n']} | {cell(routing['routed_to_an_edit'])} | "
-                     f"{cell(routing['routed_to_the_subjects_edit'])} | {cell(gen['routed_answered_with_target'])} | {total} |")
+        lines.append(f"| {kind} | {routing['routed_to_an_edit']['n']} | {rate_cell(routing['routed_to_an_edit'])} | "
+                     f"{rate_cell(routing['routed_to_the_subjects_edit'])} | {rate_cell(gen['routed_answered_with_target'])} | {total} |")
     es = result["es_on_the_edits"]
-    lines += ["", f"ES on the edits themselves (same memory, generated): {cell(es['es'])}; reliability "
-              f"{cell(es['reliability'])}, generalization {cell(es['generalization'])}.", "",
+    lines += ["", f"ES on the edits themselves (same memory, generated): {rate_cell(es['es'])}; reliability "
+              f"{rate_cell(es['reliability'])}, generalization {rate_cell(es['generalization'])}.", "",
               "Routing only: requiring the routed edit to ask the query's relation (the same-fact judge's "
               "subject-masked cosine between the query and the edit's input, `serac.facts`):", "",
               "| rule | hijack queries routed to an edit | in-scope probes routed to their own edit |", "|---|---|---|"]
     for name, entry in result["relation_check_routing_only"].items():
         if isinstance(entry, dict):
-            lines.append(f"| {name} | {cell(entry['hijack_routed'])} | {cell(entry['in_scope_routed_to_own'])} |")
+            lines.append(f"| {name} | {rate_cell(entry['hijack_routed'])} | {rate_cell(entry['in_scope_routed_to_own'])} |")
     if "verifier_threshold_routing_only" in result:
         lines += ["", "Routing only: the scope verifier's threshold (the cross-encoder's probability):", "",
                   "| verifier threshold | hijack queries routed to an edit | in-scope probes routed to their own edit |",
                   "|---|---|---|"]
         for name, entry in result["verifier_threshold_routing_only"].items():
-            lines.append(f"| {name} | {cell(entry['hijack_routed'])} | {cell(entry['in_scope_routed_to_own'])} |")
+            lines.append(f"| {name} | {rate_cell(entry['hijack_routed'])} | {rate_cell(entry['in_scope_routed_to_own'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -164,13 +152,13 @@ def main() -> None:
     routed = [d.edit is not None for d in decisions]
     own = [d.edit is not None and d.edit.id == edit_ids[q.edit] for q, d in zip(hijack.queries, decisions)]
     result["routing"] = {
-        kind: {"routed_to_an_edit": share(sum(r for r, q in zip(routed, hijack.queries) if q.kind == kind),
+        kind: {"routed_to_an_edit": rate_entry(sum(r for r, q in zip(routed, hijack.queries) if q.kind == kind),
                                           len(hijack.of_kind(kind))),
-               "routed_to_the_subjects_edit": share(sum(o for o, q in zip(own, hijack.queries) if q.kind == kind),
+               "routed_to_the_subjects_edit": rate_entry(sum(o for o, q in zip(own, hijack.queries) if q.kind == kind),
                                                     len(hijack.of_kind(kind)))}
         for kind in KINDS}
-    result["routing"]["all"] = {"routed_to_an_edit": share(sum(routed), len(routed)),
-                                "routed_to_the_subjects_edit": share(sum(own), len(own))}
+    result["routing"]["all"] = {"routed_to_an_edit": rate_entry(sum(routed), len(routed)),
+                                "routed_to_the_subjects_edit": rate_entry(sum(own), len(own))}
 
     # 2. routing-only variant: the routed edit must ask the query's relation
     probes = [(p.input, n) for n, e in enumerate(hijack.edits) for p in e.in_scope]
@@ -181,9 +169,9 @@ def main() -> None:
     probe_sim = relation_similarity(judge, [(t, d.edit.input) for (t, _), d, ok in zip(probes, probe_decisions, probe_own) if ok])
     result["relation_check_routing_only"] = {
         "encoder": "the same-fact judge's encoder", "in_scope_probes": len(probes),
-        "no_check": {"hijack_routed": share(sum(routed), len(routed)), "in_scope_routed_to_own": share(sum(probe_own), len(probes))},
-        **{f"masked cosine >= {t}": {"hijack_routed": share(int((hijack_sim >= t).sum()), len(routed)),
-                                     "in_scope_routed_to_own": share(int((probe_sim >= t).sum()), len(probes))}
+        "no_check": {"hijack_routed": rate_entry(sum(routed), len(routed)), "in_scope_routed_to_own": rate_entry(sum(probe_own), len(probes))},
+        **{f"masked cosine >= {t}": {"hijack_routed": rate_entry(int((hijack_sim >= t).sum()), len(routed)),
+                                     "in_scope_routed_to_own": rate_entry(int((probe_sim >= t).sum()), len(probes))}
            for t in RELATION_THRESHOLDS}}
 
     verifier = model.scope.reranker
@@ -195,7 +183,7 @@ def main() -> None:
             own_routed = sum(d.edit is not None and d.edit.id == edit_ids[n]
                              for d, (_, n) in zip(model.route([t for t, _ in probes]), probes))
             sweep[f"{threshold:.3f}" + (" (the artifact's)" if threshold == chosen else "")] = {
-                "hijack_routed": share(hijack_routed, len(texts)), "in_scope_routed_to_own": share(own_routed, len(probes))}
+                "hijack_routed": rate_entry(hijack_routed, len(texts)), "in_scope_routed_to_own": rate_entry(own_routed, len(probes))}
         verifier.threshold = chosen
         result["verifier_threshold_routing_only"] = sweep
 
@@ -229,9 +217,9 @@ def main() -> None:
         n_kind = sum(len(hijack.of_kind(k)) for k in kinds)
         n_routed = sum(1 for i in routed_idx if hijack.queries[i].kind in kinds)
         k_hit, k_tried = sum(hits[k] for k in kinds), sum(tried[k] for k in kinds)
-        entry = {"routed_answered_with_target": share(k_hit, k_tried)}
+        entry = {"routed_answered_with_target": rate_entry(k_hit, k_tried)}
         if k_tried == n_routed:  # every routed query generated: the share over all queries is exact
-            entry["answered_with_target"] = share(k_hit, n_kind)
+            entry["answered_with_target"] = rate_entry(k_hit, n_kind)
         elif k_tried:  # a sample of the routed ones: scale by the routed share
             rate = k_hit / k_tried * n_routed / n_kind
             entry["answered_with_target_estimate"] = round(rate, 4)
@@ -244,10 +232,10 @@ def main() -> None:
     es_probes = [(p.input, hijack.edits[n].edit_target, j) for n in es_edits for j, p in enumerate(hijack.edits[n].in_scope)]
     es_answers = generate(model, [t for t, _, _ in es_probes], "edit inputs and rephrasings")
     ok = [exact_match(a.text, target) for a, (_, target, _) in zip(es_answers, es_probes)]
-    result["es_on_the_edits"] = {"es": share(sum(ok), len(ok)),
-                                 "reliability": share(sum(o for o, p in zip(ok, es_probes) if p[2] == 0),
+    result["es_on_the_edits"] = {"es": rate_entry(sum(ok), len(ok)),
+                                 "reliability": rate_entry(sum(o for o, p in zip(ok, es_probes) if p[2] == 0),
                                                       sum(1 for p in es_probes if p[2] == 0)),
-                                 "generalization": share(sum(o for o, p in zip(ok, es_probes) if p[2] > 0),
+                                 "generalization": rate_entry(sum(o for o, p in zip(ok, es_probes) if p[2] > 0),
                                                          sum(1 for p in es_probes if p[2] > 0))}
     result["wall_s"] = round(time.time() - started, 1)
     text = json.dumps(result, indent=1)

@@ -36,7 +36,7 @@ import numpy as np
 from serac.data import load_counterfact, load_nq
 from serac.data.examples import normalize_text
 from serac.editor import load_artifact_config
-from serac.eval.metrics import wilson
+from serac.eval.metrics import rate_cell, rate_entry
 from serac.scope import SentenceEncoder
 
 CAL_SIZES = (300, 1000, 3000)
@@ -136,11 +136,6 @@ def best(queries: np.ndarray, keys: np.ndarray, exclude: list[set[int]] | None =
     return scores, where
 
 
-def share(k: int, n: int) -> dict:
-    low, high = wilson(k, n)
-    return {"k": int(k), "n": int(n), "rate": round(k / n, 4), "ci95": [round(low, 4), round(high, 4)]}
-
-
 def calibrate(cache: dict, texts_: dict, threshold: float, seed: int) -> tuple[NAwareThreshold, dict]:
     """Fit t(N) on the training split (see the module docstring)."""
     keys, oos = cache["cal_keys"], cache["cal_oos"]
@@ -195,12 +190,12 @@ def measure(args) -> dict:
             routed_nb = score_nb >= threshold
             out["points"].append({
                 "n_edits": n, "threshold_kind": name, "threshold": round(float(threshold), 4),
-                "in_scope_recall": share(int(((score_in >= threshold) & own).sum()), len(own)),
-                "neighbourhood_routed": share(int(routed_nb.sum()), len(routed_nb)),
+                "in_scope_recall": rate_entry(int(((score_in >= threshold) & own).sum()), len(own)),
+                "neighbourhood_routed": rate_entry(int(routed_nb.sum()), len(routed_nb)),
                 "neighbourhood_routed_to_an_edit_about_its_subject": int((routed_nb & nb_subject).sum()),
-                "neighbourhood_routed_to_an_edit_about_another_subject": share(int((score_nb_other >= threshold).sum()),
+                "neighbourhood_routed_to_an_edit_about_another_subject": rate_entry(int((score_nb_other >= threshold).sum()),
                                                                                len(score_nb_other)),
-                "nq_routed": share(int((score_nq >= threshold).sum()), len(score_nq)),
+                "nq_routed": rate_entry(int((score_nq >= threshold).sum()), len(score_nq)),
                 "nq_routed_to_an_edit_about_a_subject_it_names": int(((score_nq >= threshold) & nq_subject).sum()),
             })
     return out
@@ -232,10 +227,6 @@ def timing(args, encoder) -> dict:
     return out
 
 
-def cell(entry: dict) -> str:
-    return f"{entry['rate']:.3f} [{entry['ci95'][0]:.2f}, {entry['ci95'][1]:.2f}] ({entry['k']}/{entry['n']})"
-
-
 def markdown(result: dict) -> str:
     """The benchmarks/extra fragment for a result."""
     cal, timing = result["calibration"], result["timing"]
@@ -256,9 +247,9 @@ def markdown(result: dict) -> str:
              "|---:|---|---|---|---:|---|---|---:|"]
     for point in result["points"]:
         lines.append(f"| {point['n_edits']:,} | {point['threshold_kind']} {point['threshold']:.4f} | "
-                     f"{cell(point['in_scope_recall'])} | {cell(point['neighbourhood_routed'])} | "
+                     f"{rate_cell(point['in_scope_recall'])} | {rate_cell(point['neighbourhood_routed'])} | "
                      f"{point['neighbourhood_routed_to_an_edit_about_its_subject']} | "
-                     f"{cell(point['neighbourhood_routed_to_an_edit_about_another_subject'])} | {cell(point['nq_routed'])} | "
+                     f"{rate_cell(point['neighbourhood_routed_to_an_edit_about_another_subject'])} | {rate_cell(point['nq_routed'])} | "
                      f"{point['nq_routed_to_an_edit_about_a_subject_it_names']} |")
     lines += ["", f"Scope cost per query: encoder pass {timing['encoder_ms_per_query']:.1f} ms (one query at a time); "
               "exact index search " + ", ".join(f"{int(n):,} keys: {ms:.2f} ms" for n, ms in timing["search_ms_per_query"].items())

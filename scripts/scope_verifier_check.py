@@ -37,17 +37,8 @@ from serac.data import load_counterfact, load_nq
 from serac.data.examples import normalize_text
 from serac.editor import EditedModel
 from serac.eval.hijack import build_hijack_set
-from serac.eval.metrics import wilson
+from serac.eval.metrics import rate_cell, rate_entry
 from serac.store import EditStore
-
-
-def share(k: int, n: int) -> dict:
-    low, high = wilson(k, n) if n else (0.0, 0.0)
-    return {"k": int(k), "n": int(n), "rate": round(k / n, 4) if n else None, "ci95": [round(low, 4), round(high, 4)]}
-
-
-def cell(entry: dict) -> str:
-    return f"{entry['rate']:.3f} [{entry['ci95'][0]:.2f}, {entry['ci95'][1]:.2f}] ({entry['k']}/{entry['n']})"
 
 
 def route(model: EditedModel, texts: list[str], desc: str, batch: int = 64) -> list:
@@ -131,11 +122,11 @@ def main() -> None:
             got_hijack = route(model, [q.text for q in hijack_queries], f"{n} {variant} hijack")
             point = {
                 "n_edits": n, "variant": variant,
-                "in_scope_routed_to_its_fact": share(right, len(probes)),
-                "neighbourhood_routed": share(sum(routed), len(routed)),
-                "neighbourhood_routed_to_another_subject": share(sum(other), len(other)),
-                "nq_routed": share(sum(d.edit is not None for d in got_nq), len(got_nq)),
-                "hijack_routed": share(sum(d.edit is not None for d in got_hijack), len(got_hijack)),
+                "in_scope_routed_to_its_fact": rate_entry(right, len(probes)),
+                "neighbourhood_routed": rate_entry(sum(routed), len(routed)),
+                "neighbourhood_routed_to_another_subject": rate_entry(sum(other), len(other)),
+                "nq_routed": rate_entry(sum(d.edit is not None for d in got_nq), len(got_nq)),
+                "hijack_routed": rate_entry(sum(d.edit is not None for d in got_hijack), len(got_hijack)),
                 "scope_p50_ms": {
                     "out_of_scope": p50_ms(model.route, nq[: args.timing_queries]),
                     "in_scope": p50_ms(model.route, [t for t, _ in probes[: args.timing_queries]]),
@@ -171,9 +162,9 @@ def markdown(result: dict) -> str:
              "NQ routed | hijack questions routed | scope p50 ms (out / in scope) |",
              "|---:|---|---|---|---|---|---|---|"]
     for p in result["points"]:
-        lines.append(f"| {p['n_edits']:,} | {p['variant']} | {cell(p['in_scope_routed_to_its_fact'])} | "
-                     f"{cell(p['neighbourhood_routed'])} | {cell(p['neighbourhood_routed_to_another_subject'])} | "
-                     f"{cell(p['nq_routed'])} | {cell(p['hijack_routed'])} | "
+        lines.append(f"| {p['n_edits']:,} | {p['variant']} | {rate_cell(p['in_scope_routed_to_its_fact'])} | "
+                     f"{rate_cell(p['neighbourhood_routed'])} | {rate_cell(p['neighbourhood_routed_to_another_subject'])} | "
+                     f"{rate_cell(p['nq_routed'])} | {rate_cell(p['hijack_routed'])} | "
                      f"{p['scope_p50_ms']['out_of_scope']} / {p['scope_p50_ms']['in_scope']} |")
     lines += ["", f"Base model greedy generation (16 new tokens), p50: {result['base_generation_p50_ms']} ms per "
               "question, same run."]

@@ -24,17 +24,12 @@ import torch
 from serac.data import load_counterfact
 from serac.editor import load_artifact_config
 from serac.eval.hijack import KINDS, build_hijack_set
-from serac.eval.metrics import wilson
+from serac.eval.metrics import rate_entry
 from serac.train.calibrate import choose_threshold, score_validation
 from serac.train.checkpoint import load_trainable_state
 from serac.train.config import TrainConfig
 from serac.train.pipeline import load_training_data
 from serac.train.scope import encode, load_sentence_encoder
-
-
-def share(k: int, n: int) -> dict:
-    low, high = wilson(k, n)
-    return {"k": int(k), "n": int(n), "rate": round(k / n, 4), "ci95": [round(low, 4), round(high, 4)]}
 
 
 def route(embed, hijack, threshold: float) -> dict:
@@ -44,10 +39,10 @@ def route(embed, hijack, threshold: float) -> dict:
     probes = [(p.input, n) for n, e in enumerate(hijack.edits) for p in e.in_scope]
     sims = embed([t for t, _ in probes]) @ keys.T
     own = np.array([sims[i].argmax() == n and sims[i, n] >= threshold for i, (_, n) in enumerate(probes)])
-    out = {kind: share(int(sum(b >= threshold for b, q in zip(best, hijack.queries) if q.kind == kind)),
+    out = {kind: rate_entry(int(sum(b >= threshold for b, q in zip(best, hijack.queries) if q.kind == kind)),
                        len(hijack.of_kind(kind))) for kind in KINDS}
-    out["all"] = share(int((best >= threshold).sum()), len(best))
-    out["in_scope_routed_to_own"] = share(int(own.sum()), len(own))
+    out["all"] = rate_entry(int((best >= threshold).sum()), len(best))
+    out["in_scope_routed_to_own"] = rate_entry(int(own.sum()), len(own))
     return out
 
 

@@ -98,6 +98,7 @@ def each(check: Check, what: str = "values") -> Check:
 POSITIVE_INT = at_least(1)
 NON_NEGATIVE_INT = at_least(0)
 FRACTION = number_in(0.0, 1.0)
+COSINE = number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}")
 POSITIVE_NUMBER = Check(lambda v: _is_number(v) and v > 0, "{name} must be a positive number, got {value}")
 NON_NEGATIVE_NUMBER = Check(lambda v: _is_number(v) and v >= 0, "{name} must be >= 0, got {value}")
 BOOLEAN = Check(lambda v: isinstance(v, bool), "{name} must be true or false, got {value}")
@@ -279,7 +280,7 @@ class ScopeConfig(Config):
     threshold: float = option(
         0.80, "Cosine similarity at or above which the best-matching edit is in scope. 0.80 suits the "
         "pretrained MiniLM (rephrasings score ~0.85-0.98, unrelated questions < 0.5); training calibrates "
-        "its own value.", check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
+        "its own value.", check=COSINE)
     top_k: int = option(10, "Candidates returned per query (offered to the counterfactual model and the "
                         "conflict policy).", check=POSITIVE_INT)
     conflicts: Literal["newest", "best"] = option(
@@ -300,7 +301,7 @@ class ScopeConfig(Config):
         "scope test, because two facts about one subject share most of their key. `serac train` calibrates "
         "it: at most 1% of same-subject, other-relation validation pairs merged; 0.55 is that value for the "
         "pretrained MiniLM.",
-        check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
+        check=COSINE)
     relation_first: bool = option(
         True, "When several edits are in scope of a query, answer from the one whose input asks the query's "
         "relation (subject-masked cosine, by same_fact_encoder), not simply the nearest: with many facts about "
@@ -334,7 +335,7 @@ class ScopeConfig(Config):
         "without a cross-encoder pass, so most out-of-scope queries cost nothing extra. At 10,000 edits 0.8 "
         "routed fewer prompts to an edit about another subject than 0.6 (3 vs 8 of 500) and kept more "
         "rephrasings (974 vs 966 of 1,000; benchmarks/extra/scope_verifier.md).",
-        check=number_in(-1.0, 1.0, "{name} is a cosine similarity in [{low}, {high}], got {value}"))
+        check=COSINE)
     device: str = option("auto", "Where the encoders run: auto, cpu, cuda, cuda:N, mps.", check=DEVICE)
     trust_remote_code: bool = option(False, "Allow the encoder's own modelling code from the Hub.",
                                      check=BOOLEAN)

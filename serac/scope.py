@@ -141,9 +141,7 @@ class ScopeClassifier:
                     reranker: "CrossEncoderReranker | None" = None) -> "ScopeClassifier":
         """The scope a config describes; ``encoder``, ``same_fact_encoder`` and ``reranker``: already
         loaded models to use instead of loading the config's (e.g. shared by an evaluation)."""
-        if reranker is None and config.cross_encoder:
-            reranker = CrossEncoderReranker(config.cross_encoder, config.cross_encoder_threshold, config.device,
-                                            floor=config.cross_encoder_floor)
+        reranker = reranker or CrossEncoderReranker.from_config(config)
         encoder = encoder or SentenceEncoder(config.encoder, device=config.device,
                                              trust_remote_code=config.trust_remote_code)
         judge = config.same_fact_encoder
@@ -352,21 +350,25 @@ class CrossEncoderReranker:
         self.threshold = threshold
         self.floor = floor
 
+    @classmethod
+    def from_config(cls, config: ScopeConfig) -> "CrossEncoderReranker | None":
+        """The config's verifier (``cross_encoder``, its threshold and floor), None without one."""
+        if not config.cross_encoder:
+            return None
+        return cls(config.cross_encoder, config.cross_encoder_threshold, config.device, floor=config.cross_encoder_floor)
+
     def verify(self, queries: Sequence[str], rows: Sequence[list[Candidate]]) -> list[list[Candidate]]:
         """Each query's candidates at or above the floor, re-scored by the cross-encoder, best first
         (ties keep the dual encoder's order); candidates below the floor are dropped. An edit whose
         input is the query itself scores 1 unread: an edit's own input always reaches it."""
         kept = [[c for c in row if c.score >= self.floor] for row in rows]
-        keys = [input_key(query) for query in queries]
-        pairs = [(c.edit.input, query) for query, key, row in zip(queries, keys, kept) for c in row
-                 if input_key(c.edit.input) != key]
+        exact = [[input_key(c.edit.input) == input_key(query) for c in row] for query, row in zip(queries, kept)]
+        pairs = [(c.edit.input, query) for query, row, flags in zip(queries, kept, exact)
+                 for c, own in zip(row, flags) if not own]
         scores = iter(np.asarray(self.model.predict(pairs, convert_to_numpy=True, show_progress_bar=False),
                                  dtype=np.float32).reshape(len(pairs), -1)[:, -1] if pairs else ())
-        out = []
-        for key, row in zip(keys, kept):
-            scored = [Candidate(c.edit, 1.0 if input_key(c.edit.input) == key else float(next(scores))) for c in row]
-            out.append(sorted(scored, key=lambda c: -c.score))
-        return out
+        return [sorted((Candidate(c.edit, 1.0 if own else float(next(scores))) for c, own in zip(row, flags)),
+                       key=lambda c: -c.score) for row, flags in zip(kept, exact)]
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         return self.verify([query], [candidates])[0]

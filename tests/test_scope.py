@@ -444,12 +444,11 @@ def test_from_config_uses_given_models_and_every_scope_option(monkeypatch):
 
     made = []
 
-    class Recorder:
-        def __init__(self, spec, threshold, device, floor):
-            made.append((spec, threshold, floor))
-            self.threshold, self.floor = threshold, floor
+    def record(self, spec, threshold, device, floor):  # instead of loading a model
+        made.append((spec, threshold, floor))
+        self.threshold, self.floor = threshold, floor
 
-    monkeypatch.setattr(scope_module, "CrossEncoderReranker", Recorder)
+    monkeypatch.setattr(scope_module.CrossEncoderReranker, "__init__", record)
     config = ScopeConfig(encoder="not-loaded", threshold=0.7, top_k=4, cross_encoder="ce", cross_encoder_threshold=0.3,
                          cross_encoder_floor=0.75, relation_first=False, same_fact_threshold=0.6,
                          same_fact_encoder="judge-not-loaded")

@@ -318,8 +318,7 @@ def serac_trained(models: EvalModels, options: MethodOptions, name: str = "serac
     scope = config.scope.replace(device=device)
     if threshold is not None:
         scope = scope.replace(threshold=threshold)
-    reranker = (CrossEncoderReranker(scope.cross_encoder, scope.cross_encoder_threshold, device,
-                                     floor=scope.cross_encoder_floor) if scope.cross_encoder else None)
+    reranker = CrossEncoderReranker.from_config(scope)  # loaded once, shared by every run's scope
     judge = (models.encoder(scope.same_fact_encoder)
              if scope.same_fact_encoder and scope.same_fact_encoder != scope.encoder else None)
     return SeracMethod(  # the artifact's own scope (ScopeClassifier.from_config), on the shared encoders

@@ -160,6 +160,22 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (0.0 if successes == 0 else max(0.0, centre - half), 1.0 if successes == n else min(1.0, centre + half))
 
 
+def rate_entry(successes: int, n: int) -> dict[str, object]:
+    """A rate as the measurement scripts record it: count, total, rate and its Wilson interval
+    (rate and interval None when nothing was measured)."""
+    if n <= 0:
+        return {"k": int(successes), "n": int(n), "rate": None, "ci95": None}
+    low, high = wilson(successes, n)
+    return {"k": int(successes), "n": int(n), "rate": round(successes / n, 4), "ci95": [round(low, 4), round(high, 4)]}
+
+
+def rate_cell(entry: dict | None) -> str:
+    """A :func:`rate_entry` as a table cell: ``rate [low, high] (k/n)``, or a dash when empty."""
+    if not entry or not entry.get("n"):
+        return "\u2013"
+    return f"{entry['rate']:.3f} [{entry['ci95'][0]:.2f}, {entry['ci95'][1]:.2f}] ({entry['k']}/{entry['n']})"
+
+
 def successes_of(rate: float, n: int) -> int:
     """The success count behind a rate measured on ``n`` binary outcomes (rates are stored as
     floats; their count is recovered exactly by rounding)."""

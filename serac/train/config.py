@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from serac.config import (
     BOOLEAN,
+    COSINE,
     DEFAULT_ENCODER,
     DEFAULT_LM,
     DEVICE,
@@ -26,7 +27,6 @@ from serac.config import (
     POSITIVE_NUMBER,
     Config,
     at_least,
-    number_in,
     one_of,
     option,
     optional,
@@ -127,7 +127,7 @@ class CrossEncoderTrainConfig(Config):
                                      "stays low-rank, so `serac compact` keeps it in ~1 MB.", check=BOOLEAN)
     floor: float = option(0.8, "The dual encoder's cosine a candidate needs before the verifier reads it, in "
                           "calibration and at inference (written as scope.cross_encoder_floor).",
-                          check=number_in(-1.0, 1.0))
+                          check=COSINE)
     checkpoint_every: int = option(100, "Steps between resumable checkpoints.", check=POSITIVE_INT)
 
 

@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from sentence_transformers.util import batch_to_device
 from tqdm.auto import tqdm
 
+from serac.data.chains import SECOND_HOPS, chain_question
 from serac.train.calibrate import MISSED, SourceScores
 from serac.train.checkpoint import linear_schedule, load_checkpoint, save_checkpoint, step_rng
 from serac.train.config import CrossEncoderTrainConfig
-from serac.data.chains import SECOND_HOPS, chain_question
 from serac.train.pairs import EditRecord, relation_template
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from serac.editor import CONFIG_FILE
 from serac.errors import ConfigError
 from serac.train import artifacts
 from serac.train.calibrate import (
+    SourceScores,
     choose_same_fact_threshold,
     choose_threshold,
     score_same_fact,
@@ -300,19 +301,13 @@ def train_verifier(config: TrainConfig, data: TrainingData, scope_dir: Path, tar
                    progress: bool = True) -> dict[str, Any]:
     """Train the scope verifier (cross-encoder) against the trained dual encoder in ``scope_dir``,
     save it in ``target`` and calibrate its threshold on the validation split."""
-    from serac.train.cross_encoder import (
-        load_cross_encoder,
-        score_validation_reranked,
-        train_cross_encoder,
-        verifier_pairs,
-    )
+    from serac.train.cross_encoder import load_cross_encoder, train_cross_encoder, verifier_pairs
     from serac.train.scope import encode, load_sentence_encoder
 
     options = config.cross_encoder
-    train, val = data.train, data.val
+    train = data.train
     if options.subject_negatives:
         train = add_subject_negatives(train, per_record=options.subject_negatives, seed=config.seed)
-        val = add_subject_negatives(val, reference=data.train, per_record=options.subject_negatives, seed=config.seed)
     dual = load_sentence_encoder(str(scope_dir), config.device)
     embed = lambda t: encode(dual, t)  # noqa: E731
     positives, negatives = verifier_pairs(embed, train, options.candidates, options.chain_negatives)
@@ -320,16 +315,29 @@ def train_verifier(config: TrainConfig, data: TrainingData, scope_dir: Path, tar
     history = train_cross_encoder(model, positives, negatives, options, config.seed, checkpoint=checkpoint,
                                   progress=progress)
     model.save(str(target), create_model_card=False)
-    scores = score_validation_reranked(embed, model, val, config.scope.top_k, options.floor, options.chain_negatives)
+    scores = verifier_validation(config, data, embed, model, options.floor)
     result: dict[str, Any] = {"steps": options.steps, "losses": history,
                               "pairs": {"positive": len(positives), "negative": len(negatives)}}
     if scores:
         threshold, objective = choose_threshold(scores)
         result.update(threshold=threshold, objective=round(objective, 4),
-                      validation=summarize(scores, threshold, len(val)))
+                      validation=summarize(scores, threshold, len(data.val)))
     else:
         result["threshold"] = 0.5
     return result
+
+
+def verifier_validation(config: TrainConfig, data: TrainingData, embed: Callable[[Sequence[str]], np.ndarray],
+                        model: Any, floor: float) -> dict[str, SourceScores]:
+    """The verifier's calibration scores: the validation split with its same-subject questions,
+    each query's candidates read above ``floor`` (``score_validation_reranked``)."""
+    from serac.train.cross_encoder import score_validation_reranked
+
+    options = config.cross_encoder
+    val = data.val
+    if options.subject_negatives:
+        val = add_subject_negatives(val, reference=data.train, per_record=options.subject_negatives, seed=config.seed)
+    return score_validation_reranked(embed, model, val, config.scope.top_k, floor, options.chain_negatives)
 
 
 def add_verifier(artifact: Path, options: CrossEncoderTrainConfig | None = None, progress: bool = True,

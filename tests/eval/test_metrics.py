@@ -183,3 +183,12 @@ def test_rate_cell_shows_interval_and_count_or_just_the_value():
     assert old.interval() is None and "ci95" not in old.row() and "count" not in old.row()
     tf = Score("zsre", "serac", "sequential", 10, "teacher_forced", "es", 0.5, 20)
     assert tf.interval() is None and tf.row()["count"] == 20
+
+
+def test_rate_entry_and_cell_carry_the_count_and_the_wilson_interval():
+    entry = metrics.rate_entry(3, 10)
+    low, high = metrics.wilson(3, 10)
+    assert entry == {"k": 3, "n": 10, "rate": 0.3, "ci95": [round(low, 4), round(high, 4)]}
+    assert metrics.rate_cell(entry) == f"0.300 [{low:.2f}, {high:.2f}] (3/10)"
+    assert metrics.rate_entry(0, 0) == {"k": 0, "n": 0, "rate": None, "ci95": None}
+    assert metrics.rate_cell(metrics.rate_entry(0, 0)) == metrics.rate_cell(None) == "\u2013"
