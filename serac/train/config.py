@@ -121,6 +121,11 @@ class CrossEncoderTrainConfig(Config):
         3, "Per training edit, this many other relations' templates filled with its subject are negatives "
         "(\"The capital of X is\" is out of scope of \"The official language of X is\"): the mistake the dual "
         "encoder makes and the verifier exists to catch.", check=NON_NEGATIVE_INT)
+    rephrasing_negatives: int = option(
+        2, "Per training edit, this many of its in-scope rephrasings are paired, as negatives, with each of its "
+        "subject negatives read as an edit (\"X is affiliated with the religion\" does not cover \"In X, people "
+        "speak\"): with other facts about a subject in memory, its rephrasings must not reach them.",
+        check=NON_NEGATIVE_INT)
     chain_negatives: bool = option(True, "Questions asked through an edit's fact (\"The capital of the place "
                                    "where X was born is\", serac.data.chains) are negatives too.", check=BOOLEAN)
     freeze_embeddings: bool = option(True, "Embedding tables stay fixed, as for the scope encoder: the change "

@@ -82,12 +82,17 @@ def hijack_questions(record: EditRecord, chains: bool = True) -> list[str]:
 
 
 def verifier_pairs(embed: Embed, records: Sequence[EditRecord], candidates: int,
-                   chains: bool = True) -> tuple[list[Pair], list[Pair]]:
+                   chains: bool = True, rephrasings: int = 0) -> tuple[list[Pair], list[Pair]]:
     """All training pairs: :func:`mine_pairs`' plus every fourth record's (key, key) as a positive
-    (an edit's own input must pass) and each record's :func:`hijack_questions` as negatives."""
+    (an edit's own input must pass), each record's :func:`hijack_questions` as negatives and, with
+    ``rephrasings``, the reverse case: each subject negative read as another edit's input against up
+    to ``rephrasings`` of the record's own in-scope queries. A memory that holds several facts about
+    one subject (a long-lived one does) otherwise lets a rephrasing reach a sibling fact's edit."""
     positives, negatives = mine_pairs(embed, records, candidates)
     positives += [(r.key, r.key) for r in records[::4]]
     negatives += [(r.key, q) for r in records for q in hijack_questions(r, chains)]
+    negatives += [(other, query) for r in records for other in r.subject_negatives
+                  for query in r.positives[:rephrasings]]
     return positives, negatives
 
 

@@ -310,7 +310,8 @@ def train_verifier(config: TrainConfig, data: TrainingData, scope_dir: Path, tar
         train = add_subject_negatives(train, per_record=options.subject_negatives, seed=config.seed)
     dual = load_sentence_encoder(str(scope_dir), config.device)
     embed = lambda t: encode(dual, t)  # noqa: E731
-    positives, negatives = verifier_pairs(embed, train, options.candidates, options.chain_negatives)
+    positives, negatives = verifier_pairs(embed, train, options.candidates, options.chain_negatives,
+                                          options.rephrasing_negatives)
     model = load_cross_encoder(options.model, config.seed, config.device)
     history = train_cross_encoder(model, positives, negatives, options, config.seed, checkpoint=checkpoint,
                                   progress=progress)

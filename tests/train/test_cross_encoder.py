@@ -50,6 +50,16 @@ def test_verifier_pairs_add_own_inputs_and_hijack_questions():
     assert (CAPITAL.key, "Ann Lee's birthplace is") in negatives  # another fact retrieved for it
 
 
+def test_verifier_pairs_keep_rephrasings_off_sibling_facts_of_their_subject():
+    records = [BORN, CAPITAL]
+    embed = lambda texts: np.ones((len(texts), 2), dtype=np.float32) / np.sqrt(2)  # noqa: E731
+    sibling = ("The mother tongue of Ann Lee is", "Ann Lee's birthplace is")  # another fact's edit, a rephrasing
+    _, without = verifier_pairs(embed, records, candidates=2)
+    _, with_them = verifier_pairs(embed, records, candidates=2, rephrasings=1)
+    assert sibling not in without and sibling in with_them
+    assert set(with_them) - set(without) == {sibling}
+
+
 class PairScores:
     def __init__(self, scores):
         self.scores, self.seen = scores, []
