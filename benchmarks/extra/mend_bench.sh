@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Reproduces benchmarks/extra/mend.md: `mend` on the three standard bench parts (serac/eval/bench.py
-# STANDARD_PARTS: the same edits, the same seeded scored samples and NQ-open drawdown questions, as
-# prefixes), run with `serac eval`, then the comparison with the other methods' rows in
-# benchmarks/results.json. Run from the project root after `serac train --method mend`
+# How mend's zsre-batch rows were measured (benchmarks/run.json names this script for them): `mend` on
+# the standard bench parts (serac/eval/bench.py STANDARD_PARTS: the same edits, the same seeded scored
+# samples and NQ-open drawdown questions, as prefixes), run with `serac eval`. Run from the project root after `serac train --method mend`
 # (-> $SERAC_HOME/mend). The defaults are the bench's sizes; the environment variables shrink them
 # (mend.md states what was run). Each part is its own process: PART=... runs one, so parts can run
-# side by side; `PART=report` only writes mend.md from the runs present.
+# side by side. `serac bench --methods mend --parts P` measures the same at the bench's own sizes.
 set -euo pipefail
 DATA=${SERAC_DATA:-../shared/data}
 OUT=${OUT:-benchmarks/extra/mend}
@@ -26,9 +25,9 @@ run_part() {
     counterfact-sequential) serac eval --task counterfact --data "$DATA/counterfact/counterfact-edit.json" \
         --mode sequential --n-edits 1000 --checkpoints 10,100,1000 --sample "$CF_SAMPLE" --apply-batch 10 \
         --methods mend --dd-data "$NQ" --dd-sample "$CF_DD" --out "$OUT/counterfact-sequential" ;;
-    report) ;;
     *) echo "unknown part $1" >&2; exit 2 ;;
   esac
 }
 for part in ${PART:-zsre-batch zsre-sequential counterfact-sequential}; do run_part "$part"; done
-python benchmarks/extra/mend_report.py "$OUT" benchmarks/results.json benchmarks/extra/mend.md
+# the rows reach benchmarks/results.json through mend_to_bench.py and `serac bench --merge-from`; then:
+# python benchmarks/extra/mend_report.py   (mend.md from the saved bench)

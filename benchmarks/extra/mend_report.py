@@ -1,8 +1,10 @@
-"""Write the MEND comparison fragment: mend's rows from `serac eval` runs (benchmarks/extra/mend/*)
-beside every other method's rows in benchmarks/results.json, per part, N and metric. The hand-written
-reading of the numbers (benchmarks/extra/mend_notes.txt, when present) goes first.
+"""Write the MEND comparison fragment: mend's rows beside every other method's, per part, N and
+metric, all read from the saved bench (benchmarks/results.json for the rows, benchmarks/run.json for
+how and at what sizes each method's rows of a part were measured). The hand-written reading of the
+numbers (benchmarks/extra/mend_notes.txt, when present) goes first.
 
-Usage: python benchmarks/extra/mend_report.py RUNS_DIR RESULTS_JSON OUT_MD
+Usage: python benchmarks/extra/mend_report.py [BENCH_DIR] [OUT_MD]
+       (defaults: benchmarks, benchmarks/extra/mend.md)
 """
 
 from __future__ import annotations
@@ -11,38 +13,46 @@ import json
 import sys
 from pathlib import Path
 
-PARTS = {"zsre-batch": ("zsre", "batch"), "zsre-sequential": ("zsre", "sequential"),
-         "counterfact-sequential": ("counterfact", "sequential")}
 METRICS = [("generation", "es"), ("generation", "reliability"), ("generation", "generalization"),
            ("generation", "locality"), ("generation", "dd"), ("teacher_forced", "es"),
            ("teacher_forced", "locality"), ("cost", "edits_per_s"), ("cost", "latency_ratio_vs_base")]
-METHODS = ("mend", "serac", "serac-untrained", "ft", "lu", "icl", "grace")
+METHODS = ("mend", "serac", "serac-shipped", "serac-untrained", "ft", "lu", "icl", "grace")
 
 
-def main(runs: Path, results: Path, out: Path) -> None:
-    rows = [r for r in json.loads(results.read_text()) if r["method"] != "mend"]
+def sizes(part: dict, method: str) -> str:
+    """How ``method``'s rows of ``part`` were measured: its own source when merged in, else the part's."""
+    source = part.get("sources", {}).get(method)
+    sample = source.get("sample") if source else part["settings"].get("sample")
+    dd = source.get("dd_sample") if source else part.get("dd_sample")
+    return f"{'all' if sample is None else sample} edits scored per N, {dd} DD questions"
+
+
+def main(bench: Path, out: Path) -> None:
+    rows = json.loads((bench / "results.json").read_text())
+    run = json.loads((bench / "run.json").read_text())
     notes = out.parent / "mend_notes.txt"
     lines = ["## MEND beside serac (zsRE and CounterFact, the bench parts)", ""]
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]
     lines += ["Generation scores are exact match (%); `(tf)`: teacher-forced token accuracy; cost rows as in "
-              "BENCHMARKS.md. Other methods' columns: `benchmarks/results.json` (the last `serac bench`).", ""]
-    for part, (task, mode) in PARTS.items():
-        found = sorted(runs.glob(f"{part}*/results.json"))  # a part may be run in pieces (zsre-batch-k75-25)
-        if not found:
-            lines += [f"### {part}", "", "Not run.", ""]
-            continue
-        pieces = [json.loads(p.read_text()) for p in found]
-        run = {"wall_s": sum(p["wall_s"] for p in pieces), "details": [d for p in pieces for d in p["details"]],
-               "sizes": [(p["settings"].get("sample"), p["dd_source"].split(" sampled")[0]) for p in pieces]}
-        mine = [r for p in pieces for r in p["rows"]]
+              "BENCHMARKS.md. Every column is the saved bench (`benchmarks/results.json`); each part's heading "
+              "says how mend's rows were measured and at what sizes, and where another method's sizes differ.", ""]
+    for part in run["parts"]:
+        task, mode = part["task"], part["settings"]["mode"]
         table = {(r["method"], r["n_edits"], r["scoring"], r["metric"]): r["value"]
-                 for r in rows + mine if r["task"] == task and r["mode"] == mode}
-        ns = sorted({r["n_edits"] for r in mine})
+                 for r in rows if r["task"] == task and r["mode"] == mode}
+        ns = sorted({k[1] for k in table if k[0] == "mend"})
+        if not ns:
+            lines += [f"### {part['name']}", "", "mend not run.", ""]
+            continue
         methods = [m for m in METHODS if any(k[0] == m for k in table)]
-        skipped = [d["skipped"] for d in run["details"] if "skipped" in d]
-        sizes = "; ".join(f"{'all' if n is None else n} edits scored per N, DD: {dd}" for n, dd in run["sizes"])
-        lines += [f"### {part} (mend: {run['wall_s'] / 60:.0f} min; {sizes})", "",
+        source = part.get("sources", {}).get("mend")
+        command = source["command"] if source else run["command"]
+        wall = source["wall_s"] if source else part["wall_s"]
+        own = sizes(part, "mend")
+        others = [f"{m}: {sizes(part, m)}" for m in methods[1:] if sizes(part, m) != own]
+        lines += [f"### {part['name']} (mend: {own}; {wall / 60:.0f} min)", "",
+                  f"mend's rows: `{command}`." + (f" Other sizes: {'; '.join(others)}." if others else ""), "",
                   "| N | metric | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
         for n in ns:
             for scoring, metric in METRICS:
@@ -52,9 +62,11 @@ def main(runs: Path, results: Path, out: Path) -> None:
                 cells = ["" if v is None else (f"{v:.2f}" if scoring == "cost" else f"{v:.1%}") for v in values]
                 label = metric if scoring == "generation" else f"{metric} ({'tf' if scoring == 'teacher_forced' else 'cost'})"
                 lines.append(f"| {n:,} | {label} | " + " | ".join(cells) + " |")
-        lines += [""] + ([f"Skipped: {'; '.join(skipped)}.", ""] if skipped else [])
+        lines.append("")
     out.write_text("\n".join(lines).rstrip() + "\n")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    args = sys.argv[1:]
+    main(Path(args[0]) if args else Path("benchmarks"),
+         Path(args[1]) if len(args) > 1 else Path("benchmarks/extra/mend.md"))
