@@ -49,8 +49,9 @@ def main(bench: Path, out: Path) -> None:
         source = part.get("sources", {}).get("mend")
         command = source["command"] if source else run["command"]
         wall = source["wall_s"] if source else part["wall_s"]
-        own = sizes(part, "mend")
-        others = [f"{m}: {sizes(part, m)}" for m in methods[1:] if sizes(part, m) != own]
+        sized = {m: sizes(part, m) for m in methods}
+        own = sized["mend"]
+        others = [f"{m}: {s}" for m, s in sized.items() if s != own]
         lines += [f"### {part['name']} (mend: {own}; {wall / 60:.0f} min)", "",
                   f"mend's rows: `{command}`." + (f" Other sizes: {'; '.join(others)}." if others else ""), "",
                   "| N | metric | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]

@@ -20,9 +20,9 @@ from serac.eval.bench import STANDARD_PARTS
 from serac.eval.report import machine
 from serac.eval.results import RunResult
 
-# The sequential parts' mend rows are now from `serac bench --methods mend` itself (mend.md); their
-# earlier reduced `serac eval` runs were removed. How each piece was started (mend.md) and when: its log's last write minus its wall time (the logs
-# were in the session's scratch folder, 2026-12-01; minutes are approximate).
+# How each piece was started (mend.md) and when: its log's last write minus its wall time (the logs
+# were in the session's scratch folder, 2026-12-01; minutes are approximate). Only zsre-batch is left:
+# the sequential parts' mend rows now come from `serac bench --methods mend` itself.
 PIECES = {
     "zsre-batch-k75-25": ("BATCH_SIZES=75,25 PART=zsre-batch", "2026-12-01T01:10:00+00:00"),
     "zsre-batch-k5-1": ("BATCH_SIZES=5,1 PART=zsre-batch", "2026-12-01T01:15:00+00:00"),
