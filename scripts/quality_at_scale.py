@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="scope.relation_first on or off (default: the artifact's setting)")
     parser.add_argument("--encode-only", action="store_true", help="build and encode the distractors, then stop")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the .md and .json go")
+    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
+                        help="only rewrite --out's quality_at_scale.md from a saved quality_at_scale.json")
     return parser.parse_args(argv)
 
 
@@ -272,6 +274,9 @@ def add_distractors(store: Any, distractors: list[Any], vectors: np.ndarray, enc
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.render is not None:
+        (args.out / "quality_at_scale.md").write_text(render(json.loads(args.render.read_text())))
+        return
 
     from serac.data import load_counterfact, load_nq
     from serac.edits import EditRequest
@@ -348,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": MACHINE, "python": platform.python_version(),
         "commit": _commit(), "wall_s": round(time.perf_counter() - began, 1),
         "n_edits": len(examples), "scored": len(scored), "distractors": len(distractors),
+        "relations": len({d.relation for d in distractors}),
         "distractors_about_scored_subjects": about_scored, "dd_questions": len(dd_probes), "seed": args.seed,
         "distractor_insert_s": insert_s, "scope_threshold": config.scope.threshold,
         "relation_first": config.scope.relation_first,
@@ -502,8 +508,10 @@ def verdict(report: dict[str, Any]) -> list[str]:
         f"{round(0.02 * a['es']['count'])} of {a['es']['count']} in-scope inputs and "
         f"{round(0.02 * a['dd']['count'])} of {a['dd']['count']} NQ questions.",
         "- Distractors (serac/eval/distractors.py) are CounterFact subjects crossed with CounterFact relation "
-        "templates: relations are the templates linked through the records' neighbourhood prompts (24 groups); "
-        "every (subject, relation) pair of the 1,000 edits and of their neighbourhood prompts' subjects is "
+        "templates: relations are the templates linked through the records' neighbourhood prompts, and groups "
+        "with nearly one answer vocabulary (the language relations) merged "
+        f"({report.get('relations', 24)} relations; runs before 2026-12-02 split the language relations "
+        "into 4, so some distractors re-edited a scored fact through another template); every (subject, relation) pair of the 1,000 edits and of their neighbourhood prompts' subjects is "
         "excluded; each pair is used once, with another record's answer for that relation as target. Many "
         "cross a subject with a relation that does not fit it (a person's capital city): real text and "
         "sentence shapes, not all plausible facts. Their keys are encoded by the editor's own scope encoder "

@@ -387,7 +387,8 @@ def render(
         "the share of an independent set of NQ-open questions whose answer changed.",
         "- **Conflicts**: the 1,037 zsRE edits hold 743 distinct facts (`serac.data.fact_key`); conflicting edits "
         "phrase the question differently. *Per-record* scores use each record's own target; *conflict-aware* scores "
-        "(`es_conflict_aware`, and `generalization_conflict_aware` on rephrasings alone) expect the target of the "
+        "(`es_conflict_aware`, and `reliability_conflict_aware` / `generalization_conflict_aware` on edit inputs / "
+        "rephrasings alone) expect the target of the "
         "newest applied edit of the same fact. serac's policy (`scope.conflicts = \"newest\"`): an edit on the same "
         "input (case and whitespace folded) supersedes the older one; among differently phrased edits of one fact "
         "(each edit's input in scope of the other's), the newest answers. So serac aims at the conflict-aware "

@@ -14,7 +14,8 @@ from serac.eval.results import METRICS, RunResult, Score
 
 METRIC_TITLES = {
     "es": "ES", "es_conflict_aware": "ES conflict-aware", "dd": "DD", "reliability": "reliability",
-    "generalization": "generalization", "generalization_conflict_aware": "generalization conflict-aware",
+    "generalization": "generalization", "reliability_conflict_aware": "reliability conflict-aware",
+    "generalization_conflict_aware": "generalization conflict-aware",
     "locality": "locality",
 }
 
@@ -60,14 +61,16 @@ def markdown_run(result: RunResult, heading: str = "###") -> str:
         if not scored:
             continue
         keys = sorted(scored | set(skipped), key=lambda mn: (order.index(mn[0]), mn[1]))
+        # a metric no row of this table has (e.g. one added after these rows were measured) gets no column
+        shown = [m for m in METRICS if any(sc == scoring and metric == m for (_, _, sc, metric) in by)]
         lines += [f"*{title}*", "",
-                  "| method | " + size_label + " | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " | scored inputs (in-scope / locality / DD) |",
-                  "|---|---:|" + "---:|" * len(METRICS) + "---|"]
+                  "| method | " + size_label + " | " + " | ".join(METRIC_TITLES[m] for m in shown) + " | scored inputs (in-scope / locality / DD) |",
+                  "|---|---:|" + "---:|" * len(shown) + "---|"]
         for method, n in keys:
             if (method, n) in skipped:
-                lines.append(f"| {method} | {n:,} | {skipped[(method, n)]} |" + " |" * len(METRICS))
+                lines.append(f"| {method} | {n:,} | {skipped[(method, n)]} |" + " |" * len(shown))
                 continue
-            cells = [_cell(by[(method, n, scoring, m)]) if (method, n, scoring, m) in by else "–" for m in METRICS]
+            cells = [_cell(by[(method, n, scoring, m)]) if (method, n, scoring, m) in by else "–" for m in shown]
             d = details.get((method, n), {})
             sizes = f"{d.get('in_scope_inputs', '?')} / {d.get('locality_inputs', '?')} / {d.get('dd_inputs', '?')}"
             lines.append(f"| {method} | {n:,} | " + " | ".join(cells) + f" | {sizes} |")

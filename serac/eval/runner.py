@@ -160,6 +160,7 @@ class Observations:
     reliability: list[tuple[str, str]] = field(default_factory=list)  # (prediction, target)
     generalization: list[tuple[str, str]] = field(default_factory=list)
     conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # every in-scope row, newest target
+    reliability_conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # edit inputs, newest target
     generalization_conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # rephrasings, newest target
     locality: list[tuple[str, str]] = field(default_factory=list)  # (after, before)
     dd: list[tuple[str, str]] = field(default_factory=list)
@@ -170,8 +171,8 @@ class Observations:
     MAX_EXAMPLES = 6
 
     def extend(self, other: Observations) -> None:
-        for name in ("reliability", "generalization", "conflict_aware", "generalization_conflict_aware", "locality",
-                     "dd"):
+        for name in ("reliability", "generalization", "conflict_aware", "reliability_conflict_aware",
+                     "generalization_conflict_aware", "locality", "dd"):
             getattr(self, name).extend(getattr(other, name))
         self.examples = (self.examples + other.examples)[: self.MAX_EXAMPLES]
         for store, more in ((self.tf, other.tf), (self.routed, other.routed)):
@@ -195,6 +196,11 @@ class Observations:
                 metrics.generalization([p for p, _ in self.generalization], [t for _, t in self.generalization]),
                 len(self.generalization),
             ),
+            "reliability_conflict_aware": (
+                metrics.reliability([p for p, _ in self.reliability_conflict_aware],
+                                    [t for _, t in self.reliability_conflict_aware]),
+                len(self.reliability_conflict_aware),
+            ),
             "generalization_conflict_aware": (
                 metrics.generalization([p for p, _ in self.generalization_conflict_aware],
                                        [t for _, t in self.generalization_conflict_aware]),
@@ -212,12 +218,14 @@ class Observations:
                 "dd": metrics.tf_drawdown(tf.get("dd", [])),
                 "reliability": metrics.tf_edit_success(tf.get("reliability", [])),
                 "generalization": metrics.tf_edit_success(tf.get("generalization", [])),
+                "reliability_conflict_aware": metrics.tf_edit_success(tf.get("reliability_conflict_aware", [])),
                 "generalization_conflict_aware": metrics.tf_edit_success(tf.get("generalization_conflict_aware", [])),
                 "locality": metrics.tf_locality(tf.get("locality", [])),
             }
             counts = {"es": len(tf.get("reliability", [])) + len(tf.get("generalization", [])),
                       "es_conflict_aware": len(tf.get("es_conflict_aware", [])), "dd": len(tf.get("dd", [])),
                       "reliability": len(tf.get("reliability", [])), "generalization": len(tf.get("generalization", [])),
+                      "reliability_conflict_aware": len(tf.get("reliability_conflict_aware", [])),
                       "generalization_conflict_aware": len(tf.get("generalization_conflict_aware", [])),
                       "locality": len(tf.get("locality", []))}
             out += [Score(task, method, mode, n_edits, "teacher_forced", m, v, counts[m])
@@ -279,6 +287,7 @@ def observe(
             reliability=[(read[p], t) for p, t, _ in rel],
             generalization=[(read[p], t) for p, t, _ in gen],
             conflict_aware=[(read[p], c) for p, _, c in rel + gen],
+            reliability_conflict_aware=[(read[p], c) for p, _, c in rel],
             generalization_conflict_aware=[(read[p], c) for p, _, c in gen],
             locality=[(predictions[p], before[p]) for p in loc],
             dd=[(predictions[p], before[p]) for p in dd],
@@ -312,6 +321,7 @@ def observe(
             "reliability": per_record[: len(rel)],
             "generalization": per_record[len(rel):],
             "es_conflict_aware": conflict,
+            "reliability_conflict_aware": conflict[: len(rel)],
             "generalization_conflict_aware": conflict[len(rel):],
             "locality": [on_base[p] for p in loc if p in on_base],
             "dd": [on_base[p] for p in dd if p in on_base],

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 from serac.errors import ConfigError
 from serac.train.artifacts import REPORT_FILE, write_json
 
-EVAL_METRICS = ("es", "es_conflict_aware", "reliability", "generalization", "generalization_conflict_aware",
-                "locality", "dd")
+EVAL_METRICS = ("es", "es_conflict_aware", "reliability", "generalization", "reliability_conflict_aware",
+                "generalization_conflict_aware", "locality", "dd")
 
 
 def _pct(value: Any) -> str:
@@ -156,8 +156,8 @@ def _eval_table(evaluation: dict[str, Any]) -> list[str]:
         + ".",
         "",
         "| method | ES | ES conflict-aware | reliability | generalization (rephrasings) "
-        "| rephrasings conflict-aware | locality | DD |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| inputs conflict-aware | rephrasings conflict-aware | locality | DD |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method, metrics in evaluation["methods"].items():
         cells = [_pct(metrics.get(m, {}).get("value")) for m in EVAL_METRICS]

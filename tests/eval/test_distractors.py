@@ -42,6 +42,26 @@ def test_templates_linked_by_neighbourhood_prompts_form_one_relation(source):
     assert relations.match("Nothing like any template") is None
 
 
+def test_groups_with_one_answer_vocabulary_are_one_relation(source):
+    """A language relation linked to no other template through neighbourhood prompts still joins
+    the other language relation (same answers); a place relation sharing one answer stays apart."""
+    speaks = ("{} speaks", "{} speaks", ("French", "English", "Dutch"))
+    died = ("{} died in", "{} died in", ("Paris", "Lyon", "Nice"))
+    extra = [record(s, rel, SUBJECTS[(i + 1) % len(SUBJECTS)], i)
+             for i, s in enumerate(SUBJECTS[:6]) for rel in (speaks, died)]
+    relations = Relations(source + extra)
+    assert relations.relation_of["{} speaks"] == relations.relation_of["The mother tongue of {} is"]
+    assert relations.relation_of["{} died in"] != relations.relation_of["The capital of {} is"]
+    assert len(relations.templates) == 4
+    scored = [r for r in extra if r.edit_input.endswith("speaks")][:1]
+    subject = normalize_text(scored[0].subject)
+    language = relations.relation_of["{} speaks"]
+    assert (subject, language) in relations.pairs_of(scored)
+    # no distractor asks the scored subject's language through the other template
+    for d in build_distractors(source + extra, scored, 25, seed=1):
+        assert not (normalize_text(d.subject) == subject and d.relation == language)
+
+
 def test_scored_subject_relation_pairs_are_excluded_and_others_kept(source):
     relations = Relations(source)
     scored = source[:2]  # Ana Lima: language; Bo Chen: capital; neighbours Di Sato, Ed Moss

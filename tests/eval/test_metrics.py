@@ -120,11 +120,12 @@ def test_observations_scores_by_hand():
         reliability=[("Paris", "Paris"), ("no", "Rome")],
         generalization=[("Paris", "Paris"), ("Rome", "Rome")],
         conflict_aware=[("Paris", "Lyon"), ("no", "Rome"), ("Paris", "Lyon"), ("Rome", "Rome")],
+        reliability_conflict_aware=[("Paris", "Lyon"), ("no", "Rome")],
         generalization_conflict_aware=[("Paris", "Lyon"), ("Rome", "Rome")],
         locality=[("a", "a"), ("b", "c")],
         dd=[("a", "a"), ("a", "a"), ("a", "a"), ("x", "y")],
         tf={"reliability": [1.0, 0.0], "generalization": [1.0, 0.5], "es_conflict_aware": [0.0, 0.0, 0.0, 0.5],
-            "generalization_conflict_aware": [0.0, 0.5], "locality": [1.0, 0.5], "dd": [1.0, 1.0, 1.0, 0.0]},
+            "reliability_conflict_aware": [0.0, 0.0], "generalization_conflict_aware": [0.0, 0.5], "locality": [1.0, 0.5], "dd": [1.0, 1.0, 1.0, 0.0]},
     )
     got = {(s.scoring, s.metric): (s.value, s.count) for s in obs.scores("zsre", "m", "sequential", 2)}
     assert got[("generation", "es")] == (pytest.approx(3 / 4), 4)
@@ -132,6 +133,8 @@ def test_observations_scores_by_hand():
     assert got[("generation", "reliability")] == (pytest.approx(1 / 2), 2)
     assert got[("generation", "generalization")] == (pytest.approx(1.0), 2)
     assert got[("generation", "generalization_conflict_aware")] == (pytest.approx(1 / 2), 2)
+    assert got[("generation", "reliability_conflict_aware")] == (0.0, 2)
+    assert got[("teacher_forced", "reliability_conflict_aware")] == (0.0, 2)
     assert got[("teacher_forced", "generalization_conflict_aware")] == (pytest.approx(0.25), 2)
     assert got[("generation", "locality")] == (pytest.approx(1 / 2), 2)
     assert got[("generation", "dd")] == (pytest.approx(1 / 4), 4)

@@ -113,6 +113,8 @@ def test_custom_method_and_conflict_aware_scores_by_hand(data_dir, models):
     assert got[("oracle", 6, "generation", "es_conflict_aware")] == pytest.approx(5 / 12)
     # ...while the rephrasings score 0 either way (the oracle answers edit inputs only)
     assert got[("oracle", 6, "generation", "generalization_conflict_aware")] == 0.0
+    # on the edit inputs alone: edit 0's input expects edit 1's target, the other 5 their own: 5/6
+    assert got[("oracle", 6, "generation", "reliability_conflict_aware")] == pytest.approx(5 / 6)
     # N=1: no conflict yet.
     assert got[("oracle", 1, "generation", "es_conflict_aware")] == got[("oracle", 1, "generation", "es")] == 0.5
     # Empty answers for every out-of-scope input: everything the base model said non-empty changed.
