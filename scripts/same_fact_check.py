@@ -22,6 +22,7 @@ import argparse
 import json
 import platform
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import numpy as np
 from serac.config import SeracConfig
 from serac.data import fact_key, load_counterfact, load_zsre
 from serac.editor import load_artifact_config
-from serac.scope import ScopeClassifier, SentenceEncoder
+from serac.scope import CrossEncoderReranker, ScopeClassifier, SentenceEncoder
 from serac.store import EditStore
 from serac.train.calibrate import score_same_fact
 from serac.train.pairs import SameFactPairs, records_from_examples, same_fact_pairs
@@ -46,21 +47,30 @@ FOUR = [
 JUDGES: dict[str, tuple] = {}  # name -> (encoder or None for the scope's, threshold); filled in main
 
 
+VERIFIER: list = []  # the artifact's scope verifier (CrossEncoderReranker), when it has one; filled in main
+
+
 def policies(config) -> dict[str, dict]:
+    """Every policy routes with the artifact's verifier when it has one (as the editor does)."""
     out = {
         "best": dict(conflicts="best"),
-        "newest, keys only (before)": dict(conflicts="newest", same_fact_threshold=-1.0),
+        "newest, keys only (before)": dict(conflicts="newest", same_fact_threshold=-1.0, same_fact_by="encoder"),
     }
     for name, (encoder, threshold) in JUDGES.items():
         out[f"newest, same-fact decision: {name}"] = dict(
-            conflicts="newest", same_fact_threshold=threshold, same_fact_encoder=encoder)
-        out[f"newest, same-fact decision: {name}, relation_first"] = dict(
-            conflicts="newest", same_fact_threshold=threshold, same_fact_encoder=encoder, relation_first=True)
+            conflicts="newest", same_fact_threshold=threshold, same_fact_encoder=encoder, same_fact_by="encoder")
+        if not VERIFIER:  # relation_first variants only where no verifier (it ships off beside one)
+            out[f"newest, same-fact decision: {name}, relation_first"] = dict(
+                conflicts="newest", same_fact_threshold=threshold, same_fact_encoder=encoder, relation_first=True,
+                same_fact_by="encoder")
+    if VERIFIER:
+        out["newest, same-fact decision: verifier"] = dict(conflicts="newest", same_fact_by="verifier")
     return out
 
 
 def build(encoder, config, store, **policy) -> ScopeClassifier:
-    scope = ScopeClassifier(encoder, config.scope.threshold, config.scope.top_k, **policy)
+    reranker = VERIFIER[0] if VERIFIER else None
+    scope = ScopeClassifier(encoder, config.scope.threshold, config.scope.top_k, reranker=reranker, **policy)
     scope.sync(store)
     return scope
 
@@ -93,14 +103,18 @@ def main() -> None:
     config = load_artifact_config(args.model) if args.model else SeracConfig()
     encoder = SentenceEncoder(config.scope.encoder, device="cpu")
     started = time.time()
-    JUDGES["scope encoder"] = (None, config.scope.same_fact_threshold)
-    if config.scope.same_fact_encoder and config.scope.same_fact_encoder != config.scope.encoder:  # what ships
+    verifier = CrossEncoderReranker.from_config(config.scope)
+    if verifier is not None:
+        VERIFIER.append(verifier)
+    if not config.scope.same_fact_encoder or config.scope.same_fact_encoder == config.scope.encoder:
+        JUDGES["scope encoder"] = (None, config.scope.same_fact_threshold)
+    else:  # what ships: the pretrained MiniLM judges beside the trained scope encoder
         JUDGES[config.scope.same_fact_encoder] = (SentenceEncoder(config.scope.same_fact_encoder, device="cpu"),
                                                   config.scope.same_fact_threshold)
     for spec in args.judge:
         name, threshold = spec.rsplit("=", 1)
         JUDGES[f"{name} at {threshold}"] = (SentenceEncoder(name, device="cpu"), float(threshold))
-    result: dict = {"command": "python scripts/same_fact_check.py" + (f" --model {args.model}" if args.model else ""),
+    result: dict = {"command": "python scripts/same_fact_check.py " + " ".join(sys.argv[1:]),
                     "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
                     "threshold": config.scope.threshold, "same_fact_threshold": config.scope.same_fact_threshold}
 
@@ -181,6 +195,12 @@ def main() -> None:
         same_sim, other_sim = score_same_fact((judge_encoder or encoder).encode, pairs)
         result["pairs"][f"{name}: same merged"] = round(float(((key_same >= t) & (same_sim >= s)).mean()), 4)
         result["pairs"][f"{name}: other merged"] = round(float(((key_other >= t) & (other_sim >= s)).mean()), 4)
+    if VERIFIER:
+        v = VERIFIER[0]
+        same_v = np.array([v.mutual_scores(a, [b])[0] for a, b in same])
+        other_v = np.array([v.mutual_scores(a, [b])[0] for a, b in other])
+        result["pairs"]["verifier: same merged"] = round(float(((key_same >= t) & (same_v >= v.threshold)).mean()), 4)
+        result["pairs"]["verifier: other merged"] = round(float(((key_other >= t) & (other_v >= v.threshold)).mean()), 4)
 
     # 4. the four edits
     store = store_with(encoder, FOUR)

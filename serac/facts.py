@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -64,17 +65,24 @@ class SameFactJudge:
     pair of candidate edits, and nothing after.
     """
 
-    def __init__(self, encoder, threshold: float, cache_size: int = 65_536) -> None:
+    def __init__(self, encoder, threshold: float, cache_size: int = 65_536,
+                 pair_scorer: Callable[[str, list[str]], list[float]] | None = None) -> None:
         self.encoder = encoder
         self.threshold = threshold
+        # scores (anchor input, other inputs) -> same-fact scores in place of the subject-masked cosine:
+        # the scope verifier's mutual score (ScopeClassifier, same_fact_by "verifier")
+        self.pair_scorer = pair_scorer
         self._cache: OrderedDict[tuple[int, int], float] = OrderedDict()
         self._cache_size = cache_size
 
     def similarities(self, anchor: Edit, others: list[Edit]) -> list[float]:
-        """Subject-masked cosine between ``anchor``'s input and each of ``others``'."""
+        """Subject-masked cosine between ``anchor``'s input and each of ``others``' (or the pair
+        scorer's score)."""
         known = {e.id: self._cache[(anchor.id, e.id)] for e in others if (anchor.id, e.id) in self._cache}
         missing = [e for e in others if e.id not in known]
-        if missing:
+        if missing and self.pair_scorer is not None:
+            known.update(zip((e.id for e in missing), self.pair_scorer(anchor.input, [e.input for e in missing])))
+        elif missing:
             pairs = [mask_shared_span(anchor.input, e.input) for e in missing]
             vectors = self.encoder.encode([text for pair in pairs for text in pair])
             known.update(zip((e.id for e in missing), np.sum(vectors[0::2] * vectors[1::2], axis=1).tolist()))

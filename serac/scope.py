@@ -116,13 +116,19 @@ class ScopeClassifier:
         search_threads: int = ScopeConfig.search_threads,
         ann: str = ScopeConfig.ann,
         relation_first: bool = ScopeConfig.relation_first,
+        same_fact_by: str = ScopeConfig.same_fact_by,
         save_every: int = 10_000,
     ) -> None:
         self.encoder = encoder
         self.threshold = threshold
         self.top_k = top_k
         self.conflicts = conflicts
-        self.same_fact = SameFactJudge(same_fact_encoder or encoder, same_fact_threshold)
+        if same_fact_by == "verifier" and reranker is not None:
+            # same fact = each edit's input in scope of the other edit, as the verifier reads them
+            self.same_fact = SameFactJudge(same_fact_encoder or encoder, reranker.threshold,
+                                           pair_scorer=reranker.mutual_scores)
+        else:
+            self.same_fact = SameFactJudge(same_fact_encoder or encoder, same_fact_threshold)
         self.reranker = reranker
         self.index_kind = index
         self.approximate_above = approximate_above
@@ -150,7 +156,7 @@ class ScopeClassifier:
         return cls(encoder, config.threshold, config.top_k, reranker, config.conflicts,
                    config.same_fact_threshold, judge_encoder, index=config.index,
                    approximate_above=config.approximate_above, search_threads=config.search_threads,
-                   ann=config.ann, relation_first=config.relation_first)
+                   ann=config.ann, relation_first=config.relation_first, same_fact_by=config.same_fact_by)
 
     # -- keeping in step with the store -----------------------------------------------------------
     def embed_keys(self, inputs: Sequence[str]) -> np.ndarray:
@@ -369,6 +375,16 @@ class CrossEncoderReranker:
                                  dtype=np.float32).reshape(len(pairs), -1)[:, -1] if pairs else ())
         return [sorted((Candidate(c.edit, 1.0 if own else float(next(scores))) for c, own in zip(row, flags)),
                        key=lambda c: -c.score) for row, flags in zip(kept, exact)]
+
+    def mutual_scores(self, anchor: str, others: list[str]) -> list[float]:
+        """For each of ``others``, the lower of the two verifier scores (``anchor`` as the edit and
+        the other as the query, and the reverse): high only when each input is in the other's scope."""
+        if not others:
+            return []
+        pairs = [(anchor, o) for o in others] + [(o, anchor) for o in others]
+        scores = np.asarray(self.model.predict(pairs, convert_to_numpy=True, show_progress_bar=False),
+                            dtype=np.float32).reshape(len(pairs), -1)[:, -1]
+        return np.minimum(scores[: len(others)], scores[len(others):]).tolist()
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         return self.verify([query], [candidates])[0]

@@ -409,6 +409,30 @@ def test_the_verifier_decides_scope_and_rejects_another_relation_of_the_subject(
     assert without.decide(["which anthem does Zembla have"])[0].in_scope  # the dual encoder alone is hijacked
 
 
+def test_the_verifier_judges_the_same_fact_both_ways():
+    """same_fact_by "verifier": a newer edit answers for an older one only when each edit's input is
+    in the other's scope as the verifier reads them (the stand-in: the edit's first word is in the
+    query), whatever the subject-masked cosine says."""
+    store = EditStore()
+    old, reworded, wider = store.add_many([("capital Zembla", "Oslo"), ("capital of Zembla", "Bergen"),
+                                           ("language capital Zembla", "Dutch")])
+    reranker, _ = verifier(floor=-1.0)
+    judged = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3, reranker=reranker, same_fact_by="verifier",
+                             same_fact_threshold=1.1)  # the cosine judge would merge nothing
+    judged.sync(store)
+    assert judged.decide(["capital Zembla"])[0].edit == reworded  # one fact: the newest rewording answers
+    # the wider edit reads "capital Zembla" as out of its scope ("language" is not in it): another fact,
+    # although "capital Zembla" is in the wider edit's scope one way round
+    assert reranker.mutual_scores("capital Zembla", ["capital of Zembla", "language capital Zembla"]) == \
+        pytest.approx([0.9, 0.1])
+    assert judged.same_fact.same_fact(old, [reworded, wider]) == [True, False]
+    by_cosine = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3, reranker=reranker,
+                                same_fact_by="encoder", same_fact_threshold=1.1)
+    by_cosine.sync(store)
+    assert by_cosine.decide(["capital Zembla"])[0].edit == old  # the cosine judge at 1.1 merges nothing
+    assert by_cosine.same_fact.same_fact(old, [reworded, wider]) == [False, False]
+
+
 def test_candidates_below_the_floor_cost_no_verifier_pass():
     store = EditStore()
     store.add_many([("capital Zembla", "Oslo"), ("language Zembla", "Dutch")])
