@@ -287,8 +287,9 @@ class ScopeConfig(Config):
         "newest", "When an input is in scope of several edits of the same fact (keys in scope of each other and "
         "the same relation, see same_fact_threshold), 'newest' answers from the newest of them, as the store "
         "does for identical inputs; 'best' keeps the highest-scoring one. Measured on zsRE's 1,037 eval edits "
-        "(743 facts, the shipped defaults, top_k 10): 'newest' routes 99.1% of inputs (97.6% of rephrasings) "
-        "to their fact's newest edit, 'best' 72% (70%) (scripts/same_fact_check.py).",
+        "(743 facts, the shipped defaults, top_k 10): 'newest' routes 93.1% of inputs (92.0% of rephrasings) "
+        "to their fact's newest edit (99.1% / 97.6% with same_fact_by 'verifier'), 'best' 72% (70%) "
+        "(scripts/same_fact_check.py).",
         check=one_of(("newest", "best")))
     same_fact_encoder: str | None = option(
         DEFAULT_ENCODER, "The encoder that judges whether two edits ask the same relation ('newest' policy): the "
@@ -304,13 +305,15 @@ class ScopeConfig(Config):
         "pretrained MiniLM.",
         check=COSINE)
     same_fact_by: Literal["verifier", "encoder"] = option(
-        "verifier", "What decides that two edits change the same fact ('newest' policy). 'verifier': the scope "
+        "encoder", "What decides that two edits change the same fact ('newest' policy). 'verifier': the scope "
         "verifier (cross_encoder) reads each edit's input as a query of the other and both scores must reach "
         "cross_encoder_threshold; 'encoder' (and 'verifier' without a cross_encoder): the subject-masked "
         "cosine by same_fact_encoder against same_fact_threshold. With the shipped verifier, on 1,611 zsRE "
         "same-fact pairs (rephrasings, re-edits) and 1,856 CounterFact same-subject, other-relation pairs: "
         "'verifier' merges 97.3% / 1.13%, 'encoder' 77.0% / 1.51% (benchmarks/extra/same_fact.md); of the "
-        "other-relation pairs it merges, about half ask one question through two relations' templates.",
+        "other-relation pairs it merges, about half ask one question through two relations' templates. Not the "
+        "default: among 100,000 newer real-text distractors it let them take 27 more CounterFact in-scope "
+        "inputs (reliability 148 -> 130 of 160, benchmarks/extra/quality_at_scale.md).",
         check=one_of(("verifier", "encoder")))
     relation_first: bool = option(
         True, "When several edits are in scope of a query, answer from the one whose input asks the query's "
