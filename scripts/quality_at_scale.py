@@ -511,8 +511,8 @@ def verdict(report: dict[str, Any]) -> list[str]:
         "templates: relations are the templates linked through the records' neighbourhood prompts, and groups "
         "with nearly one answer vocabulary (the language relations) merged "
         f"({report.get('relations', 24)} relations; runs before 2026-12-02 split the language relations "
-        "into 4, so some distractors re-edited a scored fact through another template); every (subject, relation) pair of the 1,000 edits and of their neighbourhood prompts' subjects is "
-        "excluded; each pair is used once, with another record's answer for that relation as target. Many "
+        "into 4, so some distractors re-edited a scored fact through another template); every (subject, "
+        "relation) pair of the 1,000 edits and of their neighbourhood prompts' subjects is excluded; each pair is used once, with another record's answer for that relation as target. Many "
         "cross a subject with a relation that does not fit it (a person's capital city): real text and "
         "sentence shapes, not all plausible facts. Their keys are encoded by the editor's own scope encoder "
         "(the shipped trained delta of MiniLM), cached in --workdir.",

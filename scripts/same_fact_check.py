@@ -197,8 +197,7 @@ def main() -> None:
         result["pairs"][f"{name}: other merged"] = round(float(((key_other >= t) & (other_sim >= s)).mean()), 4)
     if VERIFIER:
         v = VERIFIER[0]
-        same_v = np.array([v.mutual_scores(a, [b])[0] for a, b in same])
-        other_v = np.array([v.mutual_scores(a, [b])[0] for a, b in other])
+        same_v, other_v = np.array(v.pair_mutual_scores(same)), np.array(v.pair_mutual_scores(other))
         result["pairs"]["verifier: same merged"] = round(float(((key_same >= t) & (same_v >= v.threshold)).mean()), 4)
         result["pairs"]["verifier: other merged"] = round(float(((key_other >= t) & (other_v >= v.threshold)).mean()), 4)
 

@@ -371,20 +371,26 @@ class CrossEncoderReranker:
         exact = [[input_key(c.edit.input) == input_key(query) for c in row] for query, row in zip(queries, kept)]
         pairs = [(c.edit.input, query) for query, row, flags in zip(queries, kept, exact)
                  for c, own in zip(row, flags) if not own]
-        scores = iter(np.asarray(self.model.predict(pairs, convert_to_numpy=True, show_progress_bar=False),
-                                 dtype=np.float32).reshape(len(pairs), -1)[:, -1] if pairs else ())
+        scores = iter(self._score(pairs) if pairs else ())
         return [sorted((Candidate(c.edit, 1.0 if own else float(next(scores))) for c, own in zip(row, flags)),
                        key=lambda c: -c.score) for row, flags in zip(kept, exact)]
 
     def mutual_scores(self, anchor: str, others: list[str]) -> list[float]:
         """For each of ``others``, the lower of the two verifier scores (``anchor`` as the edit and
         the other as the query, and the reverse): high only when each input is in the other's scope."""
-        if not others:
+        return self.pair_mutual_scores([(anchor, other) for other in others])
+
+    def pair_mutual_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """:meth:`mutual_scores` for any pairs of inputs, in one cross-encoder pass."""
+        if not pairs:
             return []
-        pairs = [(anchor, o) for o in others] + [(o, anchor) for o in others]
-        scores = np.asarray(self.model.predict(pairs, convert_to_numpy=True, show_progress_bar=False),
-                            dtype=np.float32).reshape(len(pairs), -1)[:, -1]
-        return np.minimum(scores[: len(others)], scores[len(others):]).tolist()
+        scores = self._score([*pairs, *((b, a) for a, b in pairs)])
+        return np.minimum(scores[: len(pairs)], scores[len(pairs):]).tolist()
+
+    def _score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The "in scope" score of each (edit input, query) pair."""
+        return np.asarray(self.model.predict(list(pairs), convert_to_numpy=True, show_progress_bar=False),
+                          dtype=np.float32).reshape(len(pairs), -1)[:, -1]
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         return self.verify([query], [candidates])[0]
