@@ -66,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stores and the cached distractor vectors")
     parser.add_argument("--relation-first", action=argparse.BooleanOptionalAction, default=None,
                         help="scope.relation_first on or off (default: the artifact's setting)")
+    parser.add_argument("--same-fact-by", choices=("encoder", "verifier", "both"), default=None,
+                        help="scope.same_fact_by (default: the artifact's setting)")
+    parser.add_argument("--same-fact-threshold", type=float, default=None,
+                        help="scope.same_fact_threshold (default: the artifact's setting)")
     parser.add_argument("--encode-only", action="store_true", help="build and encode the distractors, then stop")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the .md and .json go")
     parser.add_argument("--render", type=Path, default=None, metavar="JSON",
@@ -272,6 +276,13 @@ def add_distractors(store: Any, distractors: list[Any], vectors: np.ndarray, enc
     return round(time.perf_counter() - began, 1)
 
 
+def judge_words(report: dict[str, Any]) -> str:
+    """The same-fact judge of a run (scope.same_fact_by), as the report's notes name it."""
+    cosine = f"subject-masked MiniLM cosine >= {report.get('same_fact_threshold', 0.55)}"
+    return {"verifier": "the scope verifier, both ways",
+            "both": f"the scope verifier, both ways, and {cosine}"}.get(report.get("same_fact_by", "encoder"), cosine)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.render is not None:
@@ -311,6 +322,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.relation_first is not None:
         config = replace(config, scope=replace(config.scope, relation_first=args.relation_first))
         editor.scope.relation_first = args.relation_first
+    judge = {k: v for k, v in (("same_fact_by", args.same_fact_by), ("same_fact_threshold", args.same_fact_threshold))
+             if v is not None}
+    if judge:
+        config = replace(config, scope=replace(config.scope, **judge))
+        editor.scope = ScopeClassifier.from_config(config.scope, encoder=editor.scope.encoder,
+                                                   same_fact_encoder=editor.scope.same_fact.encoder,
+                                                   reranker=editor.scope.reranker)
     editor.base.batch_size = 8  # the benchmark's (EvalModels.load); answers are memoised, so a/b/before agree
     models = EvalModels(editor.base, encoder=editor.scope.encoder, max_new_tokens=args.max_new_tokens,
                         base_spec=config.base.model)
@@ -342,7 +360,9 @@ def main(argv: list[str] | None = None) -> None:
 
     results = []
     for name, store in stores.items():
-        scope = editor.scope if name == "a" else ScopeClassifier.from_config(config.scope)
+        scope = editor.scope if name == "a" else ScopeClassifier.from_config(
+            config.scope, encoder=editor.scope.encoder, same_fact_encoder=editor.scope.same_fact.encoder,
+            reranker=editor.scope.reranker)
         method = EditorMethod("serac-shipped", EditedModel(models.base, scope, counterfactual, store, config),
                               models.options)
         results.append(condition(name, method, models, examples, scored, dd_probes, {e.id for e in real[name]},
@@ -357,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         "distractors_about_scored_subjects": about_scored, "dd_questions": len(dd_probes), "seed": args.seed,
         "distractor_insert_s": insert_s, "scope_threshold": config.scope.threshold,
         "relation_first": config.scope.relation_first,
+        "same_fact_by": config.scope.same_fact_by, "same_fact_threshold": config.scope.same_fact_threshold,
         "approximate_above": config.scope.approximate_above, "examples_of_distractors": [
             {"input": d.input, "target": d.target, "relation": d.relation} for d in distractors[:5]],
         "conditions": {r["name"]: {**{k: v for k, v in r.items() if k not in ("obs", "name")},
@@ -408,8 +429,9 @@ def render(report: dict[str, Any]) -> str:
         f"wall {report['wall_s'] / 60:.1f} min.",
         "",
         f"Editor: `EditedModel.from_pretrained(None)` (the shipped trained defaults: scope threshold "
-        f"{report['scope_threshold']:.4f}, conflicts newest-wins, relation_first "
-        f"{report.get('relation_first', 'off')}), one on-disk `EditStore` per condition, the "
+        f"{report['scope_threshold']:.4f}, conflicts newest-wins, same-fact judge "
+        f"{report.get('same_fact_by', 'encoder')} (cosine threshold {report.get('same_fact_threshold', 0.55)}), "
+        f"relation_first {report.get('relation_first', 'off')}), one on-disk `EditStore` per condition, the "
         f"same base and counterfactual models. {report['n_edits']:,} CounterFact edits (the first of "
         f"counterfact-edit.json) in memory in every condition; {report['scored']} of them scored (a seeded "
         "sample): their prompts and rephrasings (ES), their neighbourhood prompts (locality); DD on "
@@ -499,9 +521,9 @@ def verdict(report: dict[str, Any]) -> list[str]:
         "exact-scan row: where its nearest edit differs from the exact nearest, count how often that turns a "
         "real edit into a distractor. (2) the conflict policy (`conflicts: newest`, "
         "`ScopeClassifier._newest_first`): a newer in-scope candidate whose key is near the best match's and "
-        "which the same-fact judge (subject-masked MiniLM cosine >= 0.55) calls the same fact takes over, even "
+        f"which the same-fact judge ({judge_words(report)}) calls the same fact takes over, even "
         "from an edit whose input is the query itself; short templates of different relations of one subject "
-        "(\"X, by\" / \"X, in\"; \"X works as\" / \"X worked in\") pass that judge. With the distractors "
+        "(\"X, by\" / \"X, in\"; \"X works as\" / \"X worked in\") can pass that judge. With the distractors "
         f"newer (b) that adds {b['in_scope']['distractor'] - c['in_scope']['distractor']} in-scope inputs "
         "taken by a distractor, the edit prompts themselves among them (reliability row).",
         f"- The sample bounds the claim: every column scores the same {report['scored']} edits; 2 points is "

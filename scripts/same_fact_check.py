@@ -10,7 +10,8 @@ relation cosine >= same_fact_threshold).
 2. CounterFact eval edits, each followed by two newer edits of *other* relations of the same subject
    (templates from the training file, relations told apart by their answers): share of the edits'
    exact inputs and rephrasings routed to their own edit (anything else answers another fact).
-3. Pairs: same-fact pairs merged vs other-relation pairs merged, at the configured thresholds.
+3. Pairs: same-fact pairs merged vs other-relation pairs merged, at the configured thresholds, by
+   each judge: the masked cosine, the scope verifier, and both together (``same_fact_by``).
 4. Issue 14's four edits.
 
     python scripts/same_fact_check.py [--model DIR] [--data-dir ../shared/data] [--out benchmarks/extra/same_fact.json]
@@ -65,6 +66,9 @@ def policies(config) -> dict[str, dict]:
                 same_fact_by="encoder")
     if VERIFIER:
         out["newest, same-fact decision: verifier"] = dict(conflicts="newest", same_fact_by="verifier")
+        for name, (encoder, threshold) in JUDGES.items():
+            out[f"newest, same-fact decision: verifier and {name}"] = dict(
+                conflicts="newest", same_fact_threshold=threshold, same_fact_encoder=encoder, same_fact_by="both")
     return out
 
 
@@ -200,6 +204,12 @@ def main() -> None:
         same_v, other_v = np.array(v.pair_mutual_scores(same)), np.array(v.pair_mutual_scores(other))
         result["pairs"]["verifier: same merged"] = round(float(((key_same >= t) & (same_v >= v.threshold)).mean()), 4)
         result["pairs"]["verifier: other merged"] = round(float(((key_other >= t) & (other_v >= v.threshold)).mean()), 4)
+        for name, (judge_encoder, s) in JUDGES.items():
+            same_sim, other_sim = score_same_fact((judge_encoder or encoder).encode, pairs)
+            both_same = (key_same >= t) & (same_v >= v.threshold) & (same_sim >= s)
+            both_other = (key_other >= t) & (other_v >= v.threshold) & (other_sim >= s)
+            result["pairs"][f"verifier and {name}: same merged"] = round(float(both_same.mean()), 4)
+            result["pairs"][f"verifier and {name}: other merged"] = round(float(both_other.mean()), 4)
 
     # 4. the four edits
     store = store_with(encoder, FOUR)

@@ -297,24 +297,25 @@ class ScopeConfig(Config):
         "together, separates relations worse (44% vs 69% of zsRE same-fact pairs kept at 1% false merges). "
         "None: the scope encoder.", check=optional(MODEL_NAME))
     same_fact_threshold: float = option(
-        0.55, "'newest' also needs the two edits to ask the same relation; with same_fact_by 'encoder' (or no "
-        "verifier): the cosine of their inputs with the "
+        0.55, "'newest' also needs the two edits to ask the same relation; with same_fact_by 'encoder' or 'both' "
+        "(or no verifier): the cosine of their inputs with the "
         "shared subject masked out (serac.facts), by same_fact_encoder, must reach this. Stricter than the "
         "scope test, because two facts about one subject share most of their key. `serac train` calibrates "
         "it: at most 1% of same-subject, other-relation validation pairs merged; 0.55 is that value for the "
         "pretrained MiniLM.",
         check=COSINE)
-    same_fact_by: Literal["verifier", "encoder"] = option(
-        "encoder", "What decides that two edits change the same fact ('newest' policy). 'verifier': the scope "
-        "verifier (cross_encoder) reads each edit's input as a query of the other and both scores must reach "
-        "cross_encoder_threshold; 'encoder' (and 'verifier' without a cross_encoder): the subject-masked "
-        "cosine by same_fact_encoder against same_fact_threshold. With the shipped verifier, on 1,611 zsRE "
-        "same-fact pairs (rephrasings, re-edits) and 1,856 CounterFact same-subject, other-relation pairs: "
-        "'verifier' merges 97.3% / 1.13%, 'encoder' 77.0% / 1.51% (benchmarks/extra/same_fact.md); of the "
-        "other-relation pairs it merges, about half ask one question through two relations' templates. Not the "
-        "default: among 100,000 newer real-text distractors it let them take 27 more CounterFact in-scope "
-        "inputs (reliability 148 -> 130 of 160, benchmarks/extra/quality_at_scale.md).",
-        check=one_of(("verifier", "encoder")))
+    same_fact_by: Literal["verifier", "encoder", "both"] = option(
+        "both", "What decides that two edits change the same fact ('newest' policy). 'encoder': the subject-"
+        "masked cosine by same_fact_encoder reaches same_fact_threshold; 'verifier': the scope verifier "
+        "(cross_encoder) reads each edit's input as a query of the other and both scores reach "
+        "cross_encoder_threshold; 'both': both tests (without a cross_encoder, 'verifier' and 'both' are "
+        "'encoder'). With the shipped verifier, on 1,611 zsRE same-fact pairs (rephrasings, re-edits) and 1,856 "
+        "CounterFact same-subject, other-relation pairs: 'both' merges 76.2% / 0.16%, 'encoder' 77.0% / 1.51%, "
+        "'verifier' 97.3% / 1.13% (benchmarks/extra/same_fact.md). Among 100,000 newer real-text distractors "
+        "'both' answered 6 more of 320 CounterFact inputs right than 'encoder', 'verifier' 24 fewer "
+        "(ES 0.866 / 0.847 / 0.772, benchmarks/extra/quality_at_scale.md); on zsRE, 'verifier' routes 6 points "
+        "more inputs to their fact's newest edit.",
+        check=one_of(("verifier", "encoder", "both")))
     relation_first: bool = option(
         True, "When several edits are in scope of a query, answer from the one whose input asks the query's "
         "relation (subject-masked cosine, by same_fact_encoder), not simply the nearest: with many facts about "

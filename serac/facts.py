@@ -24,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from serac.edits import Edit
+from serac.errors import ConfigError
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 # Words that alone never make a shared span a subject ("of the", "is", "?").
@@ -58,37 +59,49 @@ def mask_shared_span(a: str, b: str) -> tuple[str, str]:
 
 
 class SameFactJudge:
-    """Decides whether two edits change the same fact, from their inputs' relation similarity.
+    """Decides whether two edits change the same fact.
 
-    Edits never change (a new input is a new edit), so a pair's similarity is computed once and
-    kept in a bounded cache: the check costs one small encoder call the first time a query meets a
-    pair of candidate edits, and nothing after.
+    ``by`` names the test: "encoder", the subject-masked cosine of the two inputs (``encoder``)
+    against ``threshold``; "verifier", the scope verifier's mutual score (``pair_scorer``: each
+    input read as a query of the other edit, the lower score) against ``pair_threshold``; "both",
+    both tests. The verifier reads relation words the cosine misses ("What voice type is X?" /
+    "What is the vocal range for X?"), the cosine vetoes the short templates of two relations that
+    the verifier calls one ("X, founded in" / "X was born in").
+
+    Edits never change (a new input is a new edit), so a pair's scores are computed once and kept
+    in a bounded cache: the check costs one small model call the first time a query meets a pair
+    of candidate edits, and nothing after.
     """
 
     def __init__(self, encoder, threshold: float, cache_size: int = 65_536,
-                 pair_scorer: Callable[[str, list[str]], list[float]] | None = None) -> None:
+                 pair_scorer: Callable[[str, list[str]], list[float]] | None = None,
+                 pair_threshold: float = 0.5, by: str = "encoder") -> None:
+        if by not in ("encoder", "verifier", "both"):
+            raise ConfigError(f"same-fact judge {by!r}: use 'encoder', 'verifier' or 'both'")
+        if by != "encoder" and pair_scorer is None:
+            by = "encoder"  # no verifier to ask: the cosine alone (as ScopeConfig.same_fact_by documents)
         self.encoder = encoder
         self.threshold = threshold
-        # scores (anchor input, other inputs) -> same-fact scores in place of the subject-masked cosine:
-        # the scope verifier's mutual score (ScopeClassifier, same_fact_by "verifier")
         self.pair_scorer = pair_scorer
-        self._cache: OrderedDict[tuple[int, int], float] = OrderedDict()
+        self.pair_threshold = pair_threshold
+        self.by = by
+        self._cosines: OrderedDict[tuple[int, int], float] = OrderedDict()
+        self._pair_scores: OrderedDict[tuple[int, int], float] = OrderedDict()
         self._cache_size = cache_size
 
     def similarities(self, anchor: Edit, others: list[Edit]) -> list[float]:
-        """Subject-masked cosine between ``anchor``'s input and each of ``others``' (or the pair
-        scorer's score)."""
-        known = {e.id: self._cache[(anchor.id, e.id)] for e in others if (anchor.id, e.id) in self._cache}
-        missing = [e for e in others if e.id not in known]
-        if missing and self.pair_scorer is not None:
-            known.update(zip((e.id for e in missing), self.pair_scorer(anchor.input, [e.input for e in missing])))
-        elif missing:
+        """Subject-masked cosine between ``anchor``'s input and each of ``others``'."""
+        def score(missing: list[Edit]) -> list[float]:
             pairs = [mask_shared_span(anchor.input, e.input) for e in missing]
             vectors = self.encoder.encode([text for pair in pairs for text in pair])
-            known.update(zip((e.id for e in missing), np.sum(vectors[0::2] * vectors[1::2], axis=1).tolist()))
-        for edit in others:
-            self._remember((anchor.id, edit.id), known[edit.id])
-        return [known[e.id] for e in others]
+            return np.sum(vectors[0::2] * vectors[1::2], axis=1).tolist()
+        return self._cached(self._cosines, anchor, others, score)
+
+    def verifier_scores(self, anchor: Edit, others: list[Edit]) -> list[float]:
+        """The verifier's mutual score of ``anchor`` and each of ``others`` (needs ``pair_scorer``)."""
+        assert self.pair_scorer is not None
+        return self._cached(self._pair_scores, anchor, others,
+                            lambda missing: self.pair_scorer(anchor.input, [e.input for e in missing]))
 
     def query_similarities(self, query: str, edits: list[Edit]) -> list[float]:
         """Subject-masked cosine between a query and each edit's input: does it ask their relation?
@@ -98,10 +111,24 @@ class SameFactJudge:
         return np.sum(vectors[0::2] * vectors[1::2], axis=1).tolist()
 
     def same_fact(self, anchor: Edit, others: list[Edit]) -> list[bool]:
-        return [value >= self.threshold for value in self.similarities(anchor, others)]
+        same = [True] * len(others)
+        if self.by in ("encoder", "both"):
+            same = [s and value >= self.threshold for s, value in zip(same, self.similarities(anchor, others))]
+        if self.by in ("verifier", "both"):
+            asked = [e for e, s in zip(others, same) if s]  # "both": the verifier reads only what the cosine let by
+            scores = dict(zip((e.id for e in asked), self.verifier_scores(anchor, asked) if asked else []))
+            same = [s and scores[e.id] >= self.pair_threshold for e, s in zip(others, same)]
+        return same
 
-    def _remember(self, key: tuple[int, int], value: float) -> None:
-        self._cache[key] = value
-        self._cache.move_to_end(key)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    def _cached(self, cache: OrderedDict, anchor: Edit, others: list[Edit],
+                score: Callable[[list[Edit]], list[float]]) -> list[float]:
+        known = {e.id: cache[(anchor.id, e.id)] for e in others if (anchor.id, e.id) in cache}
+        missing = [e for e in others if e.id not in known]
+        if missing:
+            known.update(zip((e.id for e in missing), score(missing)))
+        for edit in others:
+            cache[(anchor.id, edit.id)] = known[edit.id]
+            cache.move_to_end((anchor.id, edit.id))
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
+        return [known[e.id] for e in others]

@@ -433,6 +433,23 @@ def test_the_verifier_judges_the_same_fact_both_ways():
     assert by_cosine.same_fact.same_fact(old, [reworded, wider]) == [False, False]
 
 
+def test_both_judges_merge_only_what_each_accepts():
+    """same_fact_by "both" (the default): the cosine can veto what the verifier merges, and the
+    verifier what the cosine merges."""
+    store = EditStore()
+    old, reworded, wider = store.add_many([("capital Zembla", "Oslo"), ("capital of Zembla", "Bergen"),
+                                           ("language capital Zembla", "Dutch")])
+    reranker, _ = verifier(floor=-1.0)
+    vetoed = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3, reranker=reranker, same_fact_threshold=1.1)
+    assert vetoed.same_fact.by == "both"
+    vetoed.sync(store)
+    assert vetoed.decide(["capital Zembla"])[0].edit == old  # the cosine at 1.1 vetoes every merge
+    agreed = ScopeClassifier(HashingEncoder(), threshold=0.3, top_k=3, reranker=reranker, same_fact_threshold=-1.0)
+    agreed.sync(store)
+    assert agreed.decide(["capital Zembla"])[0].edit == reworded
+    assert agreed.same_fact.same_fact(old, [reworded, wider]) == [True, False]  # the verifier's veto
+
+
 def test_candidates_below_the_floor_cost_no_verifier_pass():
     store = EditStore()
     store.add_many([("capital Zembla", "Oslo"), ("language Zembla", "Dutch")])

@@ -130,3 +130,35 @@ def test_rollback_to_version_zero_restores_the_base_model(editor, edited, baseli
     answers = editor.generate(EDIT_INPUTS, OPTIONS)
     assert [a.source for a in answers] == ["base"] * len(EDIT_INPUTS)
     assert [a.text for a in answers] == [baseline[q] for q in EDIT_INPUTS]
+
+
+SAME_SUBJECT = [  # issue 14's four edits, and three facts about one more subject
+    ("The official language of Australia is", "Arabic"),
+    ("Australia is located in the continent of", "South America"),
+    ("The capital of Serbia is", "Dhaka"),
+    ("Serbia is located in the continent of", "Asia"),
+    ("Where was Marie Curie born?", "Lisbon"),
+    ("What did Marie Curie die of?", "cholera"),
+    ("Which prize did Marie Curie win?", "the Turing Award"),
+]
+RE_EDIT = [  # one fact edited twice through two wordings: the newer answers both
+    ("What architect designed Toodyay Fire Station?", "Wyndham Lewis"),
+    ("Who is the architect of Toodyay Fire Station?", "Kohn Pedersen Fox"),
+]
+
+
+def test_the_shipped_scope_keeps_facts_about_one_subject_apart(editor):
+    """Routing only, with the shipped trained scope (verifier, newest wins, the default same-fact
+    judge): every exact input reaches its own edit, and a re-edit's older wording the newest edit."""
+    from serac.scope import ScopeClassifier
+    from serac.store import EditStore
+
+    scope = ScopeClassifier.from_config(editor.config.scope, encoder=editor.scope.encoder,
+                                        same_fact_encoder=editor.scope.same_fact.encoder,
+                                        reranker=editor.scope.reranker)
+    store = EditStore(":memory:")
+    edits = store.add_many(SAME_SUBJECT + RE_EDIT)
+    scope.sync(store)
+    decisions = scope.decide([e.input for e in edits])
+    assert all(d.in_scope for d in decisions)
+    assert [d.edit.target for d in decisions] == [t for _, t in SAME_SUBJECT] + ["Kohn Pedersen Fox"] * 2

@@ -149,7 +149,8 @@ class NeighbourOut(BaseModel):
     relation_similarity: float | None = Field(
         None, description="Cosine of the two inputs with their shared subject masked (None for the edit itself)."
     )
-    same_fact: bool = Field(..., description="score >= key_threshold and relation_similarity >= same_fact_threshold.")
+    same_fact: bool = Field(..., description="score >= key_threshold and the same-fact judge agrees (with the default "
+                            "judge: relation_similarity >= same_fact_threshold; see scope.same_fact_by).")
 
 
 class ConflictsOut(BaseModel):
@@ -364,6 +365,7 @@ def _conflicts(editor: EditedModel, edit_id: int) -> dict[str, Any]:
     keys = {c.edit.id: c.score for c in decision.candidates}  # the same, without a re-ranker
     keys.update({o.id: float(vectors[o.id] @ vectors[edit.id]) for o in others if o.id in vectors and edit.id in vectors})
     relations = dict(zip((o.id for o in others), scope.same_fact.similarities(edit, others) if others else []))
+    judged = dict(zip((o.id for o in others), scope.same_fact.same_fact(edit, others) if others else []))
     same_threshold = scope.same_fact.threshold
     neighbours = [{"edit": edit_out(edit), "score": 1.0, "relation_similarity": None, "same_fact": True}]
     for other in others:
@@ -373,7 +375,7 @@ def _conflicts(editor: EditedModel, edit_id: int) -> dict[str, Any]:
                 "edit": edit_out(other),
                 "score": key,
                 "relation_similarity": relations[other.id],
-                "same_fact": key >= scope.threshold and relations[other.id] >= same_threshold,
+                "same_fact": key >= scope.threshold and judged[other.id],
             }
         )
     answering = decision.edit
