@@ -216,6 +216,26 @@ class HFTextModel:
             answers.extend(self._generate_batch(texts[start : start + self.batch_size], max_new, options))
         return answers
 
+    def generate_contrastive(
+        self, prompts: Sequence[Prompt], plain_prompts: Sequence[Prompt], alpha: float, plausibility: float,
+        options: GenerationOptions = GREEDY,
+    ) -> list[str]:
+        """``generate`` with context-aware decoding (:mod:`serac.contrast`): ``plain_prompts`` are the
+        same queries without the edits, row for row."""
+        if self.is_encoder_decoder:
+            raise UnsupportedOptionError("counterfactual.contrast needs a decoder-only language model; set it to 0")
+        if options.logprobs is not None:
+            raise UnsupportedOptionError("log-probs are not available with counterfactual.contrast; ask without "
+                                         "logprobs or set contrast to 0")
+        texts, plain = [self.format(p) for p in prompts], [self.format(p) for p in plain_prompts]
+        max_new = options.max_new_tokens or self.max_new_tokens
+        answers: list[str] = []
+        for start in range(0, len(texts), self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            answers.extend(g.text for g in self._generate_batch(texts[rows], max_new, options,
+                                                                contrast=(plain[rows], alpha, plausibility)))
+        return answers
+
     def _generation_kwargs(
         self, max_new: int, options: GenerationOptions, *stops: threading.Event
     ) -> dict[str, Any]:
@@ -236,10 +256,19 @@ class HFTextModel:
         return kwargs
 
     @torch.inference_mode()
-    def _generate_batch(self, texts: list[str], max_new: int, options: GenerationOptions) -> list[Generation]:
+    def _generate_batch(self, texts: list[str], max_new: int, options: GenerationOptions,
+                        contrast: tuple[list[str], float, float] | None = None) -> list[Generation]:
         encoded = self._encode(texts, max_new)
         scored = options.logprobs is not None
         kwargs = self._generation_kwargs(max_new, options)
+        if contrast is not None:  # (plain prompts, alpha, plausibility): see generate_contrastive
+            from transformers import LogitsProcessorList
+
+            from serac.contrast import ContextContrast
+
+            plain, alpha, plausibility = contrast
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [ContextContrast(self.model, self._encode(plain, max_new), alpha, plausibility)])
         if scored:
             kwargs.update(return_dict_in_generate=True, output_logits=True)
         with _seeded(options.seed):

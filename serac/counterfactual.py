@@ -87,10 +87,13 @@ def few_shot_messages(edits: Sequence[Edit | tuple[str, str]], query: str) -> li
 class LMCounterfactual:
     """A (possibly LoRA-adapted) language model conditioned on edits through its prompt."""
 
-    def __init__(self, lm: HFTextModel, prompt: str = "few-shot", num_edits: int = 1) -> None:
+    def __init__(self, lm: HFTextModel, prompt: str = "few-shot", num_edits: int = 1, contrast: float = 0.0,
+                 plausibility: float = 0.5) -> None:
         self.lm = lm
         self.prompt = prompt
         self.num_edits = num_edits
+        self.contrast = contrast  # context-aware decoding weight (serac.contrast); 0: plain decoding
+        self.plausibility = plausibility
 
     @classmethod
     def from_config(cls, config: CounterfactualConfig) -> "LMCounterfactual":
@@ -113,6 +116,14 @@ class LMCounterfactual:
         ordered = list(reversed(edits))
         return few_shot_messages(ordered, query_text(query))
 
+    def plain_prompt(self, query: Prompt) -> Prompt:
+        """The prompt without edits: the other side of context-aware decoding."""
+        if self.prompt == "trained":
+            return format_edit_prompt([], query_text(query)).lstrip("\n")
+        messages = few_shot_messages([], query_text(query))
+        messages[-1]["content"] = messages[-1]["content"].lstrip("\n")
+        return messages
+
     def generate(
         self,
         queries: Sequence[Prompt],
@@ -120,7 +131,13 @@ class LMCounterfactual:
         options: GenerationOptions = GREEDY,
     ) -> list[str]:
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
-        return self.lm.generate(prompts, options)
+        if not self.contrast:
+            return self.lm.generate(prompts, options)
+        contrastive = getattr(self.lm, "generate_contrastive", None)
+        if contrastive is None:
+            raise UnsupportedOptionError(f"counterfactual.contrast needs a local language model; "
+                                         f"{type(self.lm).__name__} has no contrastive decoding: set contrast to 0")
+        return contrastive(prompts, [self.plain_prompt(q) for q in queries], self.contrast, self.plausibility, options)
 
     def generate_detailed(
         self,
@@ -128,14 +145,22 @@ class LMCounterfactual:
         edits: Sequence[Sequence[Edit]],
         options: GenerationOptions = GREEDY,
     ) -> list[Generation]:
-        """``generate`` with token log-probs when ``options.logprobs`` is set."""
+        """``generate`` with token log-probs when ``options.logprobs`` is set (not with contrast)."""
+        if self.contrast:
+            if options.logprobs is not None:
+                raise UnsupportedOptionError("log-probs are not available with counterfactual.contrast; ask "
+                                             "without logprobs or set contrast to 0")
+            return [Generation(text) for text in self.generate(queries, edits, options)]
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.generate_detailed(prompts, options)
 
     def stream(
         self, query: Prompt, edits: Sequence[Edit], options: GenerationOptions = GREEDY
     ) -> Iterator[str]:
-        """``generate`` for one query, as text pieces while they are generated."""
+        """``generate`` for one query, as text pieces while they are generated (with contrast, the
+        whole answer as one piece)."""
+        if self.contrast:
+            return iter(self.generate([query], [edits], options))
         return self.lm.stream(self.build_prompt(query, edits), options)
 
     def teacher_forced(
@@ -211,7 +236,7 @@ def load_counterfactual(config: CounterfactualConfig, base: TextModel | None = N
         return PairClassifierCounterfactual(model, base)
     if config.adapter:
         model.model = with_adapter(model.model, config.adapter)
-    return LMCounterfactual(model, config.prompt, config.num_edits)
+    return LMCounterfactual(model, config.prompt, config.num_edits, config.contrast, config.contrast_plausibility)
 
 
 PROMPTED_SYSTEM = (

@@ -96,6 +96,9 @@ class EditedModel:
         base = _load_base(config)
         counterfactual: CounterfactualModel
         if config.counterfactual.engine == "prompted":
+            if config.counterfactual.contrast:
+                raise UnsupportedOptionError("counterfactual.contrast needs the local counterfactual model "
+                                             "(engine 'local'); with engine 'prompted' set contrast to 0")
             counterfactual = PromptedCounterfactual(base, config.counterfactual.num_edits)
         else:
             counterfactual = load_counterfactual(config.counterfactual, base)

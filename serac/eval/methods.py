@@ -274,7 +274,7 @@ def serac_untrained(models: EvalModels, options: MethodOptions) -> SeracMethod:
         lm = load_text_model(cf_config.model, cf_config.kind, max_new_tokens=cf_config.max_new_tokens,
                              batch_size=cf_config.batch_size, device=str(models.base.lm.device))
     counterfactual = LMCounterfactual(models.cached(lm, "counterfactual", reuse_prefix=True), cf_config.prompt,
-                                      cf_config.num_edits)
+                                      cf_config.num_edits, cf_config.contrast, cf_config.contrast_plausibility)
     encoder = models.encoder()
     scope = config.scope
     threshold = options.serac_threshold if options.serac_threshold is not None else scope.threshold
