@@ -382,7 +382,8 @@ class CounterfactualConfig(LoadOptions):
         "log p(y | edit, query) - alpha log p(y | query), so the answer follows the edit over what the model "
         "would say without it. 0: plain decoding. Costs a second forward pass per generated token on in-scope "
         "inputs; local language models only, no log-probs. With gold routing the shipped model copied 287 "
-        "instead of 279 of 300 zsRE targets at 1.0 (benchmarks/extra/tight.md).",
+        "instead of 279 of 300 zsRE targets at 1.0, but on all 1,037 zsRE edits conflict-aware ES rose only "
+        "0.894 -> 0.897 (benchmarks/extra/tight.md), so it is off in the shipped defaults.",
         check=number_in(0.0, 10.0))
     contrast_plausibility: float = option(
         0.5, "With contrast: only tokens whose p(y | edit, query) is at least this share of the likeliest "
