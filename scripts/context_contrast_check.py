@@ -8,9 +8,8 @@ among the tokens whose p(y | edit, query) is at least beta times the likeliest o
 what the edit adds over what the model would say without it.
 
 This script measures that on the shipped counterfactual model with gold routing (each input given
-its own record's edit, no scope): greedy against contrastive greedy, exact match as the benchmark
-scores it, each flip listed. A prototype (one query at a time, with a KV cache per side), not the
-serving path: it is not wired into `LMCounterfactual`.
+its own record's edit, no scope): plain greedy decoding against `counterfactual.contrast` (the
+model's own decoding path, batched), exact match as the benchmark scores it, each flip listed.
 
     python scripts/context_contrast_check.py --data-dir ../shared/data --records 150 --alpha 1.0 --beta 0.5
 """
@@ -19,15 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from serac.counterfactual import format_edit_prompt
+from serac.base import GenerationOptions
 from serac.data import load_zsre
 from serac.editor import EditedModel
 from serac.edits import Edit
@@ -45,8 +42,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON with the counts and every flip")
     args = parser.parse_args()
     started = time.time()
-    lm = EditedModel.from_pretrained(None).counterfactual.lm
-    tokenizer, model = lm.tokenizer, lm.model
+    counterfactual = EditedModel.from_pretrained(None).counterfactual
+    counterfactual.plausibility = args.beta
     records = load_zsre(args.data_dir / "zsre" / "zsre_mend_eval_portability_gpt4.json")
     picked = random.Random(args.seed).sample(range(len(records)), args.records)
     items = []
@@ -54,37 +51,16 @@ def main() -> None:
         record = records[index]
         edit = Edit(id=n + 1, input=record.edit_input, target=record.edit_target, created_at=0.0, metadata={})
         items += [(probe.input, edit) for probe in record.in_scope]
-
-    def ids(prompt: str) -> torch.Tensor:
-        return tokenizer(lm.format(prompt), return_tensors="pt", add_special_tokens=not lm.use_chat_template)["input_ids"]
-
-    @torch.no_grad()
-    def answer(query: str, edit: Edit, alpha: float) -> str:
-        with_edit, plain = ids(format_edit_prompt([edit], query)), ids(format_edit_prompt([], query).lstrip("\n"))
-        cache_edit = cache_plain = None
-        out: list[int] = []
-        for _ in range(args.max_new_tokens):
-            step = model(input_ids=with_edit, past_key_values=cache_edit, use_cache=True)
-            cache_edit = step.past_key_values
-            scores = torch.log_softmax(step.logits[0, -1].float(), -1)
-            if alpha:
-                step_plain = model(input_ids=plain, past_key_values=cache_plain, use_cache=True)
-                cache_plain = step_plain.past_key_values
-                without = torch.log_softmax(step_plain.logits[0, -1].float(), -1)
-                plausible = scores >= scores.max() + math.log(args.beta)
-                scores = torch.where(plausible, (1 + alpha) * scores - alpha * without, torch.tensor(-math.inf))
-            token = int(scores.argmax())
-            if token == tokenizer.eos_token_id:
-                break
-            out.append(token)
-            if "\n" in tokenizer.decode(out).strip():  # the benchmark scores the first line
-                break
-            with_edit = plain = torch.tensor([[token]])
-        return tokenizer.decode(out, skip_special_tokens=True).strip()
+    options = GenerationOptions(max_new_tokens=args.max_new_tokens)
+    batch = counterfactual.lm.batch_size
 
     runs = {}
     for name, alpha in (("greedy", 0.0), ("contrastive", args.alpha)):
-        answers = [answer(q, e, alpha) for q, e in tqdm(items, desc=name)]
+        counterfactual.contrast = alpha
+        answers = []
+        for start in tqdm(range(0, len(items), batch), desc=name):
+            rows = items[start:start + batch]
+            answers += counterfactual.generate([q for q, _ in rows], [[e] for _, e in rows], options)
         runs[name] = (answers, [exact_match(a, e.target) for a, (_, e) in zip(answers, items)])
     (greedy, greedy_ok), (contrastive, contrastive_ok) = runs["greedy"], runs["contrastive"]
     flips = [{"query": q, "target": e.target, "greedy": g, "contrastive": c, "fixed": c_ok}

@@ -195,8 +195,10 @@ def main() -> None:
         "keys only (before): same merged": round(float((key_same >= t).mean()), 4),
         "keys only (before): other merged": round(float((key_other >= t).mean()), 4),
     }
-    for name, (judge_encoder, s) in JUDGES.items():
-        same_sim, other_sim = score_same_fact((judge_encoder or encoder).encode, pairs)
+    cosines = {name: score_same_fact((judge_encoder or encoder).encode, pairs)
+               for name, (judge_encoder, _) in JUDGES.items()}
+    for name, (_, s) in JUDGES.items():
+        same_sim, other_sim = cosines[name]
         result["pairs"][f"{name}: same merged"] = round(float(((key_same >= t) & (same_sim >= s)).mean()), 4)
         result["pairs"][f"{name}: other merged"] = round(float(((key_other >= t) & (other_sim >= s)).mean()), 4)
     if VERIFIER:
@@ -204,8 +206,8 @@ def main() -> None:
         same_v, other_v = np.array(v.pair_mutual_scores(same)), np.array(v.pair_mutual_scores(other))
         result["pairs"]["verifier: same merged"] = round(float(((key_same >= t) & (same_v >= v.threshold)).mean()), 4)
         result["pairs"]["verifier: other merged"] = round(float(((key_other >= t) & (other_v >= v.threshold)).mean()), 4)
-        for name, (judge_encoder, s) in JUDGES.items():
-            same_sim, other_sim = score_same_fact((judge_encoder or encoder).encode, pairs)
+        for name, (_, s) in JUDGES.items():
+            same_sim, other_sim = cosines[name]
             both_same = (key_same >= t) & (same_v >= v.threshold) & (same_sim >= s)
             both_other = (key_other >= t) & (other_v >= v.threshold) & (other_sim >= s)
             result["pairs"][f"verifier and {name}: same merged"] = round(float(both_same.mean()), 4)

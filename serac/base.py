@@ -209,12 +209,7 @@ class HFTextModel:
         self, prompts: Sequence[Prompt], options: GenerationOptions = GREEDY
     ) -> list[Generation]:
         """``generate``, each answer with its tokens' log-probs when ``options.logprobs`` is set."""
-        texts = [self.format(p) for p in prompts]
-        max_new = options.max_new_tokens or self.max_new_tokens
-        answers: list[Generation] = []
-        for start in range(0, len(texts), self.batch_size):
-            answers.extend(self._generate_batch(texts[start : start + self.batch_size], max_new, options))
-        return answers
+        return self._generate_rows([self.format(p) for p in prompts], options)
 
     def generate_contrastive(
         self, prompts: Sequence[Prompt], plain_prompts: Sequence[Prompt], alpha: float, plausibility: float,
@@ -227,13 +222,19 @@ class HFTextModel:
         if options.logprobs is not None:
             raise UnsupportedOptionError("log-probs are not available with counterfactual.contrast; ask without "
                                          "logprobs or set contrast to 0")
-        texts, plain = [self.format(p) for p in prompts], [self.format(p) for p in plain_prompts]
+        plain = [self.format(p) for p in plain_prompts]
+        return [g.text for g in self._generate_rows([self.format(p) for p in prompts], options,
+                                                    (plain, alpha, plausibility))]
+
+    def _generate_rows(self, texts: list[str], options: GenerationOptions,
+                       contrast: tuple[list[str], float, float] | None = None) -> list[Generation]:
+        """Formatted prompts in batches of ``batch_size`` (with contrast: their plain prompts row for row)."""
         max_new = options.max_new_tokens or self.max_new_tokens
-        answers: list[str] = []
+        answers: list[Generation] = []
         for start in range(0, len(texts), self.batch_size):
             rows = slice(start, start + self.batch_size)
-            answers.extend(g.text for g in self._generate_batch(texts[rows], max_new, options,
-                                                                contrast=(plain[rows], alpha, plausibility)))
+            batch = None if contrast is None else (contrast[0][rows], contrast[1], contrast[2])
+            answers.extend(self._generate_batch(texts[rows], max_new, options, batch))
         return answers
 
     def _generation_kwargs(

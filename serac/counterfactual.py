@@ -145,11 +145,9 @@ class LMCounterfactual:
         edits: Sequence[Sequence[Edit]],
         options: GenerationOptions = GREEDY,
     ) -> list[Generation]:
-        """``generate`` with token log-probs when ``options.logprobs`` is set (not with contrast)."""
+        """``generate`` with token log-probs when ``options.logprobs`` is set (not with contrast: the
+        language model refuses them)."""
         if self.contrast:
-            if options.logprobs is not None:
-                raise UnsupportedOptionError("log-probs are not available with counterfactual.contrast; ask "
-                                             "without logprobs or set contrast to 0")
             return [Generation(text) for text in self.generate(queries, edits, options)]
         prompts = [self.build_prompt(q, e) for q, e in zip(queries, edits)]
         return self.lm.generate_detailed(prompts, options)

@@ -123,10 +123,8 @@ class ScopeClassifier:
         self.threshold = threshold
         self.top_k = top_k
         self.conflicts = conflicts
-        self.same_fact = SameFactJudge(
-            same_fact_encoder or encoder, same_fact_threshold, by=same_fact_by,
-            pair_scorer=reranker.mutual_scores if reranker is not None else None,
-            pair_threshold=reranker.threshold if reranker is not None else 0.5)
+        verifier = {} if reranker is None else dict(pair_scorer=reranker.mutual_scores, pair_threshold=reranker.threshold)
+        self.same_fact = SameFactJudge(same_fact_encoder or encoder, same_fact_threshold, by=same_fact_by, **verifier)
         self.reranker = reranker
         self.index_kind = index
         self.approximate_above = approximate_above
@@ -306,7 +304,8 @@ class ScopeClassifier:
         A newer candidate takes over when the query is in scope of it too, its input is in scope
         of the best match's input (keys' cosine clears the threshold), and the two inputs ask the
         same relation (``SameFactJudge``, by ``same_fact_by``: cosine with the shared subject
-        masked out clears ``same_fact_threshold``, and/or the verifier's mutual score): e.g. "What company made X?" -> A, then "Which firm built X?" -> B.
+        masked out clears ``same_fact_threshold``, and/or the verifier's mutual score): e.g.
+        "What company made X?" -> A, then "Which firm built X?" -> B.
         Without the policy, whichever phrasing sits nearer the query would win, so a rephrasing
         could still get the superseded answer A; without the relation test, a newer edit of
         another fact about the same subject would answer (the subject dominates both keys).

@@ -365,7 +365,8 @@ def _conflicts(editor: EditedModel, edit_id: int) -> dict[str, Any]:
     keys = {c.edit.id: c.score for c in decision.candidates}  # the same, without a re-ranker
     keys.update({o.id: float(vectors[o.id] @ vectors[edit.id]) for o in others if o.id in vectors and edit.id in vectors})
     relations = dict(zip((o.id for o in others), scope.same_fact.similarities(edit, others) if others else []))
-    judged = dict(zip((o.id for o in others), scope.same_fact.same_fact(edit, others) if others else []))
+    near = [o for o in others if keys[o.id] >= scope.threshold]  # the judge decides only between these
+    judged = dict(zip((o.id for o in near), scope.same_fact.same_fact(edit, near) if near else []))
     same_threshold = scope.same_fact.threshold
     neighbours = [{"edit": edit_out(edit), "score": 1.0, "relation_similarity": None, "same_fact": True}]
     for other in others:
@@ -375,7 +376,7 @@ def _conflicts(editor: EditedModel, edit_id: int) -> dict[str, Any]:
                 "edit": edit_out(other),
                 "score": key,
                 "relation_similarity": relations[other.id],
-                "same_fact": key >= scope.threshold and judged[other.id],
+                "same_fact": judged.get(other.id, False),
             }
         )
     answering = decision.edit
