@@ -76,9 +76,11 @@ def accuracy_rows(classifier, old_classifier, root: Path, vitaminc: Path, sets=t
     return rows
 
 
-def editing_results(task_artifact: Path, classifier: Path, edits, name: str, methods, batch_sizes, limit):
+def editing_results(task_artifact: Path, classifier: Path, edits, name: str, methods, batch_sizes, limit,
+                    modes=("batch", "sequential")):
     """Batch and sequential runs of the fc task on ``edits`` (the first ``limit`` edited, the claims of
-    the rest the drawdown set), the new classifier plugged in as the counterfactual model."""
+    the rest the drawdown set), the new classifier plugged in as the counterfactual model. Sequential
+    checkpoints: the batch sizes, then all ``limit`` edits."""
     from serac.editor import load_artifact_config
     from serac.eval.methods import EvalModels, MethodOptions, build_methods
     from serac.eval.runner import EvalSettings, Runner, Task
@@ -91,9 +93,10 @@ def editing_results(task_artifact: Path, classifier: Path, edits, name: str, met
     options = MethodOptions(artifact=str(task_artifact), counterfactual=str(classifier))
     built = build_methods(methods, models, options, logging.warning)
     started = time.perf_counter()
-    results = [Runner(task, models, EvalSettings(mode="batch", batch_sizes=tuple(batch_sizes))).run(built),
-               Runner(task, models, EvalSettings(mode="sequential", checkpoints=tuple(batch_sizes),
-                                                 cost=False)).run(built)]
+    settings = {"batch": EvalSettings(mode="batch", batch_sizes=tuple(batch_sizes)),
+                "sequential": EvalSettings(mode="sequential", cost=False,
+                                           checkpoints=tuple(sorted({*batch_sizes, limit})))}
+    results = [Runner(task, models, settings[mode]).run(built) for mode in modes]
     logging.info("editing %s: %.0fs", name, time.perf_counter() - started)
     return results
 
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="*", default=["serac", "icl", "ft"])
     parser.add_argument("--fm2-methods", nargs="*", help="Methods for FM2 (default: --methods).")
     parser.add_argument("--fm2-edits", type=int, help="Use the first N (shuffled) FM2 edits; default all.")
+    parser.add_argument("--modes", nargs="*", default=["batch", "sequential"], choices=["batch", "sequential"])
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--accuracy-sample", type=int, help="Score a seeded sample of N pairs per set.")
     parser.add_argument("--accuracy-sets", nargs="*", default=list(ACCURACY_SETS), choices=list(ACCURACY_SETS))
@@ -215,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                 "edits": len(edits), "edited": limit,
                 "in_scope_claims": sum(len(e.in_scope) for e in edits[:limit]),
             }
-            results = editing_results(args.task_artifact, args.classifier, edits, name, methods, (1, 5, 25, 75), limit)
+            results = editing_results(args.task_artifact, args.classifier, edits, name, methods, (1, 5, 25, 75), limit,
+                                      args.modes)
             report["editing"][name] = [r.to_json() for r in results]
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1) + "\n")  # partial results survive a kill

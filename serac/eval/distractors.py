@@ -132,19 +132,24 @@ class Relations:
                 return template, found.group(1)
         return None
 
+    def fact_of_edit(self, example: EditExample) -> tuple[str, str] | None:
+        """The (normalised subject, relation) pair an edit changes (None: its template is unknown)."""
+        template = template_of(example)
+        if template is None or template not in self.relation_of:
+            return None
+        return normalize_text(example.subject or ""), self.relation_of[template]
+
+    def fact_of_prompt(self, prompt: str) -> tuple[str, str] | None:
+        """The (normalised subject, relation) pair a prompt asks (None: no known template)."""
+        match = self.match(prompt)
+        return None if match is None else (normalize_text(match[1]), self.relation_of[match[0]])
+
     def pairs_of(self, examples: Iterable[EditExample]) -> set[tuple[str, str]]:
         """The (normalised subject, relation) pairs the edits change and their neighbourhood
         prompts ask about."""
-        pairs: set[tuple[str, str]] = set()
-        for example in examples:
-            template = template_of(example)
-            if template is not None and template in self.relation_of:
-                pairs.add((normalize_text(example.subject or ""), self.relation_of[template]))
-            for probe in example.out_of_scope:
-                match = self.match(probe.input)
-                if match is not None:
-                    pairs.add((normalize_text(match[1]), self.relation_of[match[0]]))
-        return pairs
+        facts = [f for e in examples for f in (self.fact_of_edit(e), *(self.fact_of_prompt(p.input)
+                                                                     for p in e.out_of_scope))]
+        return {f for f in facts if f is not None}
 
 
 def build_distractors(

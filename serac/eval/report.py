@@ -17,6 +17,7 @@ METRIC_TITLES = {
     "generalization": "generalization", "reliability_conflict_aware": "reliability conflict-aware",
     "generalization_conflict_aware": "generalization conflict-aware",
     "locality": "locality",
+    "locality_uncovered": "locality, uncovered",
 }
 
 

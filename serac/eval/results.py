@@ -16,7 +16,7 @@ TASKS = (*QA_TASKS, "fc", "sentiment")  # every task the runner loads (fc, senti
 MODES = ("batch", "sequential")
 SCORINGS = ("generation", "teacher_forced")
 METRICS = ("es", "es_conflict_aware", "dd", "reliability", "generalization", "reliability_conflict_aware",
-           "generalization_conflict_aware", "locality")
+           "generalization_conflict_aware", "locality", "locality_uncovered")
 COST_METRICS = ("edits_per_s", "latency_ratio_vs_base", "speedup_vs_reencode")
 ROW_KEYS = ("task", "method", "mode", "n_edits", "scoring", "metric", "value")
 # Appended to a row when its count is known: the inputs behind the value and, for a generation

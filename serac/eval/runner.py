@@ -11,8 +11,9 @@ seeded sample) are scored with all ``N`` edits in memory: the curve of ES and DD
 
 What is scored, per scored edit: its edit input (reliability) and rephrasings (generalization), the
 two together (ES), against the edit's own target (per record) and against the target of the newest
-applied edit of the same fact (conflict-aware, ``fact_key``); its dataset out-of-scope inputs
-(locality, e.g. CounterFact's same-relation neighbours). Drawdown uses an independent out-of-scope
+applied edit of the same fact (conflict-aware, :func:`conflict_key`); its dataset out-of-scope
+inputs (locality, e.g. CounterFact's same-relation neighbours), and those of them no applied edit asks
+(``locality_uncovered``). Drawdown uses an independent out-of-scope
 set (NQ-open questions) when one is given, else the dataset's out-of-scope inputs.
 
 Every task runs through this loop; a task only says what its edits and probes are (``serac.tasks``):
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,11 @@ class Task:
     judge: Callable[[Sequence[str]], list[str]] | None = None
     scorings: tuple[str, ...] = SCORINGS  # what the task's answers can be scored by
     max_new_tokens: int | None = None  # the answer length the task needs (None: the command's default)
+    # The fact (e.g. CounterFact's (subject, relation)) an edit changes and a prompt asks, where the task
+    # can tell: a locality prompt asking a fact some stored edit changes is in scope of that edit, so
+    # ``locality_uncovered`` leaves it out. None: every locality prompt counts.
+    edit_fact: Callable[[EditExample], Hashable | None] | None = None
+    prompt_fact: Callable[[str], Hashable | None] | None = None
 
 
 def load_task(
@@ -88,13 +94,30 @@ def load_task(
     examples = LOADERS[name](path, limit)
     if not examples:
         raise ConfigError(f"{path} gave no {name} edits (limit={limit}); pass a non-empty file and limit")
+    task = Task(name, examples, **_facts_of(name, examples))
     if dd_path is None:
-        return Task(name, examples)
+        return task
     probes = load_nq(dd_path)
     random.Random(seed).shuffle(probes)  # a seeded order: smaller samples are prefixes of larger ones
     if dd_sample is not None:
         probes = probes[:dd_sample]
-    return Task(name, examples, probes, f"{len(probes)} questions sampled from {Path(dd_path).name} (seed {seed})")
+    task.dd_probes = probes
+    task.dd_source = f"{len(probes)} questions sampled from {Path(dd_path).name} (seed {seed})"
+    return task
+
+
+def _facts_of(name: str, examples: Sequence[EditExample]) -> dict[str, Any]:
+    """CounterFact: (subject, relation) of edits and prompts, from the records' templates
+    (:class:`serac.eval.distractors.Relations`); other QA tasks name no relation."""
+    if name != "counterfact":
+        return {}
+    from serac.eval.distractors import Relations
+
+    try:
+        relations = Relations(examples)
+    except ConfigError:  # no record with its subject in its prompt: nothing to tell facts by
+        return {}
+    return {"edit_fact": relations.fact_of_edit, "prompt_fact": relations.fact_of_prompt}
 
 
 def _task_of(name: str, path: str | Path | None, limit: int | None, seed: int) -> Task:
@@ -163,6 +186,7 @@ class Observations:
     reliability_conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # edit inputs, newest target
     generalization_conflict_aware: list[tuple[str, str]] = field(default_factory=list)  # rephrasings, newest target
     locality: list[tuple[str, str]] = field(default_factory=list)  # (after, before)
+    locality_uncovered: list[tuple[str, str]] = field(default_factory=list)  # locality, prompts no edit asks
     dd: list[tuple[str, str]] = field(default_factory=list)
     tf: dict[str, list[float]] = field(default_factory=dict)  # metric -> token accuracies
     routed: dict[str, list[bool]] = field(default_factory=dict)  # "in_scope"/"locality"/"dd" -> answered by an edit
@@ -172,7 +196,7 @@ class Observations:
 
     def extend(self, other: Observations) -> None:
         for name in ("reliability", "generalization", "conflict_aware", "reliability_conflict_aware",
-                     "generalization_conflict_aware", "locality", "dd"):
+                     "generalization_conflict_aware", "locality", "locality_uncovered", "dd"):
             getattr(self, name).extend(getattr(other, name))
         self.examples = (self.examples + other.examples)[: self.MAX_EXAMPLES]
         for store, more in ((self.tf, other.tf), (self.routed, other.routed)):
@@ -207,6 +231,9 @@ class Observations:
                 len(self.generalization_conflict_aware),
             ),
             "locality": (metrics.locality([a for a, _ in self.locality], [b for _, b in self.locality]), len(self.locality)),
+            "locality_uncovered": (metrics.locality([a for a, _ in self.locality_uncovered],
+                                                    [b for _, b in self.locality_uncovered]),
+                                   len(self.locality_uncovered)),
         }
         out = [Score(task, method, mode, n_edits, "generation", m, v, c)
                for m, (v, c) in generation.items() if v is not None]
@@ -221,13 +248,15 @@ class Observations:
                 "reliability_conflict_aware": metrics.tf_edit_success(tf.get("reliability_conflict_aware", [])),
                 "generalization_conflict_aware": metrics.tf_edit_success(tf.get("generalization_conflict_aware", [])),
                 "locality": metrics.tf_locality(tf.get("locality", [])),
+                "locality_uncovered": metrics.tf_locality(tf.get("locality_uncovered", [])),
             }
             counts = {"es": len(tf.get("reliability", [])) + len(tf.get("generalization", [])),
                       "es_conflict_aware": len(tf.get("es_conflict_aware", [])), "dd": len(tf.get("dd", [])),
                       "reliability": len(tf.get("reliability", [])), "generalization": len(tf.get("generalization", [])),
                       "reliability_conflict_aware": len(tf.get("reliability_conflict_aware", [])),
                       "generalization_conflict_aware": len(tf.get("generalization_conflict_aware", [])),
-                      "locality": len(tf.get("locality", []))}
+                      "locality": len(tf.get("locality", [])),
+                      "locality_uncovered": len(tf.get("locality_uncovered", []))}
             out += [Score(task, method, mode, n_edits, "teacher_forced", m, v, counts[m])
                     for m, v in forced.items() if v is not None]
         return out
@@ -236,13 +265,29 @@ class Observations:
         return {f"routed_to_edit_{k}": round(sum(v) / len(v), 4) for k, v in self.routed.items() if v}
 
 
-def newest_targets(examples: Sequence[EditExample], applied: Sequence[int]) -> dict[tuple[str, str], str]:
-    """For each fact (``fact_key``) among the applied edits, the target of the last one applied: the
+def newest_targets(examples: Sequence[EditExample], applied: Sequence[int],
+                   key: Callable[[EditExample], Hashable] = fact_key) -> dict[Hashable, str]:
+    """For each fact (``key``) among the applied edits, the target of the last one applied: the
     answer a "newest edit wins" policy should give."""
-    newest: dict[tuple[str, str], str] = {}
+    newest: dict[Hashable, str] = {}
     for index in applied:
-        newest[fact_key(examples[index])] = examples[index].edit_target
+        newest[key(examples[index])] = examples[index].edit_target
     return newest
+
+
+def conflict_key(task: Task) -> Callable[[EditExample], Hashable]:
+    """What makes two edits one fact for the conflict-aware scores: the task's ``edit_fact`` where it
+    tells one (CounterFact: subject and relation, so two records editing "The twin city of X is"
+    from different true answers conflict), else :func:`serac.data.fact_key` (subject, true answer)."""
+    edit_fact = task.edit_fact
+    if edit_fact is None:
+        return fact_key
+
+    def key(example: EditExample) -> Hashable:
+        fact = edit_fact(example)
+        return ("fact", fact_key(example)) if fact is None else ("relation", fact)
+
+    return key
 
 
 def observe(
@@ -258,17 +303,22 @@ def observe(
     """Score the ``scored`` edits' inputs with the ``applied`` edits in the method's memory (read
     the way ``task`` says; the QA way when None)."""
     task = task or Task("qa", [])
-    newest = newest_targets(examples, applied)
+    key = conflict_key(task)
+    newest = newest_targets(examples, applied, key)
 
     def targets(example: EditExample, probe: Probe) -> tuple[str, str]:  # (per record, conflict-aware)
         if task.probe_targets and probe.target is not None:
             return probe.target, probe.target
-        return example.edit_target, newest[fact_key(example)]
+        return example.edit_target, newest[key(example)]
 
     rel = [(examples[i].reliability_probe.input, *targets(examples[i], examples[i].reliability_probe))
            for i in scored] if task.ask_edit_input else []
     gen = [(p.input, *targets(examples[i], p)) for i in scored for p in examples[i].generalization_probes]
     loc = [p.input for i in scored for p in examples[i].out_of_scope]
+    loc_uncovered: list[str] = []  # stays empty (no such row) where the task cannot tell facts
+    if task.edit_fact is not None and task.prompt_fact is not None:
+        changed = {task.edit_fact(examples[i]) for i in applied} - {None}
+        loc_uncovered = [p for p in loc if task.prompt_fact(p) not in changed]
     dd = loc if dd_probes is None else [p.input for p in dd_probes]
 
     oos = list(dict.fromkeys(loc + dd))
@@ -290,6 +340,7 @@ def observe(
             reliability_conflict_aware=[(read[p], c) for p, _, c in rel],
             generalization_conflict_aware=[(read[p], c) for p, _, c in gen],
             locality=[(predictions[p], before[p]) for p in loc],
+            locality_uncovered=[(predictions[p], before[p]) for p in loc_uncovered],
             dd=[(predictions[p], before[p]) for p in dd],
         )
         obs.examples = (
@@ -324,6 +375,7 @@ def observe(
             "reliability_conflict_aware": conflict[: len(rel)],
             "generalization_conflict_aware": conflict[len(rel):],
             "locality": [on_base[p] for p in loc if p in on_base],
+            "locality_uncovered": [on_base[p] for p in loc_uncovered if p in on_base],
             "dd": [on_base[p] for p in dd if p in on_base],
         }
     return obs

@@ -46,7 +46,9 @@ def train_command(
                                                  "Default: ../shared/data when it exists."),
     zsre_train: Optional[Path] = typer.Option(None, "--zsre-train", help="zsRE training file (MEND format)."),
     counterfact_train: Optional[Path] = typer.Option(None, "--counterfact-train", help="CounterFact training file."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="A TrainConfig JSON (e.g. a run's train_config.json)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="A TrainConfig JSON (e.g. a run's "
+                                               "train_config.json); with --task fc / sentiment, that task's config "
+                                               "(FCTrainConfig / SentimentTrainConfig fields)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0): same seed, same run."),
     scope_steps: Optional[int] = typer.Option(None, "--scope-steps", min=1, help="Scope encoder steps."),
     cf_steps: Optional[int] = typer.Option(None, "--cf-steps", min=1, help="Counterfactual model steps."),
@@ -112,16 +114,16 @@ def train_command(
                           f"{result['threshold']:.3f}, {result['wall_s'] / 60:.1f} min)")
             return
         if task != "qa":
-            qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train, config=config_file,
+            qa_only = dict(zsre_train=zsre_train, counterfact_train=counterfact_train,
                            scope_steps=scope_steps, cf_steps=cf_steps, cf_model=cf_model, cf_method=cf_method,
                            encoder=encoder, cross_encoder=cross_encoder or None, quick=quick or None,
                            resume=resume or None, keep_checkpoints=keep_checkpoints or None)
             given = [f"--{k.replace('_', '-')}" for k, v in qa_only.items() if v is not None]
             if given:
                 raise typer.BadParameter(f"{', '.join(given)} apply to --task qa only; --task {task} takes "
-                                         "--data-dir, --output, --seed, --overwrite, --threads and --device "
-                                         "(fc also --counterfactual)")
-            _train_task(task, output, data_dir, seed, overwrite, threads, device, counterfactual)
+                                         "--data-dir, --output, --config (the task's config JSON), --seed, "
+                                         "--overwrite, --threads and --device (fc also --counterfactual)")
+            _train_task(task, output, data_dir, seed, overwrite, threads, device, counterfactual, config_file)
             return
         output = output or serac_home() / "trained"
         options_given = any(v is not None for v in (data_dir, zsre_train, counterfact_train, config_file, seed,
@@ -181,9 +183,11 @@ def _train_mend(output: Optional[Path], data_dir: Optional[Path], zsre_train: Op
 
 
 def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], seed: Optional[int], overwrite: bool,
-                threads: int, device: Optional[str] = None, counterfactual: Optional[Path] = None) -> None:
+                threads: int, device: Optional[str] = None, counterfactual: Optional[Path] = None,
+                config_file: Optional[Path] = None) -> None:
     """``serac train --task fc|sentiment``: the task's models (serac.train.fc / serac.train.sentiment),
-    artifact in ``output`` (default ``$SERAC_HOME/tasks/TASK``)."""
+    artifact in ``output`` (default ``$SERAC_HOME/tasks/TASK``); ``config_file``: the task's config
+    JSON (FCTrainConfig / SentimentTrainConfig fields), the other options override it."""
     import logging
 
     import torch
@@ -210,7 +214,8 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
             raise ConfigError(f"{data} not found: pass --data-dir, the folder that holds vitaminc_sample/")
         if counterfactual is not None:
             given["counterfactual"] = str(counterfactual)
-        summary = train_fc(data, output, FCTrainConfig().replace(**given))
+        config = FCTrainConfig.load(config_file) if config_file else FCTrainConfig()
+        summary = train_fc(data, output, config.replace(**given))
         evaluate = f"serac eval --task fc --artifact {output} --data {data}"
     else:
         from serac.tasks.sentiment.data import DATA_FILE, build_sentiment_data, default_data_dir
@@ -221,7 +226,8 @@ def _train_task(task: str, output: Optional[Path], data_dir: Optional[Path], see
             console.print(f"building the sentiment data set in {data} (chat-model replies judged by VADER; about "
                           "10 min on 2 CPU cores)")
             build_sentiment_data(data, counterfact=shared / COUNTERFACT_TRAIN, zsre=shared / ZSRE_TRAIN)
-        summary = train_sentiment(data, output, SentimentTrainConfig().replace(**given))
+        config = SentimentTrainConfig.load(config_file) if config_file else SentimentTrainConfig()
+        summary = train_sentiment(data, output, config.replace(**given))
         evaluate = f"serac eval --task sentiment --artifact {output}"
     seconds = summary.get("seconds")
     console.print(f"[green]{task} artifact written to {output}[/green]"

@@ -91,6 +91,10 @@ class FCTrainConfig(Config):
     min_evidence_words: int = option(0, "Drop evidence shorter than this.", check=NON_NEGATIVE_INT)
     seed: int = option(0, "Random seed.", check=INTEGER)
     counterfact_train: str | None = option(None, "CounterFact *train* file: extra (evidence, claim) pairs.")
+    scope_fm2: str | None = option(
+        None, "A fact_checking folder (shared/data/fact_checking): the Fool Me Twice *dev* evidence and claims also "
+        "train and calibrate the scope (Wikipedia-style evidence, unlike the VitaminC sample's; never its test "
+        "split). Raise scope_steps with it: 24 steps cover the VitaminC sample alone.")
     counterfact_records: int = option(3000, "CounterFact records used for those pairs.", check=POSITIVE_INT)
     number_swaps: bool = option(False, "Add digit-swapped copies of supported claims.")
     counterfactual: str | None = option(
@@ -150,9 +154,18 @@ def train_fc(
 
     # 3. scope: serac train's scope training and calibration over (evidence, claim) records
     t = time.perf_counter()
+    scope_train, scope_val = list(train), list(val)
+    if config.scope_fm2:
+        from serac.tasks.fc.corpora import fm2_edits, load_fm2
+
+        extra = fm2_edits(load_fm2(config.scope_fm2, "dev", keep_sentences=True), seed=config.seed).edits
+        extra_train, extra_val = split_edits(extra, config.val_fraction, config.seed)
+        scope_train += extra_train
+        scope_val += extra_val
+        summary.update(n_scope_fm2_train_edits=len(extra_train), n_scope_fm2_val_edits=len(extra_val))
     scope = fit_task_scope(
-        records_from_examples([edit_example(e) for e in train], "fc"),
-        records_from_examples([edit_example(e) for e in val], "fc"),
+        records_from_examples([edit_example(e) for e in scope_train], "fc"),
+        records_from_examples([edit_example(e) for e in scope_val], "fc"),
         ScopeTrainConfig(encoder=config.encoder, steps=max(config.scope_steps, 1), batch_records=16, lr=config.scope_lr,
                          warmup=0.1, top_k=config.top_k),
         out / SCOPE_DIR, fit=config.scope_steps > 0, seed=config.seed, device=config.device,

@@ -77,6 +77,8 @@ class PairClassifierConfig(Config):
     head_lr: float = option(5e-4, "Learning rate of the new classification head.", check=POSITIVE_NUMBER)
     warmup_fraction: float = option(0.06, "Linear warm-up share of each stage's steps.", check=FRACTION)
     weight_decay: float = option(0.01, "AdamW weight decay.", check=FRACTION)
+    validation_fraction: float = option(0.1, "Share of stage-2 claims held out (seeded, whole claims) to "
+                                        "measure each stage on; 0 trains on all of them.", check=FRACTION)
     seed: int = option(0, "Random seed (data order, sampling, head initialisation).", check=INTEGER)
     device: str = option("cpu", "Where training runs: auto, cpu, cuda, cuda:N, mps.", check=DEVICE)
 
@@ -221,6 +223,24 @@ def predict(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], *, bat
     return out
 
 
+def hold_out_claims(pairs: Sequence[Any], fraction: float, seed: int) -> tuple[list, list]:
+    """(train, held out): a seeded ``fraction`` of the distinct claims, with every pair of each, held
+    out, so no held-out claim is seen with other evidence in training."""
+    claims = sorted({p.claim for p in pairs})
+    held = set(random.Random(seed).sample(claims, round(fraction * len(claims)))) if fraction else set()
+    return [p for p in pairs if p.claim not in held], [p for p in pairs if p.claim in held]
+
+
+def validation_accuracy(model: Any, tokenizer: Any, pairs: Sequence[Any], max_length: int) -> dict[str, Any]:
+    """3-way accuracy on ``pairs`` and supports/refutes accuracy on their decided ones (argmax of all
+    three labels: a "not enough info" answer to a decided pair counts as wrong)."""
+    predicted = predict(model, tokenizer, [(p.evidence, p.claim) for p in pairs], max_length=max_length)
+    decided = [(q, p.label) for q, p in zip(predicted, pairs) if p.label != LABELS[2]]
+    return {"n_pairs": len(pairs), "accuracy": float(np.mean([q == p.label for q, p in zip(predicted, pairs)])),
+            "n_decided": len(decided),
+            "decided_accuracy": float(np.mean([q == g for q, g in decided])) if decided else None}
+
+
 # -- the two-stage pipeline ----------------------------------------------------------------------
 def train_pair_classifier(
     data_root: PathArg, vitaminc_dir: PathArg, out_dir: PathArg, config: PairClassifierConfig | None = None
@@ -241,6 +261,7 @@ def train_pair_classifier(
     summary: dict[str, Any] = {"config": config.to_dict(), "labels": list(LABELS), "stages": {}}
     model = tokenizer = None
     started = time.perf_counter()
+    validation: list = []
     for name, splits, epochs, nei_cap in stages:
         stage_dir = out / f"stage-{name}"
         if epochs == 0:
@@ -256,6 +277,14 @@ def train_pair_classifier(
         data = classifier_training_pairs(data_root, vitaminc_dir, splits, max_nei_fraction=nei_cap, seed=config.seed)
         if name == "pretrain" and config.pretrain_pairs is not None and config.pretrain_pairs < len(data):
             data = random.Random(config.seed).sample(data, config.pretrain_pairs)
+        if name == "pretrain":  # the held-out claims come from stage 2's data, so both stages measure on them
+            stage2 = classifier_training_pairs(data_root, vitaminc_dir, config.finetune_splits,
+                                               max_nei_fraction=config.max_nei_fraction, seed=config.seed)
+            _, validation = hold_out_claims(stage2, config.validation_fraction, config.seed)
+            held = {p.claim for p in validation}
+            data = [p for p in data if p.claim not in held]
+        else:
+            data, validation = hold_out_claims(data, config.validation_fraction, config.seed)
         t = time.perf_counter()
         losses = train_steps(model, tokenizer, [(p.evidence, p.claim) for p in data], [p.label for p in data],
                              config, epochs=epochs, desc=name)
@@ -269,6 +298,8 @@ def train_pair_classifier(
             "loss_last_50": float(np.mean(losses[-50:])),
             "seconds": time.perf_counter() - t,
         }
+        if validation:
+            record["validation"] = validation_accuracy(model, tokenizer, validation, config.max_length)
         model.save_pretrained(stage_dir)
         tokenizer.save_pretrained(stage_dir)
         (stage_dir / DONE_FILE).write_text(json.dumps(record, indent=2) + "\n")

@@ -16,7 +16,7 @@ from serac.errors import ConfigError
 from serac.train.artifacts import REPORT_FILE, write_json
 
 EVAL_METRICS = ("es", "es_conflict_aware", "reliability", "generalization", "reliability_conflict_aware",
-                "generalization_conflict_aware", "locality", "dd")
+                "generalization_conflict_aware", "locality", "locality_uncovered", "dd")
 
 
 def _pct(value: Any) -> str:

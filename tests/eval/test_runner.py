@@ -122,6 +122,61 @@ def test_custom_method_and_conflict_aware_scores_by_hand(data_dir, models):
     assert got[("oracle", 6, "teacher_forced", "es_conflict_aware")] == pytest.approx(5 / 12)
 
 
+class ExactMatchOverBase(Oracle):
+    """The oracle's exact-input memory in front of the unedited base model."""
+
+    def __init__(self, models: EvalModels) -> None:
+        super().__init__()
+        self.models = models
+
+    def predict(self, prompts):
+        rest = [p for p in prompts if p not in self.memory]
+        base = dict(zip(rest, self.models.base.generate(rest, self.models.options))) if rest else {}
+        return [self.memory.get(p, base.get(p)) for p in prompts]
+
+
+def test_locality_uncovered_leaves_out_prompts_another_stored_edit_asks(tmp_path, models):
+    """CounterFact: a record's neighbourhood prompt can ask a (subject, relation) another stored
+    edit changes; answering it from that edit is right, so ``locality_uncovered`` leaves it out."""
+    first, second = "The mother tongue of {} is", "{} is a native speaker of"
+    rows = [("Ana Lima", first, second.format("Bo Chen")), ("Bo Chen", second, first.format("Cy Park")),
+            ("Cy Park", first, second.format("Di Sato"))]
+    cf = [{"case_id": i, "prompt": template.format(s), "target_new": new, "subject": s, "ground_truth": "French",
+           "rephrase_prompt": f"{s} speaks", "locality_prompt": loc, "locality_ground_truth": "French"}
+          for i, ((s, template, loc), new) in enumerate(zip(rows, ("Dutch", "English", "Welsh")))]
+    (tmp_path / "cf.json").write_text(json.dumps(cf))
+    task = load_task("counterfact", tmp_path / "cf.json")
+    assert task.edit_fact(task.examples[1]) == task.prompt_fact(second.format("Bo Chen")) is not None
+    result = Runner(task, models, EvalSettings(mode="sequential", checkpoints=(1, 3), cost=False,
+                                               scorings=("generation",))).run([ExactMatchOverBase(models)])
+    got = _scores(result)
+    # N=1: only Ana Lima's edit is stored; her neighbourhood prompt (Bo Chen) is nobody's edit yet
+    assert got[("oracle", 1, "generation", "locality")] == got[("oracle", 1, "generation", "locality_uncovered")] == 1.0
+    # N=3: the first two neighbourhood prompts are the next records' edit inputs, answered from them
+    assert got[("oracle", 3, "generation", "locality")] == pytest.approx(1 / 3)
+    assert got[("oracle", 3, "generation", "locality_uncovered")] == 1.0
+    counts = {(s.n_edits, s.metric): s.count for s in result.scores}
+    assert counts[(3, "locality")] == 3 and counts[(3, "locality_uncovered")] == 1
+
+
+def test_counterfact_conflicts_are_one_subject_and_relation_whatever_the_true_answer(tmp_path, models):
+    """Two CounterFact records can edit one multi-valued relation ("The twin city of X is") from two
+    true answers, with the same input: the newest answers it, and the conflict-aware scores expect
+    that (fact_key, subject and true answer, would call them two facts)."""
+    cf = [{"case_id": i, "prompt": "The twin city of Oslo is", "target_new": new, "subject": "Oslo",
+           "ground_truth": truth, "rephrase_prompt": "Oslo is twinned with", "locality_prompt": "The twin city of Rome is",
+           "locality_ground_truth": "Paris"} for i, (new, truth) in enumerate((("Lima", "Kiev"), ("Quito", "Riga")))]
+    (tmp_path / "cf.json").write_text(json.dumps(cf))
+    task = load_task("counterfact", tmp_path / "cf.json")
+    result = Runner(task, models, EvalSettings(mode="sequential", checkpoints=(2,), cost=False,
+                                               scorings=("generation",))).run([ExactMatchOverBase(models)])
+    got = _scores(result)
+    # the exact-match memory keeps the first edit of an input (Lima): per record right once, and wrong
+    # against the newest (Quito) both times
+    assert got[("oracle", 2, "generation", "reliability")] == pytest.approx(0.5)
+    assert got[("oracle", 2, "generation", "reliability_conflict_aware")] == 0.0
+
+
 def test_settings_cap_a_method_and_the_table_says_so(data_dir, models, tmp_path):
     settings = EvalSettings(mode="sequential", checkpoints=(2, 6), cost=False, method_caps={"oracle": 2})
     result = Runner(task_of(data_dir), models, settings).run([Oracle()])

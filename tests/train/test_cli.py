@@ -54,6 +54,21 @@ def test_train_task_fc_passes_its_data_output_and_options(shared, calls, tmp_pat
     assert again.exit_code == 0, again.output
 
 
+def test_train_task_fc_reads_its_config_file_and_options_override_it(shared, calls, tmp_path, monkeypatch):
+    monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
+    config = tmp_path / "fc.json"
+    config.write_text(json.dumps({"scope_fm2": str(shared / "fact_checking"), "scope_steps": 150, "seed": 1}))
+    result = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--config", str(config),
+                                      "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert (calls["config"].scope_fm2, calls["config"].scope_steps, calls["config"].seed) == (
+        str(shared / "fact_checking"), 150, 3)
+    config.write_text(json.dumps({"scope_steps": 0.5}))
+    bad = CliRunner().invoke(app, ["train", "--task", "fc", "--data-dir", str(shared), "--config", str(config),
+                                   "--overwrite"])
+    assert bad.exit_code != 0 and "scope_steps" in bad.output
+
+
 def test_train_task_sentiment_reuses_built_data(shared, calls, tmp_path, monkeypatch):
     monkeypatch.setenv("SERAC_HOME", str(tmp_path / "home"))
     data = tmp_path / "home" / "tasks" / "sentiment-data"

@@ -90,3 +90,31 @@ def test_train_save_load_round_trip_and_resume(tmp_path, monkeypatch):
     again = pc.train_pair_classifier(data, vitaminc, out, config)
     assert again["stages"] == summary["stages"]
     assert pc.predict(*pc.load_pair_classifier(out), PAIRS) == reloaded.predict(PAIRS)
+
+
+def test_held_out_claims_keep_all_their_pairs_out_of_training():
+    pairs = [pc_pair(c, e) for c in "abcdefghij" for e in ("x", "y")]
+    train, held = pc.hold_out_claims(pairs, 0.3, seed=0)
+    assert len({p.claim for p in held}) == 3 and len(held) == 6
+    assert not {p.claim for p in train} & {p.claim for p in held}
+    assert pc.hold_out_claims(pairs, 0.3, seed=0) == (train, held)  # seeded
+    assert pc.hold_out_claims(pairs, 0.0, seed=0) == (pairs, [])
+
+
+def test_each_stage_is_measured_on_the_held_out_stage_two_claims(tmp_path):
+    data, vitaminc = write_tree(tmp_path / "data")
+    config = pc.PairClassifierConfig(model=str(save_tiny_bert(tmp_path / "bert")), batch_size=4,
+                                     max_nei_fraction=0.5, validation_fraction=0.5)
+    summary = pc.train_pair_classifier(data, vitaminc, tmp_path / "out", config)
+    pretrain, finetune = summary["stages"]["pretrain"]["validation"], summary["stages"]["finetune"]["validation"]
+    assert pretrain["n_pairs"] == finetune["n_pairs"] > 0
+    assert 0.0 <= finetune["accuracy"] <= 1.0
+    unheld = pc.train_pair_classifier(data, vitaminc, tmp_path / "all", config.replace(validation_fraction=0.0))
+    assert "validation" not in unheld["stages"]["finetune"]
+    assert unheld["stages"]["finetune"]["n_pairs"] > summary["stages"]["finetune"]["n_pairs"]
+
+
+def pc_pair(claim: str, evidence: str):
+    from serac.tasks.fc.corpora import LabelledPair
+
+    return LabelledPair(evidence=evidence, claim=claim, label="supports", source="test")

@@ -69,6 +69,19 @@ def test_train_fc_uses_a_given_counterfactual_classifier(tmp_path, vitaminc, tin
         train_fc(vitaminc, tmp_path / "fc2", config.replace(counterfactual=str(wrong)))
 
 
+def test_train_fc_scope_also_learns_fool_me_twice_dev(tmp_path, vitaminc, tiny_bert_dir):
+    from serac.train.fc import FCTrainConfig, train_fc
+    from tests.tasks.fc.fixtures import write_tree
+
+    data, _ = write_tree(tmp_path / "data")
+    config = FCTrainConfig(encoder=str(tiny_bert_dir), epochs=1, scope_steps=2, val_fraction=0.34, batch_size=4,
+                           device="cpu", scope_fm2=str(data))
+    summary = train_fc(vitaminc, tmp_path / "fc", config)
+    assert (summary["n_scope_fm2_train_edits"], summary["n_scope_fm2_val_edits"]) == (1, 0)  # the fixture's one claim
+    assert summary["n_train_edits"] + summary["n_val_edits"] == 9  # the classifiers still see VitaminC only
+    assert EditedModel.from_pretrained(tmp_path / "fc").scope is not None
+
+
 def test_held_out_negatives_score_each_query_against_the_other_facts():
     encoder = HashingEncoder()
     records = [EditRecord(key, "t", (query,), (), (key, ""), "", "fc") for key, query in
