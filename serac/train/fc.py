@@ -91,12 +91,12 @@ class FCTrainConfig(Config):
     min_evidence_words: int = option(0, "Drop evidence shorter than this.", check=NON_NEGATIVE_INT)
     seed: int = option(0, "Random seed.", check=INTEGER)
     counterfact_train: str | None = option(None, "CounterFact *train* file: extra (evidence, claim) pairs.")
+    counterfact_records: int = option(3000, "CounterFact records used for those pairs.", check=POSITIVE_INT)
+    number_swaps: bool = option(False, "Add digit-swapped copies of supported claims.")
     scope_fm2: str | None = option(
         None, "A fact_checking folder (shared/data/fact_checking): the Fool Me Twice *dev* evidence and claims also "
         "train and calibrate the scope (Wikipedia-style evidence, unlike the VitaminC sample's; never its test "
         "split). Raise scope_steps with it: 24 steps cover the VitaminC sample alone.")
-    counterfact_records: int = option(3000, "CounterFact records used for those pairs.", check=POSITIVE_INT)
-    number_swaps: bool = option(False, "Add digit-swapped copies of supported claims.")
     counterfactual: str | None = option(
         None, "A trained (evidence, claim) sequence classifier to use as the counterfactual model instead of "
         "training one here (a directory written by save_pretrained; its id2label must hold supports/refutes).",
