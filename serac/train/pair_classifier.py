@@ -261,7 +261,13 @@ def train_pair_classifier(
     summary: dict[str, Any] = {"config": config.to_dict(), "labels": list(LABELS), "stages": {}}
     model = tokenizer = None
     started = time.perf_counter()
-    validation: list = []
+    # Stage 2's pairs, loaded once; a seeded share of their claims is held out of both stages, so each
+    # stage is measured on the same claims
+    stage2, validation = hold_out_claims(
+        classifier_training_pairs(data_root, vitaminc_dir, config.finetune_splits,
+                                  max_nei_fraction=config.max_nei_fraction, seed=config.seed),
+        config.validation_fraction, config.seed)
+    held = {p.claim for p in validation}
     for name, splits, epochs, nei_cap in stages:
         stage_dir = out / f"stage-{name}"
         if epochs == 0:
@@ -274,17 +280,14 @@ def train_pair_classifier(
         if model is None:
             model, tokenizer = new_pair_classifier(config.model, seed=config.seed)
         model.to(device)
-        data = classifier_training_pairs(data_root, vitaminc_dir, splits, max_nei_fraction=nei_cap, seed=config.seed)
-        if name == "pretrain" and config.pretrain_pairs is not None and config.pretrain_pairs < len(data):
-            data = random.Random(config.seed).sample(data, config.pretrain_pairs)
-        if name == "pretrain":  # the held-out claims come from stage 2's data, so both stages measure on them
-            stage2 = classifier_training_pairs(data_root, vitaminc_dir, config.finetune_splits,
-                                               max_nei_fraction=config.max_nei_fraction, seed=config.seed)
-            _, validation = hold_out_claims(stage2, config.validation_fraction, config.seed)
-            held = {p.claim for p in validation}
-            data = [p for p in data if p.claim not in held]
+        if name == "finetune":
+            data = stage2
         else:
-            data, validation = hold_out_claims(data, config.validation_fraction, config.seed)
+            data = classifier_training_pairs(data_root, vitaminc_dir, splits, max_nei_fraction=nei_cap,
+                                             seed=config.seed)
+            if config.pretrain_pairs is not None and config.pretrain_pairs < len(data):
+                data = random.Random(config.seed).sample(data, config.pretrain_pairs)
+            data = [p for p in data if p.claim not in held]
         t = time.perf_counter()
         losses = train_steps(model, tokenizer, [(p.evidence, p.claim) for p in data], [p.label for p in data],
                              config, epochs=epochs, desc=name)
